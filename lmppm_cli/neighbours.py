@@ -1,0 +1,58 @@
+"""Nearest-neighbour search in matrix-product form, batched on the device.
+
+Used for x_i* of Eq. 20 (the clean training image nearest to a noisy sample, searched over the whole
+clean set) and for the bank statistics behind the default sigma_ker.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """||a_i - b_j||^2 as ||a||^2 - 2 a.b + ||b||^2, clamped at 0 against rounding. (M, D), (N, D) -> (M, N)."""
+    d2 = a.pow(2).sum(1, keepdim=True) - 2.0 * a @ b.T + b.pow(2).sum(1).unsqueeze(0)
+    return d2.clamp_min_(0.0)
+
+
+@torch.no_grad()
+def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclude_self: bool = False):
+    """Exact nearest pool row for each query: (indices (M,), squared distances (M,)).
+
+    The pool is scanned in chunks of `chunk` rows, so memory is O(M * chunk), not O(M * N).
+    With `exclude_self`, queries are the pool itself and each row skips its own index.
+    """
+    q = queries.flatten(1)
+    best_d = torch.full((q.shape[0],), float("inf"), device=q.device, dtype=q.dtype)
+    best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+    rows = torch.arange(q.shape[0], device=q.device)
+    for start in range(0, pool.shape[0], chunk):
+        d2 = squared_distances(q, pool[start : start + chunk].flatten(1))  # (M, chunk)
+        if exclude_self:
+            cols = rows - start
+            inside = (cols >= 0) & (cols < d2.shape[1])
+            d2[rows[inside], cols[inside]] = float("inf")
+        d, i = d2.min(1)
+        better = d < best_d
+        best_d = torch.where(better, d, best_d)
+        best_i = torch.where(better, i + start, best_i)
+    return best_i, best_d
+
+
+@torch.no_grad()
+def nearest_approximate(
+    queries: torch.Tensor, pool: torch.Tensor, projection: torch.Tensor, candidates: int = 32
+):
+    """Cheaper nearest neighbour for large clean sets (an approximation, not exact).
+
+    Both sides are projected to a few random dimensions (`projection`, (D, k), Johnson-Lindenstrauss),
+    the `candidates` nearest in the projection are found, and only those are compared exactly.
+    The true nearest row is missed when the projection ranks it below `candidates` others.
+    """
+    q = queries.flatten(1)
+    p = pool.flatten(1)
+    short = squared_distances(q @ projection, p @ projection)  # (M, N), k-dim work
+    cand = short.topk(min(candidates, p.shape[0]), dim=1, largest=False).indices  # (M, c)
+    exact = (p[cand] - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
+    d, j = exact.min(1)
+    return cand.gather(1, j.unsqueeze(1)).squeeze(1), d

@@ -1,0 +1,87 @@
+"""Restoration and generation with a trained model: F, the latent flow of Alg. 4, G."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from lmppm_cli.config import FlowConfig
+from lmppm_cli.flow import run_flow
+from lmppm_cli.models import LMPPM
+
+
+@dataclass
+class Restored:
+    images: torch.Tensor  # (B, C, H, W) = G(z^N)
+    steps_taken: torch.Tensor  # (B,)
+    trajectory: list[torch.Tensor]  # decoded images per step, [G(z^1), ..., G(z^N)] when asked for
+
+
+def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
+    """The model's saved flow defaults with the given (non-None) fields replaced."""
+    return dataclasses.replace(model.config.flow, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@torch.no_grad()
+def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_trajectory=False) -> Restored:
+    """Alg. 4, Reconstruction: z^1 = F(x), N flow steps, return G(z^N). x: (B, C, H, W) in [0, 1]."""
+    model.eval()
+    z, skips = model.autoencoder.encode(x.to(model.device))  # (B, d)
+    return _flow_and_decode(model, z, skips, flow or model.config.flow, keep_trajectory)
+
+
+def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool) -> Restored:
+    result = run_flow(
+        z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
+        steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory,
+    )  # fmt: skip
+    decode = model.autoencoder.decode
+    trajectory = [decode(zn, skips) for zn in result.trajectory]
+    return Restored(decode(result.z, skips), result.steps_taken, trajectory)
+
+
+@torch.no_grad()
+def single_pass(model: LMPPM, x: torch.Tensor) -> torch.Tensor:
+    """G(F(x)): the autoencoder alone, the reference the flow has to beat."""
+    model.eval()
+    z, skips = model.autoencoder.encode(x.to(model.device))
+    return model.autoencoder.decode(z, skips)
+
+
+def sample_seeds(seed: int, first: int, count: int) -> list[int]:
+    """One seed per sample, so sample i is the same whatever the batch size or the number asked for."""
+    return [seed * 1_000_003 + i for i in range(first, first + count)]
+
+
+def start_latents(model: LMPPM, seeds: list[int], start: str = "latent"):
+    """z^1 and the skips for generation, one noise draw per seed.
+
+    start="latent": z^1 ~ N(mean(S), cov(S)), Gaussian noise in latent space with the bank's first two
+    moments, as a latent diffusion model starts; start="pixel": z^1 = F(noise image), the noise image
+    N(0, 1) clamped to [0, 1]. Pixel noise encodes to a narrow region of the latent space, so its samples
+    are far less diverse (README, "Choices"). Skips (U-Net) always come from the noise image."""
+    if start not in ("latent", "pixel"):
+        raise ValueError(f"unknown generation start {start!r}; expected 'latent' or 'pixel'.")
+    ae, bank = model.config.autoencoder, model.bank
+    images, eps = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        images.append(torch.randn(ae.channels, ae.height, ae.width, generator=g).clamp(0.0, 1.0))
+        eps.append(torch.randn(bank.shape[1], generator=g))
+    z, skips = model.autoencoder.encode(torch.stack(images).to(model.device))  # (n, d)
+    if start == "latent":
+        cov = torch.cov(bank.T) + 1e-6 * torch.eye(bank.shape[1], device=bank.device)
+        z = bank.mean(0) + torch.stack(eps).to(bank.device) @ torch.linalg.cholesky(cov).T
+    return z, skips
+
+
+@torch.no_grad()
+def generate(model: LMPPM, seeds: list[int], flow: FlowConfig | None = None, keep_trajectory=False, start="latent"):
+    """Images from pure noise through the flow (Fig. 9): `flow.generate_steps` steps, no early stop."""
+    model.eval()
+    flow = flow or model.config.flow
+    flow = dataclasses.replace(flow, steps=flow.generate_steps, tol=0.0)
+    z, skips = start_latents(model, seeds, start)
+    return _flow_and_decode(model, z, skips, flow, keep_trajectory)

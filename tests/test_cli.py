@@ -1,0 +1,160 @@
+"""Real CLI runs on real files: train, restore, generate, and one-sentence errors for bad input."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from lmppm_cli import __version__
+from lmppm_cli.cli import app
+
+from conftest import write_png
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_sentence_error(result):
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    return lines[0]
+
+
+def _digit_like(path, size=(28, 28), mode="L"):
+    arr = np.zeros((size[1], size[0]), np.uint8)
+    arr[size[1] // 4 : 3 * size[1] // 4, size[0] // 2 - 2 : size[0] // 2 + 2] = 255
+    img = Image.fromarray(arr)
+    if mode == "RGBA":
+        img = img.convert("RGBA")
+        img.putalpha(Image.fromarray(np.tile(np.arange(size[0], dtype=np.uint8) * 5, (size[1], 1))))
+    elif mode == "I;16":
+        img = Image.fromarray(arr.astype(np.uint16) * 257)
+    elif mode != "L":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.stdout
+
+
+def test_train_one_epoch_on_a_folder_then_restore_and_generate_with_it(tmp_path):
+    r = np.random.default_rng(0)
+    for i in range(20):
+        write_png(tmp_path / "data" / f"{i}.png", (r.random((16, 16)) * 255).astype(np.uint8))
+    result = run("train", tmp_path / "data", "-o", tmp_path / "run", "--epochs", "1", "--batch-size", "8",
+                 "--image-size", "12", "--latent-dim", "4", "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "epoch   1" in result.stderr and "recon" in result.stderr
+    model = tmp_path / "run" / "model.safetensors"
+    assert model.is_file() and (tmp_path / "run" / "summary.md").is_file()
+    _digit_like(tmp_path / "x.png", size=(20, 20))
+    assert run("restore", tmp_path / "x.png", "-o", tmp_path / "y.png", "-m", model).exit_code == 0
+    assert Image.open(tmp_path / "y.png").size == (20, 20)
+    result = run("generate", "--n", "4", "-o", tmp_path / "gen", "-m", model, "--seed", "1")
+    assert result.exit_code == 0 and len(list((tmp_path / "gen").glob("sample_*.png"))) == 4
+
+
+def test_restore_file_with_bundled_model_and_trajectory(tmp_path):
+    _digit_like(tmp_path / "in.png")
+    result = run("restore", tmp_path / "in.png", "-o", tmp_path / "out.png", "--save-trajectory", "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    out = Image.open(tmp_path / "out.png")
+    assert out.size == (28, 28) and out.mode == "L"
+    strip = Image.open(tmp_path / "out.trajectory.png")
+    assert strip.size == (4 * 30 + 2, 32)  # z^1 .. z^4 decoded, 2 px padding
+
+
+@pytest.mark.parametrize("mode,size", [("RGBA", (31, 17)), ("I;16", (40, 40)), ("P", (28, 28)), ("RGB", (13, 50))])
+def test_restore_odd_modes_and_sizes_come_back_in_kind(tmp_path, mode, size):
+    src = tmp_path / "in.png"
+    _digit_like(src, size=size, mode=mode)
+    result = run("restore", src, "-o", tmp_path / "out.png", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    out, orig = Image.open(tmp_path / "out.png"), Image.open(src)
+    assert out.size == orig.size and out.mode == orig.mode
+    if mode == "RGBA":
+        np.testing.assert_array_equal(np.asarray(out.getchannel("A")), np.asarray(orig.getchannel("A")))
+    if mode in ("RGBA", "RGB", "P"):
+        assert "converted to grayscale" in result.stderr
+
+
+def test_restore_folder_keeps_names_and_survives_a_bad_file(tmp_path):
+    for name in ("a.png", "sub/b.png", "sub/deeper/c.jpg"):
+        _digit_like(tmp_path / "in" / name)
+    (tmp_path / "in" / "sub" / "broken.png").write_text("this is text")
+    result = run("restore", tmp_path / "in", "-o", tmp_path / "out", "--batch-size", "2")
+    assert result.exit_code == 1
+    for name in ("a.png", "sub/b.png", "sub/deeper/c.jpg"):
+        assert (tmp_path / "out" / name).is_file()
+    assert "broken.png" in result.stderr and "restored 3 file(s), 1 failed" in result.stdout
+
+
+def test_output_never_overwrites_an_input(tmp_path):
+    _digit_like(tmp_path / "in.png")
+    before = (tmp_path / "in.png").read_bytes()
+    assert "one of the inputs" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "in.png"))
+    assert (tmp_path / "in.png").read_bytes() == before
+
+
+def test_generate_is_reproducible_with_a_seed(tmp_path):
+    for d in ("a", "b"):
+        assert run("generate", "--n", "6", "-o", tmp_path / d, "--seed", "5", "--progression").exit_code == 0
+    for f in ("sample_0000.png", "sample_0005.png", "grid.png", "progression.png"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_bad_inputs_get_one_sentence(tmp_path):
+    _digit_like(tmp_path / "ok.png")
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "fake.safetensors").write_text("not a model")
+    cases = {
+        "does not exist": ("restore", tmp_path / "missing.png", "-o", tmp_path / "o.png"),
+        "not an image file": ("restore", tmp_path / "notes.txt", "-o", tmp_path / "o.png"),
+        "not a readable safetensors": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "fake.safetensors"),
+        "unknown model": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", "nonexistent-model"),
+        "unknown device": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "tpu"),
+        "alpha + beta must be below 1": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--alpha", "0.6", "--beta", "0.5"),
+        "neither a folder": ("train", "not-a-dataset", "-o", tmp_path / "run"),
+        "--image-size": ("train", "mnist-5k", "-o", tmp_path / "run", "--image-size", "big"),
+    }
+    for expected, args in cases.items():
+        result = run(*args)
+        if expected == "not an image file":  # a single bad file is reported as failed, exit 1
+            assert result.exit_code == 1 and expected in result.stderr and "Traceback" not in result.output
+            continue
+        assert expected in one_sentence_error(result), (expected, result.stderr)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_wrong_shapes_model_file_is_one_sentence(tiny_model_file, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from conftest import tiny_config
+
+    with safe_open(str(tiny_model_file), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    save_file(tensors, tmp_path / "wrong.safetensors", metadata={"lmppm.config": tiny_config(latent_dim=9).to_json()})
+    _digit_like(tmp_path / "ok.png")
+    assert "does not match" in one_sentence_error(run("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "wrong.safetensors"))
+
+
+def test_console_script_runs_as_installed(tmp_path):
+    exe = shutil.which("lmppm")
+    assert exe, "the lmppm console script is not on PATH"
+    _digit_like(tmp_path / "in.png")
+    proc = subprocess.run([exe, "restore", tmp_path / "in.png", "-o", tmp_path / "out.png"], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.png").is_file()

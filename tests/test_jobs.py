@@ -1,0 +1,99 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.jobs import generate_files, plan_restore, restore_files
+from lmppm_cli.weights import load_model
+
+from conftest import write_png
+
+
+def _img(path, size=(12, 12), mode="L"):
+    arr = (np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8)
+    write_png(path, arr)
+    if mode != "RGB":
+        Image.open(path).convert(mode).save(path)
+
+
+def test_plan_file_to_file_and_folder_keeps_structure(tmp_path):
+    _img(tmp_path / "in" / "a.png")
+    _img(tmp_path / "in" / "sub" / "b.png")
+    (tmp_path / "in" / "notes.txt").write_text("skip me")
+    jobs = plan_restore([str(tmp_path / "in" / "a.png")], str(tmp_path / "out.png"))
+    assert [(j.source.name, j.target) for j in jobs] == [("a.png", tmp_path / "out.png")]
+    jobs = plan_restore([str(tmp_path / "in")], str(tmp_path / "out"))
+    assert sorted(str(j.target.relative_to(tmp_path / "out")) for j in jobs) == ["a.png", "sub/b.png"]
+
+
+def test_plan_glob_is_relative_to_its_base(tmp_path):
+    _img(tmp_path / "in" / "x" / "a.png")
+    _img(tmp_path / "in" / "y" / "b.png")
+    jobs = plan_restore([str(tmp_path / "in" / "**" / "*.png")], str(tmp_path / "out"))
+    assert sorted(str(j.target.relative_to(tmp_path / "out")) for j in jobs) == ["x/a.png", "y/b.png"]
+
+
+def test_plan_refuses_to_overwrite_inputs_and_collisions(tmp_path):
+    _img(tmp_path / "a.png")
+    _img(tmp_path / "d1" / "same.png")
+    _img(tmp_path / "d2" / "same.png")
+    with pytest.raises(LmppmError, match="one of the inputs"):
+        plan_restore([str(tmp_path / "a.png")], str(tmp_path / "a.png"))
+    with pytest.raises(LmppmError, match="one of the inputs"):
+        plan_restore([str(tmp_path / "d1")], str(tmp_path / "d1"))
+    with pytest.raises(LmppmError, match="would both be written"):
+        plan_restore([str(tmp_path / "d1" / "same.png"), str(tmp_path / "d2" / "same.png")], str(tmp_path / "o"))
+    with pytest.raises(LmppmError, match="names one file"):
+        plan_restore([str(tmp_path / "d1"), str(tmp_path / "d2")], str(tmp_path / "o.png"))
+    with pytest.raises(LmppmError, match="does not exist"):
+        plan_restore([str(tmp_path / "nope.png")], str(tmp_path / "o"))
+    with pytest.raises(LmppmError, match="matches no files"):
+        plan_restore([str(tmp_path / "*.jpg")], str(tmp_path / "o"))
+
+
+def test_earlier_outputs_inside_the_input_folder_are_not_restored_again(tmp_path):
+    _img(tmp_path / "a.png")
+    _img(tmp_path / "out" / "a.png")
+    jobs = plan_restore([str(tmp_path)], str(tmp_path / "out"))
+    assert [j.source for j in jobs] == [tmp_path / "a.png"]
+
+
+def test_restore_files_batches_and_reports_the_bad_file(tiny_model_file, tmp_path):
+    model = load_model(tiny_model_file)
+    for i in range(5):
+        _img(tmp_path / "in" / f"{i}.png", size=(12 + i, 9 + 2 * i))
+    (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
+    jobs = plan_restore([str(tmp_path / "in")], str(tmp_path / "out"))
+    report = restore_files(model, jobs, model.config.flow, batch_size=2)
+    assert len(report.written) == 5
+    assert [p.name for p, _ in report.failed] == ["bad.png"]
+    for i in range(5):
+        assert Image.open(tmp_path / "out" / f"{i}.png").size == (12 + i, 9 + 2 * i)
+
+
+def test_batching_does_not_change_results(tiny_model_file, tmp_path):
+    model = load_model(tiny_model_file)
+    for i in range(4):
+        _img(tmp_path / "in" / f"{i}.png")
+    for bs in (1, 4):
+        restore_files(model, plan_restore([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), model.config.flow, batch_size=bs)
+    for i in range(4):
+        a = np.asarray(Image.open(tmp_path / "o1" / f"{i}.png"), dtype=int)
+        b = np.asarray(Image.open(tmp_path / "o4" / f"{i}.png"), dtype=int)
+        assert np.abs(a - b).max() <= 1  # identical up to float rounding of batched kernels
+
+
+def test_generate_files_is_seeded(tiny_model_file, tmp_path):
+    model = load_model(tiny_model_file)
+    flow = model.config.flow
+    generate_files(model, 5, tmp_path / "a", seed=7, flow=flow, progression=True)
+    generate_files(model, 5, tmp_path / "b", seed=7, flow=flow, batch_size=2)
+    generate_files(model, 5, tmp_path / "c", seed=8, flow=flow)
+    read = lambda d, i: np.asarray(Image.open(tmp_path / d / f"sample_{i:04d}.png"))  # noqa: E731
+    assert all(np.array_equal(read("a", i), read("b", i)) for i in range(5))
+    assert not all(np.array_equal(read("a", i), read("c", i)) for i in range(5))
+    prog = Image.open(tmp_path / "a" / "progression.png")
+    steps = flow.generate_steps + 1
+    assert prog.size == (steps * 14 + 2, 5 * 14 + 2)  # 12 px tiles, 2 px padding
+    assert Image.open(tmp_path / "a" / "grid.png").mode == "L"

@@ -1,0 +1,35 @@
+import math
+
+import torch
+
+from lmppm_cli.neighbours import nearest, nearest_approximate, squared_distances
+
+
+def test_squared_distances_match_cdist(rng):
+    a, b = torch.randn(7, 5, generator=rng, dtype=torch.float64), torch.randn(9, 5, generator=rng, dtype=torch.float64)
+    torch.testing.assert_close(squared_distances(a, b), torch.cdist(a, b).pow(2))
+
+
+def test_nearest_is_exact_in_any_chunking(rng):
+    pool = torch.randn(101, 3, 4, 4, generator=rng)
+    queries = pool[torch.tensor([5, 50, 99])] + 0.01 * torch.randn(3, 3, 4, 4, generator=rng)
+    brute = torch.cdist(queries.flatten(1), pool.flatten(1)).argmin(1)
+    for chunk in (7, 64, 1000):
+        idx, d2 = nearest(queries, pool, chunk=chunk)
+        assert idx.tolist() == brute.tolist() == [5, 50, 99]
+        assert (d2 >= 0).all()
+
+
+def test_nearest_excluding_self_finds_the_other_point(rng):
+    pool = torch.tensor([[0.0], [1.0], [1.5], [10.0]])
+    idx, d2 = nearest(pool, pool, chunk=3, exclude_self=True)
+    assert idx.tolist() == [1, 2, 1, 2]
+    torch.testing.assert_close(d2, torch.tensor([1.0, 0.25, 0.25, 8.5**2]))
+
+
+def test_approximate_search_finds_near_duplicates(rng):
+    pool = torch.randn(500, 64, generator=rng)
+    queries = pool[:40] + 0.01 * torch.randn(40, 64, generator=rng)
+    projection = torch.randn(64, 16, generator=rng) / math.sqrt(16)
+    idx, _ = nearest_approximate(queries, pool, projection, candidates=16)
+    assert idx.tolist() == list(range(40))

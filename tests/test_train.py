@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.train import TrainConfig, build_configs, train
+from lmppm_cli.weights import load_model
+
+from conftest import tiny_config
+
+
+def _tcfg(**kw):
+    base = dict(epochs=2, batch_size=16, lr_autoencoder=3e-3, lr_distance=1e-3, patience=5, seed=3)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_training_writes_model_checkpoint_and_summary(blob_dataset, tmp_path, device):
+    summary = train(tiny_config(), blob_dataset, _tcfg(), tmp_path, device)
+    model = load_model(tmp_path / "model.safetensors")
+    assert model.bank.shape == (48, 4)  # S = F(train images)
+    assert model.config.flow.sigma_ker == pytest.approx(summary["sigma_ker"]) and summary["sigma_ker"] > 0
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["epochs_run"] == 2 and len(saved["history"]) == 2
+    assert "| recon |" in (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "checkpoint.safetensors").is_file()
+
+
+def test_training_lowers_the_loss(blob_dataset, tmp_path, device):
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=20, patience=20), tmp_path, device)
+    hist = json.loads((tmp_path / "summary.json").read_text())["history"]
+    assert hist[-1]["val"]["total"] < 0.8 * hist[0]["val"]["total"]
+    assert summary["best_val_loss"] == min(h["val"]["total"] for h in hist)
+
+
+def test_resume_continues_exactly(blob_dataset, tmp_path, device):
+    train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "straight", device)
+    train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "split", device)
+    train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "split", device, resume=True)
+    a = load_model(tmp_path / "straight" / "model.safetensors").state_dict()
+    b = load_model(tmp_path / "split" / "model.safetensors").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_same_seed_same_model_other_seed_other_model(blob_dataset, tmp_path, device):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=1, seed=seed), tmp_path / name, device)
+    a, b, c = (load_model(tmp_path / n / "model.safetensors").bank for n in "abc")
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_early_stopping_stops_when_validation_stalls(blob_dataset, tmp_path, device):
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=50, patience=1, lr_autoencoder=0.0, lr_distance=0.0), tmp_path, device)
+    assert summary["stopped_early"] and summary["epochs_run"] == 2 and summary["best_epoch"] == 1
+
+
+def test_approximate_neighbour_search_trains(blob_dataset, tmp_path, device):
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, neighbours="approximate"), tmp_path, device)
+    assert summary["train_config"]["neighbours"] == "approximate"
+
+
+def test_run_folder_rules(blob_dataset, tmp_path, device):
+    with pytest.raises(LmppmError, match="nothing to resume"):
+        train(tiny_config(), blob_dataset, _tcfg(), tmp_path / "new", device, resume=True)
+    train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
+    with pytest.raises(LmppmError, match="already holds a run"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
+    with pytest.raises(LmppmError, match="only --epochs may change"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
+
+
+def test_build_configs_validates_lambdas():
+    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr_autoencoder=1e-3,
+              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    cfg, tcfg = build_configs(lambdas="1,2,3,4,5,6", **kw)
+    assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18
+    for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1"):
+        with pytest.raises(LmppmError, match="lambdas"):
+            build_configs(lambdas=bad, **kw)
