@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -166,8 +167,8 @@ def generate(
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
     net = _load(model, revision, offline, device)
-    flow = flow_settings(net, generate_steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
-    _check_flow(flow)
+    flow = flow_settings(net, generate_steps=steps, generate_alpha=alpha, generate_beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    _check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
     if start not in ("latent", "pixel"):
         raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
     report = generate_files(net, n, output, seed, flow, batch_size, progression, start)
@@ -190,6 +191,7 @@ def train(
     image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default 28).")] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
     neighbours: Annotated[str, typer.Option(help="x* search: exact, or approximate (faster on large sets).")] = "exact",
+    calibrate: Annotated[bool, typer.Option(help="Choose the flow defaults on the validation split after training.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
@@ -206,7 +208,7 @@ def train(
     config, tcfg = build_configs(
         channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
         lr_autoencoder=lr_autoencoder, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
-        lambdas=lambdas, neighbours=neighbours, seed=seed,
+        lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate,
     )  # fmt: skip
     with err.status(f"loading {data}"):
         dataset = load_dataset(data, ch, height, width, data_dir)
@@ -252,6 +254,39 @@ def _run_training(config, dataset, tcfg, output, dev, resume):
 
         hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch)
         return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks)
+
+
+@app.command()
+@friendly
+def bench(
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist-noise.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and figures.")] = "bench-results",
+    seed: Annotated[int, typer.Option(help="Seed of every degradation.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N test images (quick runs).")] = None,
+    model: ModelOpt = "mnist",
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Run one of the paper's experiments and write its table (Markdown, JSON)."""
+    from rich.table import Table
+
+    from lmppm_cli.bench import SUITES, run_suite
+
+    if suite not in SUITES:
+        raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(sorted(SUITES))}.")
+    net = _load(model, revision, offline, device)
+    table = Table("degradation", "method", "PSNR", "SSIM", "ms / image")
+    with _bar() as bar:
+        task = bar.add_task(suite, total=None)
+
+        def on_cell(cell):
+            bar.advance(task)
+            table.add_row(cell.degradation, cell.method, f"{cell.psnr:.2f}", f"{cell.ssim:.3f}", f"{1000 * cell.seconds_per_image:.2f}")
+
+        run_suite(suite, output, seed=seed, model=net, limit=limit, on_cell=on_cell)
+    out.print(table)
+    out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
 
 def main() -> None:

@@ -123,12 +123,15 @@ def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
     return Dataset(str(root), Split(stack[~val]), Split(stack[val]), None, tuple(skipped))
 
 
+def conform(images: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+    """Bring images (N, C, H, W) to a model's channels and size."""
+    return fit(to_channels(images, channels), height, width)
+
+
 def _conform(ds: Dataset, channels: int, height: int, width: int) -> Dataset:
     """Bring a built-in dataset to the model's channels and size."""
 
     def conv(split: Split | None) -> Split | None:
-        if split is None:
-            return None
-        return Split(fit(to_channels(split.images, channels), height, width), split.labels)
+        return None if split is None else Split(conform(split.images, channels, height, width), split.labels)
 
     return Dataset(ds.name, conv(ds.train), conv(ds.val), conv(ds.test), ds.skipped)

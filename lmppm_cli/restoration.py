@@ -82,6 +82,6 @@ def generate(model: LMPPM, seeds: list[int], flow: FlowConfig | None = None, kee
     """Images from pure noise through the flow (Fig. 9): `flow.generate_steps` steps, no early stop."""
     model.eval()
     flow = flow or model.config.flow
-    flow = dataclasses.replace(flow, steps=flow.generate_steps, tol=0.0)
+    flow = dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta, steps=flow.generate_steps, tol=0.0)
     z, skips = start_latents(model, seeds, start)
     return _flow_and_decode(model, z, skips, flow, keep_trajectory)

@@ -55,7 +55,7 @@ class TrainConfig:
 
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr_autoencoder, lr_distance,
-    sigma_d, patience, neighbours, seed,
+    sigma_d, patience, neighbours, seed, calibrate=True,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -69,7 +69,7 @@ def build_configs(
     ae = AutoencoderConfig(channels=channels, height=height, width=width, latent_dim=latent_dim)
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr_autoencoder=lr_autoencoder, lr_distance=lr_distance,
-        sigma_d=sigma_d, patience=patience, seed=seed, neighbours=neighbours,
+        sigma_d=sigma_d, patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values),
     )  # fmt: skip
     return ModelConfig(autoencoder=ae), tcfg
@@ -124,7 +124,7 @@ def train(
     torch.manual_seed(tcfg.seed)
     loop = _Loop(config, data, tcfg, device)
     if resume:
-        loop.restore(ckpt, tcfg.epochs)
+        loop.restore(ckpt, tcfg.epochs, data.name)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
     while not loop.finished():
         record = loop.epoch(progress)
@@ -137,7 +137,7 @@ class _Loop:
     """The training state and one epoch of it."""
 
     def __init__(self, config: ModelConfig, data: Dataset, tcfg: TrainConfig, device: torch.device):
-        self.config, self.tcfg, self.device = config, tcfg, device
+        self.config, self.tcfg, self.device, self.dataset = config, tcfg, device, data.name
         self.model = LMPPM(config).to(device)
         self.train_x = data.train.images.to(device)
         self.val_x = data.val.images.to(device)
@@ -225,13 +225,15 @@ class _Loop:
         state = {
             "epoch": self.epoch_no, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config.to_json(),
-            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(),
+            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.dataset,
         }  # fmt: skip
         save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
 
-    def restore(self, path: Path, epochs: int) -> None:
+    def restore(self, path: Path, epochs: int, dataset: str) -> None:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
         model_state, best_state, optim_state, rng, state = load_checkpoint(path)
+        if state.get("dataset") != dataset:
+            raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {dataset!r}; resume with the same data.")
         if state["model_config"] != self.config.to_json():
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])

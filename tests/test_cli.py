@@ -6,6 +6,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -125,11 +126,14 @@ def test_bad_inputs_get_one_sentence(tmp_path):
         "not a readable safetensors": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "fake.safetensors"),
         "unknown model": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", "nonexistent-model"),
         "unknown device": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "tpu"),
+        "CUDA is not available": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "cuda:0"),
         "alpha + beta must be below 1": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--alpha", "0.6", "--beta", "0.5"),
         "neither a folder": ("train", "not-a-dataset", "-o", tmp_path / "run"),
         "--image-size": ("train", "mnist-5k", "-o", tmp_path / "run", "--image-size", "big"),
     }
     for expected, args in cases.items():
+        if expected == "CUDA is not available" and torch.cuda.is_available():
+            continue
         result = run(*args)
         if expected == "not an image file":  # a single bad file is reported as failed, exit 1
             assert result.exit_code == 1 and expected in result.stderr and "Traceback" not in result.output

@@ -97,3 +97,20 @@ def test_generate_files_is_seeded(tiny_model_file, tmp_path):
     steps = flow.generate_steps + 1
     assert prog.size == (steps * 14 + 2, 5 * 14 + 2)  # 12 px tiles, 2 px padding
     assert Image.open(tmp_path / "a" / "grid.png").mode == "L"
+
+
+def test_outputs_get_normal_permissions(tiny_model_file, tmp_path):
+    import os
+    import stat
+
+    from lmppm_cli.atomic import write_text
+    from lmppm_cli.weights import save_model
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "a.txt", "x")
+        save_model(load_model(tiny_model_file), tmp_path / "m.safetensors")  # safetensors writes 0600 itself
+    finally:
+        os.umask(old)
+    for name in ("a.txt", "m.safetensors"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644

@@ -1,0 +1,25 @@
+"""Write the example inputs: held-out mnist-5k test digits with Gaussian noise (never training digits).
+
+    uv run python examples/make_examples.py
+
+noisy_digit.png: test digit 705 (a 7) with sigma 0.7 noise; noisy_digits/: one test digit per class
+with sigma 0.4 noise. Seeded, so the files are the same on every run.
+"""
+
+from pathlib import Path
+
+import torch
+
+from lmppm_cli.data import mnist_5k
+from lmppm_cli.degradations import gaussian_noise
+from lmppm_cli.images import save_image, tensor_to_image
+
+here = Path(__file__).parent
+test = mnist_5k().test
+gen = torch.Generator().manual_seed(0)
+save_image(tensor_to_image(gaussian_noise(test.images[705:706], 0.7, gen)[0]), here / "noisy_digit.png")
+for digit in range(10):
+    idx = digit * 100 + 5
+    assert test.labels[idx] == digit
+    noisy = gaussian_noise(test.images[idx : idx + 1], 0.4, gen)[0]
+    save_image(tensor_to_image(noisy), here / "noisy_digits" / f"digit_{digit}.png")
