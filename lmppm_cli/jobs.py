@@ -38,6 +38,8 @@ def plan_restore(inputs: list[str], output: str) -> list[Job]:
     folder and every result keeps its name relative to the folder or glob it came from.
     """
     out = Path(output)
+    if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise LmppmError(f"-o {output} is an existing file that is not an image; give an image name or a folder.")
     if any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs):
         raise LmppmError(f"-o {output} is one of the inputs: the results would overwrite the originals.")
     found: list[tuple[Path, Path]] = []  # (source, name relative to its root)

@@ -45,3 +45,15 @@ def test_unknown_source_and_empty_folder(tmp_path):
         load_dataset("cifar-99")
     with pytest.raises(LmppmError, match="at least 2"):
         load_dataset(str(tmp_path))
+
+
+def test_mnist_download_failure_is_one_clear_error(tmp_path, monkeypatch):
+    """Offline (simulated: torchvision's download raises as it does without a network)."""
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    with pytest.raises(LmppmError, match="could not download MNIST"):
+        load_dataset("mnist", data_dir=tmp_path)

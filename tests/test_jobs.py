@@ -48,6 +48,10 @@ def test_plan_refuses_to_overwrite_inputs_and_collisions(tmp_path):
         plan_restore([str(tmp_path / "d1"), str(tmp_path / "d2")], str(tmp_path / "o.png"))
     with pytest.raises(LmppmError, match="does not exist"):
         plan_restore([str(tmp_path / "nope.png")], str(tmp_path / "o"))
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(LmppmError, match="not an image"):
+        plan_restore([str(tmp_path / "a.png")], str(tmp_path / "notes.txt"))
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
     with pytest.raises(LmppmError, match="matches no files"):
         plan_restore([str(tmp_path / "*.jpg")], str(tmp_path / "o"))
 
