@@ -111,10 +111,10 @@ def restore(
     save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4."""
-    from lmppm_cli.jobs import plan_restore, restore_files
+    from lmppm_cli.jobs import plan_outputs, restore_files
     from lmppm_cli.restoration import flow_settings
 
-    jobs = plan_restore(inputs, output)
+    jobs = plan_outputs(inputs, output)
     net = _load(model, revision, offline, device)
     flow = flow_settings(net, steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
     _check_flow(flow)
@@ -139,6 +139,28 @@ def _report(report, verb: str) -> None:
     out.print(f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + ".")
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command()
+@friendly
+def degrade(
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
+    kind: Annotated[str, typer.Option(help="noise, elastic, downsample, missing-pixels, scribbles or sharpen.", show_default=False)],
+    severity: Annotated[str, typer.Option(help="mild, severe (Table 6) or an explicit strength.")] = "severe",
+    domain: Annotated[str, typer.Option(help="Which Table 6 presets: digits or faces (they differ for noise).")] = "digits",
+    seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
+) -> None:
+    """Degrade images reproducibly (Appendix B.2), to build test sets."""
+    from lmppm_cli.degradations import strength
+    from lmppm_cli.jobs import degrade_files, plan_outputs
+
+    value = strength(kind, severity, domain)
+    jobs = plan_outputs(inputs, output)
+    with _bar() as bar:
+        task = bar.add_task(f"{kind} {value:g}", total=len(jobs))
+        report = degrade_files(jobs, kind, value, seed, lambda job: bar.advance(task))
+    _report(report, "degraded")
 
 
 @app.command()

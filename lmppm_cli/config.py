@@ -55,10 +55,38 @@ class FlowConfig:
 
 
 @dataclass(frozen=True)
+class DiffusionConfig:
+    """The LDM baseline: a DDPM on the DAE's latents (Alg. 2/3, linear betas 1e-4..0.02, T = 2000).
+    start_step: restoration noises F(x) to this step and denoises from there (chosen on validation)."""
+
+    steps: int = 2000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    hidden: tuple[int, ...] = (256, 256, 256)
+    start_step: int = 200
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The small domain classifier whose penultimate features give the paper's MNIST FID."""
+
+    features: int = 64
+    classes: int = 10
+
+
+METHODS = ("lmppm", "dae", "ldm", "classifier")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
+    """method: lmppm (F, G, D, bank), dae (F, G, bank), ldm (the DAE's F, G and a latent DDPM) or
+    classifier (for FID)."""
+
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     distance: DistanceConfig = field(default_factory=DistanceConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     method: str = "lmppm"
     dataset: str = ""
     version: int = FORMAT_VERSION
@@ -74,6 +102,8 @@ class ModelConfig:
                 autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
                 distance=_build(DistanceConfig, raw["distance"]),
                 flow=_build(FlowConfig, raw["flow"]),
+                diffusion=_build(DiffusionConfig, raw.get("diffusion", {})),
+                classifier=_build(ClassifierConfig, raw.get("classifier", {})),
                 method=raw.get("method", "lmppm"),
                 dataset=raw.get("dataset", ""),
                 version=raw.get("version", FORMAT_VERSION),

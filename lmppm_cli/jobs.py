@@ -4,6 +4,7 @@ batches; writing generated samples. Each output is written atomically and never 
 from __future__ import annotations
 
 import glob
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ import torch
 from torchvision.utils import make_grid
 
 from lmppm_cli.config import FlowConfig
+from lmppm_cli.degradations import degrade
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
 from lmppm_cli.models import LMPPM
@@ -31,8 +33,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_restore(inputs: list[str], output: str) -> list[Job]:
-    """Expand files, folders (recursive) and globs, and map each to its output path.
+def plan_outputs(inputs: list[str], output: str) -> list[Job]:
+    """Expand files, folders (recursive) and globs, and map each to its output path (restore, degrade).
 
     One plain file and an output with an image suffix: file to file. Anything else: `output` is a
     folder and every result keeps its name relative to the folder or glob it came from.
@@ -101,6 +103,22 @@ def _check_targets(jobs: list[Job]) -> None:
         if target in seen:
             raise LmppmError(f"{seen[target]} and {job.source} would both be written to {job.target}.")
         seen[target] = job.source
+
+
+def degrade_files(jobs: list[Job], kind: str, value: float, seed: int, on_done=lambda job: None) -> Report:
+    """Degrade each file at its own size and channels and write it back in its own mode. A file's
+    seed comes from `seed` and its output name, so it does not depend on the other files."""
+    report = Report()
+    for job in jobs:
+        try:
+            x, info = read_image(job.source)
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(job.target.name.encode()))
+            save_image(encode(degrade(x, kind, value, gen), info), job.target, info)
+            report.written.append(job.target)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+        on_done(job)
+    return report
 
 
 def restore_files(

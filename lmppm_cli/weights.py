@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from lmppm_cli.atomic import atomic_path
 from lmppm_cli.config import ModelConfig
 from lmppm_cli.errors import LmppmError
-from lmppm_cli.models import LMPPM
+from lmppm_cli.models import build_model
 
 FORMAT_KEY = "lmppm.format"
 CONFIG_KEY = "lmppm.config"
@@ -27,7 +27,7 @@ DEFAULT_MODEL = "mnist"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def save_model(model: LMPPM, path: str | Path, extra: dict[str, str] | None = None) -> Path:
+def save_model(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> Path:
     """Write the whole model atomically; `extra` adds string metadata (e.g. training scores)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {FORMAT_KEY: "1", CONFIG_KEY: model.config.to_json(), **(extra or {})}
@@ -45,14 +45,17 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         raise LmppmError(f"{path} is not a readable safetensors model file ({exc}).") from exc
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> LMPPM:
-    """Rebuild the model from its saved config, load its weights with strict=True, in eval mode."""
+def load_model(path: str | Path, device: torch.device | str = "cpu", method: str | None = None):
+    """Rebuild the model from its saved config, load its weights with strict=True, in eval mode.
+    With `method`, a file holding another kind of model is refused in one sentence."""
     tensors, meta = read_tensors(path)
     if CONFIG_KEY not in meta:
         raise LmppmError(f"{path} is a safetensors file but not an lmppm model (no {CONFIG_KEY} metadata).")
     config = ModelConfig.from_json(meta[CONFIG_KEY])
+    if method is not None and config.method != method:
+        raise LmppmError(f"{path} holds a {config.method} model, not a {method} model.")
     bank = tensors.get("bank")
-    model = LMPPM(config, bank_size=0 if bank is None else bank.shape[0])
+    model = build_model(config, bank_size=0 if bank is None else bank.shape[0])
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

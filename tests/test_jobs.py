@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from lmppm_cli.errors import LmppmError
-from lmppm_cli.jobs import generate_files, plan_restore, restore_files
+from lmppm_cli.jobs import generate_files, plan_outputs, restore_files
 from lmppm_cli.weights import load_model
 
 from conftest import write_png
@@ -21,16 +21,16 @@ def test_plan_file_to_file_and_folder_keeps_structure(tmp_path):
     _img(tmp_path / "in" / "a.png")
     _img(tmp_path / "in" / "sub" / "b.png")
     (tmp_path / "in" / "notes.txt").write_text("skip me")
-    jobs = plan_restore([str(tmp_path / "in" / "a.png")], str(tmp_path / "out.png"))
+    jobs = plan_outputs([str(tmp_path / "in" / "a.png")], str(tmp_path / "out.png"))
     assert [(j.source.name, j.target) for j in jobs] == [("a.png", tmp_path / "out.png")]
-    jobs = plan_restore([str(tmp_path / "in")], str(tmp_path / "out"))
+    jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
     assert sorted(str(j.target.relative_to(tmp_path / "out")) for j in jobs) == ["a.png", "sub/b.png"]
 
 
 def test_plan_glob_is_relative_to_its_base(tmp_path):
     _img(tmp_path / "in" / "x" / "a.png")
     _img(tmp_path / "in" / "y" / "b.png")
-    jobs = plan_restore([str(tmp_path / "in" / "**" / "*.png")], str(tmp_path / "out"))
+    jobs = plan_outputs([str(tmp_path / "in" / "**" / "*.png")], str(tmp_path / "out"))
     assert sorted(str(j.target.relative_to(tmp_path / "out")) for j in jobs) == ["x/a.png", "y/b.png"]
 
 
@@ -39,27 +39,27 @@ def test_plan_refuses_to_overwrite_inputs_and_collisions(tmp_path):
     _img(tmp_path / "d1" / "same.png")
     _img(tmp_path / "d2" / "same.png")
     with pytest.raises(LmppmError, match="one of the inputs"):
-        plan_restore([str(tmp_path / "a.png")], str(tmp_path / "a.png"))
+        plan_outputs([str(tmp_path / "a.png")], str(tmp_path / "a.png"))
     with pytest.raises(LmppmError, match="one of the inputs"):
-        plan_restore([str(tmp_path / "d1")], str(tmp_path / "d1"))
+        plan_outputs([str(tmp_path / "d1")], str(tmp_path / "d1"))
     with pytest.raises(LmppmError, match="would both be written"):
-        plan_restore([str(tmp_path / "d1" / "same.png"), str(tmp_path / "d2" / "same.png")], str(tmp_path / "o"))
+        plan_outputs([str(tmp_path / "d1" / "same.png"), str(tmp_path / "d2" / "same.png")], str(tmp_path / "o"))
     with pytest.raises(LmppmError, match="names one file"):
-        plan_restore([str(tmp_path / "d1"), str(tmp_path / "d2")], str(tmp_path / "o.png"))
+        plan_outputs([str(tmp_path / "d1"), str(tmp_path / "d2")], str(tmp_path / "o.png"))
     with pytest.raises(LmppmError, match="does not exist"):
-        plan_restore([str(tmp_path / "nope.png")], str(tmp_path / "o"))
+        plan_outputs([str(tmp_path / "nope.png")], str(tmp_path / "o"))
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(LmppmError, match="not an image"):
-        plan_restore([str(tmp_path / "a.png")], str(tmp_path / "notes.txt"))
+        plan_outputs([str(tmp_path / "a.png")], str(tmp_path / "notes.txt"))
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     with pytest.raises(LmppmError, match="matches no files"):
-        plan_restore([str(tmp_path / "*.jpg")], str(tmp_path / "o"))
+        plan_outputs([str(tmp_path / "*.jpg")], str(tmp_path / "o"))
 
 
 def test_earlier_outputs_inside_the_input_folder_are_not_restored_again(tmp_path):
     _img(tmp_path / "a.png")
     _img(tmp_path / "out" / "a.png")
-    jobs = plan_restore([str(tmp_path)], str(tmp_path / "out"))
+    jobs = plan_outputs([str(tmp_path)], str(tmp_path / "out"))
     assert [j.source for j in jobs] == [tmp_path / "a.png"]
 
 
@@ -68,7 +68,7 @@ def test_restore_files_batches_and_reports_the_bad_file(tiny_model_file, tmp_pat
     for i in range(5):
         _img(tmp_path / "in" / f"{i}.png", size=(12 + i, 9 + 2 * i))
     (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
-    jobs = plan_restore([str(tmp_path / "in")], str(tmp_path / "out"))
+    jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
     report = restore_files(model, jobs, model.config.flow, batch_size=2)
     assert len(report.written) == 5
     assert [p.name for p, _ in report.failed] == ["bad.png"]
@@ -81,7 +81,7 @@ def test_batching_does_not_change_results(tiny_model_file, tmp_path):
     for i in range(4):
         _img(tmp_path / "in" / f"{i}.png")
     for bs in (1, 4):
-        restore_files(model, plan_restore([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), model.config.flow, batch_size=bs)
+        restore_files(model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), model.config.flow, batch_size=bs)
     for i in range(4):
         a = np.asarray(Image.open(tmp_path / "o1" / f"{i}.png"), dtype=int)
         b = np.asarray(Image.open(tmp_path / "o4" / f"{i}.png"), dtype=int)

@@ -1,7 +1,21 @@
-"""Networks: the autoencoder F/G and the latent distance network D_S."""
+"""Networks and model containers; `build_model` makes the right container for a saved config."""
 
+from lmppm_cli.config import ModelConfig
+from lmppm_cli.errors import LmppmError
 from lmppm_cli.models.autoencoder import ConvAutoencoder, build_autoencoder
+from lmppm_cli.models.classifier import DigitClassifier
 from lmppm_cli.models.distance import DistanceMLP
-from lmppm_cli.models.lmppm import LMPPM
+from lmppm_cli.models.lmppm import LMPPM, LatentDiffusion, encode_all
 
-__all__ = ["ConvAutoencoder", "DistanceMLP", "LMPPM", "build_autoencoder"]
+
+def build_model(config: ModelConfig, bank_size: int = 0):
+    if config.method in ("lmppm", "dae"):
+        return LMPPM(config, bank_size)
+    if config.method == "ldm":
+        return LatentDiffusion(config)
+    if config.method == "classifier":
+        return DigitClassifier(config)
+    raise LmppmError(f"unknown model method {config.method!r}.")
+
+
+__all__ = ["ConvAutoencoder", "DigitClassifier", "DistanceMLP", "LMPPM", "LatentDiffusion", "build_autoencoder", "build_model", "encode_all"]
