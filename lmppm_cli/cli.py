@@ -78,12 +78,12 @@ def friendly(command):
     return wrapper
 
 
-def _load(model: str, revision, offline, device: str):
+def _load(model: str, revision, offline, device: str, method: str | None = None):
     from lmppm_cli.devices import pick_device
     from lmppm_cli.weights import load_model, resolve_model
 
     dev = pick_device(device)
-    return load_model(resolve_model(model, revision=revision, offline=offline), dev)
+    return load_model(resolve_model(model, revision=revision, offline=offline), dev, method)
 
 
 def _bar() -> Progress:
@@ -98,7 +98,8 @@ def _bar() -> Progress:
 def restore(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
-    model: ModelOpt = "mnist",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id [default: the method's bundled model].")] = None,
+    method: Annotated[Optional[str], typer.Option(help="lmppm, ablation-lmppm, dae, ablation-dae or ldm [default: the model's own].")] = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     steps: StepsOpt = None,
@@ -106,29 +107,24 @@ def restore(
     beta: BetaOpt = None,
     sigma_ker: SigmaKerOpt = None,
     schedule: ScheduleOpt = None,
+    start_step: Annotated[Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")] = None,
+    seed: Annotated[int, typer.Option(help="ldm only: seed of its sampling noise.")] = 0,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
     save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
 ) -> None:
-    """Restore degraded images blindly with the latent flow of Alg. 4."""
+    """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method)."""
     from lmppm_cli.jobs import plan_outputs, restore_files
-    from lmppm_cli.restoration import flow_settings
+    from lmppm_cli.methods import default_model, restorer
 
     jobs = plan_outputs(inputs, output)
-    net = _load(model, revision, offline, device)
-    flow = flow_settings(net, steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
-    _check_flow(flow)
+    net = _load(model or default_model(method or "lmppm"), revision, offline, device)
+    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    fn = restorer(net, method, seed=seed, start_step=start_step, **flow)
     with _bar() as bar:
         task = bar.add_task("restoring", total=len(jobs))
-        report = restore_files(net, jobs, flow, batch_size, save_trajectory, lambda job: bar.advance(task))
+        report = restore_files(net, jobs, fn, batch_size, save_trajectory, lambda job: bar.advance(task))
     _report(report, "restored")
-
-
-def _check_flow(flow) -> None:
-    if flow.alpha + flow.beta >= 1.0:
-        raise LmppmError(f"alpha + beta must be below 1 (Alg. 4); got {flow.alpha} + {flow.beta}.")
-    if flow.schedule not in ("constant", "growing"):
-        raise LmppmError(f"unknown schedule {flow.schedule!r}; use constant or growing.")
 
 
 def _report(report, verb: str) -> None:
@@ -184,13 +180,13 @@ def generate(
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
     from lmppm_cli.jobs import generate_files
-    from lmppm_cli.restoration import flow_settings
+    from lmppm_cli.restoration import check_flow, flow_settings
 
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
     net = _load(model, revision, offline, device)
     flow = flow_settings(net, generate_steps=steps, generate_alpha=alpha, generate_beta=beta, sigma_ker=sigma_ker, schedule=schedule)
-    _check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
+    check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
     if start not in ("latent", "pixel"):
         raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
     report = generate_files(net, n, output, seed, flow, batch_size, progression, start)
@@ -204,7 +200,9 @@ def train(
     output: Annotated[str, typer.Option("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)],
     epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (Table 11: 200).")] = 200,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
-    lr_autoencoder: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G.")] = 1e-3,
+    method: Annotated[str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")] = "lmppm",
+    base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
     sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces).")] = 0.4,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
@@ -219,7 +217,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
 ) -> None:
-    """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20."""
+    """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline."""
     from lmppm_cli.data import load_dataset, sniff_channels
     from lmppm_cli.devices import pick_device
     from lmppm_cli.train import build_configs
@@ -229,16 +227,17 @@ def train(
     ch = channels or sniff_channels(data)
     config, tcfg = build_configs(
         channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-        lr_autoencoder=lr_autoencoder, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
-        lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate,
+        lr=lr, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
+        lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
     )  # fmt: skip
+    base_model = _load(base, None, False, device) if base else None
     with err.status(f"loading {data}"):
         dataset = load_dataset(data, ch, height, width, data_dir)
     err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
               f"{ch}x{height}x{width}, device {dev}", highlight=False)  # fmt: skip
     if dataset.skipped:
         err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
-    summary = _run_training(config, dataset, tcfg, output, dev, resume)
+    summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model)
     out.print(f"model written to {Path(output) / 'model.safetensors'} "
               f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
 
@@ -255,7 +254,7 @@ def _size(text: Optional[str]) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
-def _run_training(config, dataset, tcfg, output, dev, resume):
+def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
     from lmppm_cli.train import Progress as Hooks
     from lmppm_cli.train import train as run
 
@@ -275,38 +274,46 @@ def _run_training(config, dataset, tcfg, output, dev, resume):
             bar.console.print(f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False)
 
         hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch)
-        return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks)
+        return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks, base=base_model)
 
 
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist-noise.", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and figures.")] = "bench-results",
-    seed: Annotated[int, typer.Option(help="Seed of every degradation.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="Use only the first N test images (quick runs).")] = None,
-    model: ModelOpt = "mnist",
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1) or mnist-noise.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
+    seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images, spread over the classes (quick runs).")] = None,
+    degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="The LMPPM model.")] = "mnist",
+    dae: Annotated[str, typer.Option(help="The DAE baseline (and Ablation_dae).")] = "mnist-dae",
+    ldm: Annotated[str, typer.Option(help="The LDM baseline.")] = "mnist-ldm",
+    classifier: Annotated[str, typer.Option(help="The domain classifier for FID and accuracy.")] = "mnist-classifier",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Run one of the paper's experiments and write its table (Markdown, JSON)."""
+    """Run one of the paper's experiments: tables (Markdown, JSON) and comparison grids."""
     from rich.table import Table
 
     from lmppm_cli.bench import SUITES, run_suite
 
     if suite not in SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(sorted(SUITES))}.")
-    net = _load(model, revision, offline, device)
-    table = Table("degradation", "method", "PSNR", "SSIM", "ms / image")
+    refs = {"lmppm": model, "dae": dae, "ldm": ldm, "classifier": classifier}
+    models = {kind: _load(refs[kind], revision, offline, device, kind) for kind in SUITES[suite].needs}
+    kinds = [k.strip() for k in degradations.split(",")] if degradations else None
+    table = Table("degradation", "method", "PSNR", "SSIM", "FID", "acc %", "ms / image")
     with _bar() as bar:
         task = bar.add_task(suite, total=None)
 
-        def on_cell(cell):
+        def on_cell(c):
             bar.advance(task)
-            table.add_row(cell.degradation, cell.method, f"{cell.psnr:.2f}", f"{cell.ssim:.3f}", f"{1000 * cell.seconds_per_image:.2f}")
+            fid = "" if c.fid is None else f"{c.fid:.2f}"
+            acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
+            table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
 
-        run_suite(suite, output, seed=seed, model=net, limit=limit, on_cell=on_cell)
+        run_suite(suite, output, seed=seed, models=models, limit=limit, degradations=kinds, on_cell=on_cell)
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 

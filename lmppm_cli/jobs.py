@@ -16,8 +16,8 @@ from lmppm_cli.config import FlowConfig
 from lmppm_cli.degradations import degrade
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
-from lmppm_cli.models import LMPPM
-from lmppm_cli.restoration import generate, restore, sample_seeds
+from lmppm_cli.baselines import ldm
+from lmppm_cli.restoration import generate, sample_seeds
 
 
 @dataclass(frozen=True)
@@ -122,14 +122,15 @@ def degrade_files(jobs: list[Job], kind: str, value: float, seed: int, on_done=l
 
 
 def restore_files(
-    model: LMPPM,
+    model,
     jobs: list[Job],
-    flow: FlowConfig,
+    restorer: Callable,
     batch_size: int = 64,
     trajectory: bool = False,
     on_done: Callable[[Job], None] = lambda job: None,
 ) -> Report:
-    """Restore every job; a file that fails to read or write is reported and the rest go on."""
+    """Restore every job with `restorer` (methods.py); a file that fails to read or write is reported
+    and the rest go on."""
     report = Report()
     pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
     for job in jobs:
@@ -141,24 +142,24 @@ def restore_files(
             continue
         pending.append((job, x, info))
         if len(pending) == batch_size:
-            _restore_batch(model, pending, flow, trajectory, report, on_done)
+            _restore_batch(model, pending, restorer, trajectory, report, on_done)
             pending = []
     if pending:
-        _restore_batch(model, pending, flow, trajectory, report, on_done)
+        _restore_batch(model, pending, restorer, trajectory, report, on_done)
     _channel_note(model, report)
     return report
 
 
-def _restore_batch(model, pending, flow, trajectory, report, on_done) -> None:
+def _restore_batch(model, pending, restorer, trajectory, report, on_done) -> None:
     ae = model.config.autoencoder
     batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for _, x, _ in pending])
-    result = restore(model, batch, flow, keep_trajectory=trajectory)
+    result = restorer(batch.to(model.device), trajectory)
     for i, (job, x, info) in enumerate(pending):
         out = to_channels(resize(result.images[i].cpu(), info.height, info.width), x.shape[0])
         try:
             save_image(encode(out, info), job.target, info)
             report.written.append(job.target)
-            if trajectory:
+            if result.trajectory:
                 strip = _grid(torch.stack([t[i] for t in result.trajectory]).cpu(), len(result.trajectory))
                 save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
         except LmppmError as exc:
@@ -168,7 +169,7 @@ def _restore_batch(model, pending, flow, trajectory, report, on_done) -> None:
         on_done(job)
 
 
-def _channel_note(model: LMPPM, report: Report) -> None:
+def _channel_note(model, report: Report) -> None:
     """Fold per-file channel notes into one sentence."""
     converted = [n for n in report.notes if "converted for a" in n]
     if converted:
@@ -179,16 +180,20 @@ def _channel_note(model: LMPPM, report: Report) -> None:
 
 
 def generate_files(
-    model: LMPPM, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
+    model, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
     progression: bool = False, start: str = "latent",
 ) -> Report:
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
-    (one row per sample of the first 8, one column per flow step)."""
+    (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
+    chain instead of the flow (and has no progression)."""
     out_dir = Path(out_dir)
     report = Report()
     images, steps = [], []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
+        if model.config.method == "ldm":
+            images.append(ldm.generate(model, seeds).cpu())
+            continue
         result = generate(model, seeds, flow, progression and first == 0, start)
         images.append(result.images.cpu())
         steps = steps or [t[:8].cpu() for t in result.trajectory]
@@ -199,7 +204,7 @@ def generate_files(
         report.written.append(path)
     save_image(tensor_to_image(_grid(images, max(1, int(n**0.5)))), out_dir / "grid.png")
     report.written.append(out_dir / "grid.png")
-    if progression:
+    if progression and steps:
         rows = torch.stack(steps, dim=1).flatten(0, 1)  # (8 * steps, C, H, W), row-major per sample
         save_image(tensor_to_image(_grid(rows, len(steps))), out_dir / "progression.png")
         report.written.append(out_dir / "progression.png")

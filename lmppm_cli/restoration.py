@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from lmppm_cli.config import FlowConfig
+from lmppm_cli.errors import LmppmError
 from lmppm_cli.flow import run_flow
 from lmppm_cli.models import LMPPM
 
@@ -20,8 +21,18 @@ class Restored:
 
 
 def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
-    """The model's saved flow defaults with the given (non-None) fields replaced."""
-    return dataclasses.replace(model.config.flow, **{k: v for k, v in overrides.items() if v is not None})
+    """The model's saved flow defaults with the given (non-None) fields replaced, checked."""
+    flow = dataclasses.replace(model.config.flow, **{k: v for k, v in overrides.items() if v is not None})
+    check_flow(flow)
+    return flow
+
+
+def check_flow(flow: FlowConfig) -> None:
+    """Alg. 4's constraints: alpha, beta >= 0 (0 for the ablations) and alpha + beta < 1."""
+    if min(flow.alpha, flow.beta) < 0 or flow.alpha + flow.beta >= 1.0:
+        raise LmppmError(f"alpha + beta must be below 1 (Alg. 4); got {flow.alpha} + {flow.beta}.")
+    if flow.schedule not in ("constant", "growing"):
+        raise LmppmError(f"unknown schedule {flow.schedule!r}; use constant or growing.")
 
 
 @torch.no_grad()
@@ -82,6 +93,7 @@ def generate(model: LMPPM, seeds: list[int], flow: FlowConfig | None = None, kee
     """Images from pure noise through the flow (Fig. 9): `flow.generate_steps` steps, no early stop."""
     model.eval()
     flow = flow or model.config.flow
-    flow = dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta, steps=flow.generate_steps, tol=0.0)
+    alpha = flow.generate_alpha if model.distance is not None else 0.0  # a DAE has no D: kernel step only
+    flow = dataclasses.replace(flow, alpha=alpha, beta=flow.generate_beta, steps=flow.generate_steps, tol=0.0)
     z, skips = start_latents(model, seeds, start)
     return _flow_and_decode(model, z, skips, flow, keep_trajectory)

@@ -1,4 +1,5 @@
-"""LMPPM training (Alg. 4, Train): Gaussian-noise samples, exact nearest clean image x*, loss of Eq. 20."""
+"""The training loop shared by every method (objectives.py): shuffled batches, a validation loss each
+epoch with fixed randomness, early stopping, an atomic checkpoint per epoch, exact `--resume`."""
 
 from __future__ import annotations
 
@@ -13,15 +14,12 @@ from typing import Callable
 import torch
 
 from lmppm_cli.atomic import write_text
-from lmppm_cli.bank import default_sigma_ker
-from lmppm_cli.calibrate import calibrate_flow
 from lmppm_cli.checkpoint import load_checkpoint, save_checkpoint
-from lmppm_cli.config import AutoencoderConfig, ModelConfig
+from lmppm_cli.config import METHODS, AutoencoderConfig, ModelConfig
 from lmppm_cli.data import Dataset
 from lmppm_cli.errors import LmppmError
-from lmppm_cli.losses import TERM_NAMES, LossWeights, lmppm_loss
-from lmppm_cli.models import LMPPM
-from lmppm_cli.neighbours import nearest, nearest_approximate
+from lmppm_cli.losses import LossWeights
+from lmppm_cli.objectives import make_objective
 from lmppm_cli.weights import save_model
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -30,13 +28,13 @@ MODEL = "model.safetensors"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Table 11 (MNIST): Adam, AE lr 1e-3, batch 128, 200 epochs, patience 10. D's lr is 1e-3, not
-    Table 11's 1e-5 for MNIST: with 1e-5 D stayed a constant (~0.025) on mnist-5k and its flow step
-    changed nothing (README, "Choices")."""
+    """Table 11 (MNIST): Adam, lr 1e-3 (F and G; the LDM's denoiser; the classifier), batch 128,
+    200 epochs, patience 10. D's lr is 1e-3, not Table 11's 1e-5 for MNIST: with 1e-5 D stayed a
+    constant (~0.025) on mnist-5k and its flow step changed nothing (README, "Choices")."""
 
     epochs: int = 200
     batch_size: int = 128
-    lr_autoencoder: float = 1e-3
+    lr: float = 1e-3
     lr_distance: float = 1e-3
     sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
     patience: int = 10
@@ -54,8 +52,8 @@ class TrainConfig:
 
 
 def build_configs(
-    *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr_autoencoder, lr_distance,
-    sigma_d, patience, neighbours, seed, calibrate=True,
+    *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
+    sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm",
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -66,13 +64,14 @@ def build_configs(
         raise LmppmError(f"--lambdas needs six non-negative numbers separated by commas, not {lambdas!r}.")
     if neighbours not in ("exact", "approximate"):
         raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
+    if method not in METHODS:
+        raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
     ae = AutoencoderConfig(channels=channels, height=height, width=width, latent_dim=latent_dim)
     tcfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr_autoencoder=lr_autoencoder, lr_distance=lr_distance,
-        sigma_d=sigma_d, patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
-        weights=LossWeights(*values),
+        epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
+        patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate, weights=LossWeights(*values),
     )  # fmt: skip
-    return ModelConfig(autoencoder=ae), tcfg
+    return ModelConfig(autoencoder=ae, method=method), tcfg
 
 
 @dataclass
@@ -84,25 +83,6 @@ class Progress:
     on_epoch: Callable[[dict], None] = lambda record: None
 
 
-class NearestClean:
-    """x_i* of Eq. 20: the clean image nearest to each noisy sample, over a whole clean pool."""
-
-    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator):
-        self.pool = pool
-        self.flat = pool.flatten(1)
-        self.mode = mode
-        dim = self.flat.shape[1]
-        k = min(64, dim)
-        self.projection = torch.randn(dim, k, generator=generator, device=pool.device) / math.sqrt(k)
-
-    def __call__(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        if self.mode == "exact":
-            idx, _ = nearest(x_noisy, self.flat)
-        else:
-            idx, _ = nearest_approximate(x_noisy, self.flat, self.projection)
-        return self.pool[idx]
-
-
 def train(
     config: ModelConfig,
     data: Dataset,
@@ -111,9 +91,10 @@ def train(
     device: torch.device,
     resume: bool = False,
     progress: Progress | None = None,
+    base=None,
 ) -> dict:
-    """Train a model into `run_dir` (checkpoint each epoch, model file and summary at the end).
-    Returns the summary dictionary."""
+    """Train a model of `config.method` into `run_dir` (checkpoint each epoch, model file and summary at
+    the end); `base` is the trained DAE an ldm is built on. Returns the summary dictionary."""
     run_dir = Path(run_dir)
     progress = progress or Progress()
     ckpt = run_dir / CHECKPOINT
@@ -122,43 +103,34 @@ def train(
     if not resume and ckpt.is_file():
         raise LmppmError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new folder.")
     torch.manual_seed(tcfg.seed)
-    loop = _Loop(config, data, tcfg, device)
+    loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device)
     if resume:
-        loop.restore(ckpt, tcfg.epochs, data.name)
+        loop.restore(ckpt, tcfg.epochs)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
     while not loop.finished():
         record = loop.epoch(progress)
         loop.save(ckpt)
         progress.on_epoch(record)
-    return _finish(loop, data, run_dir)
+    return _finish(loop, run_dir)
 
 
 class _Loop:
     """The training state and one epoch of it."""
 
-    def __init__(self, config: ModelConfig, data: Dataset, tcfg: TrainConfig, device: torch.device):
-        self.config, self.tcfg, self.device, self.dataset = config, tcfg, device, data.name
-        self.model = LMPPM(config).to(device)
-        self.train_x = data.train.images.to(device)
-        self.val_x = data.val.images.to(device)
-        self.optimizer = torch.optim.Adam(
-            [
-                {"params": self.model.autoencoder.parameters(), "lr": tcfg.lr_autoencoder},
-                {"params": self.model.distance.parameters(), "lr": tcfg.lr_distance},
-            ]
-        )
+    def __init__(self, objective, data: Dataset, tcfg: TrainConfig, device: torch.device):
+        self.objective, self.model, self.data = objective, objective.model, data
+        self.tcfg, self.device = tcfg, device
+        self.config_json = self.model.config.to_json()
+        self.train_x, self.val_x = data.train.images.to(device), data.val.images.to(device)
+        self.train_y = None if data.train.labels is None else data.train.labels.to(device)
+        self.val_y = None if data.val.labels is None else data.val.labels.to(device)
+        self.optimizer = torch.optim.Adam(objective.param_groups())
         self.shuffle_gen = torch.Generator().manual_seed(tcfg.seed)
         self.noise_gen = torch.Generator(device).manual_seed(tcfg.seed + 1)
-        val_gen = torch.Generator(device).manual_seed(tcfg.seed + 2)
-        self.nearest_train = NearestClean(self.train_x, tcfg.neighbours, val_gen)
-        self.nearest_all = NearestClean(torch.cat([self.train_x, self.val_x]), tcfg.neighbours, val_gen)
-        noise = torch.randn(self.val_x.shape, generator=val_gen, device=device) * tcfg.sigma_d
-        self.val_noisy = (self.val_x + noise).clamp(0.0, 1.0)  # fixed, so epochs compare fairly
         self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.history: list[dict] = []
         self.best_state = _copy_state(self.model)
-        self.started = time.perf_counter()
-        self.elapsed_before = 0.0
+        self.started, self.elapsed_before = time.perf_counter(), 0.0
 
     @property
     def batches_per_epoch(self) -> int:
@@ -169,21 +141,18 @@ class _Loop:
 
     def epoch(self, progress: Progress) -> dict:
         self.model.train()
-        sums = dict.fromkeys(("total", *TERM_NAMES), 0.0)
+        sums: dict[str, float] = {}
         order = torch.randperm(len(self.train_x), generator=self.shuffle_gen).to(self.device)
-        for b, start in enumerate(range(0, len(order), self.tcfg.batch_size)):
-            x = self.train_x[order[start : start + self.tcfg.batch_size]]  # (B, C, H, W)
-            noise = torch.randn(x.shape, generator=self.noise_gen, device=self.device) * self.tcfg.sigma_d
-            x_noisy = (x + noise).clamp(0.0, 1.0)
-            total, terms = lmppm_loss(
-                self.model.autoencoder, self.model.distance, x, x_noisy, self.nearest_train(x_noisy), self.tcfg.weights
-            )
+        for start in range(0, len(order), self.tcfg.batch_size):
+            idx = order[start : start + self.tcfg.batch_size]
+            labels = None if self.train_y is None else self.train_y[idx]
+            total, terms = self.objective.loss(self.train_x[idx], labels, self.noise_gen, validation=False)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
             values = {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
             for k, v in values.items():
-                sums[k] += v / self.batches_per_epoch
+                sums[k] = sums.get(k, 0.0) + v / self.batches_per_epoch
             progress.on_batch(self.epoch_no + 1, values)
         return self._end_epoch(sums)
 
@@ -202,17 +171,17 @@ class _Loop:
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """The loss of Eq. 20 on the validation images (eval mode, fixed noise, x* over train + val)."""
+        """The objective's loss on the validation images, eval mode, the same random draws every epoch."""
         self.model.eval()
-        sums = dict.fromkeys(("total", *TERM_NAMES), 0.0)
+        gen = torch.Generator(self.device).manual_seed(self.tcfg.seed + 2)
+        sums: dict[str, float] = {}
         n = len(self.val_x)
         for start in range(0, n, 256):
-            x, x_noisy = self.val_x[start : start + 256], self.val_noisy[start : start + 256]
-            total, terms = lmppm_loss(
-                self.model.autoencoder, self.model.distance, x, x_noisy, self.nearest_all(x_noisy), self.tcfg.weights
-            )
+            labels = None if self.val_y is None else self.val_y[start : start + 256]
+            x = self.val_x[start : start + 256]
+            total, terms = self.objective.loss(x, labels, gen, validation=True)
             for k, v in {"total": total, **terms}.items():
-                sums[k] += v.item() * len(x) / n
+                sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
         return sums
 
     def rng_state(self) -> dict[str, torch.Tensor]:
@@ -224,17 +193,17 @@ class _Loop:
     def save(self, path: Path) -> None:
         state = {
             "epoch": self.epoch_no, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config.to_json(),
-            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.dataset,
+            "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config_json,
+            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.data.name,
         }  # fmt: skip
         save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
 
-    def restore(self, path: Path, epochs: int, dataset: str) -> None:
+    def restore(self, path: Path, epochs: int) -> None:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
         model_state, best_state, optim_state, rng, state = load_checkpoint(path)
-        if state.get("dataset") != dataset:
-            raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {dataset!r}; resume with the same data.")
-        if state["model_config"] != self.config.to_json():
+        if state.get("dataset") != self.data.name:
+            raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data.")
+        if state["model_config"] != self.config_json:
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
         if dataclasses.replace(saved, epochs=epochs) != self.tcfg:
@@ -259,26 +228,21 @@ def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _finish(loop: _Loop, data: Dataset, run_dir: Path) -> dict:
-    """Best weights, the bank S = F(train images), the default sigma_ker; write model and summary."""
+def _finish(loop: _Loop, run_dir: Path) -> dict:
+    """Best weights, then the objective's additions (bank, calibration, accuracy); write model and summary."""
     model = loop.model
     model.load_state_dict(loop.best_state)
-    model.build_bank(loop.train_x)
-    flow = dataclasses.replace(model.config.flow, sigma_ker=default_sigma_ker(model.bank))
-    model.config = dataclasses.replace(model.config, flow=flow, dataset=data.name)
-    calibration = []
-    if loop.tcfg.calibrate:
-        gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
-        flow, calibration = calibrate_flow(model, loop.val_x, loop.tcfg.sigma_d, gen)
-        model.config = dataclasses.replace(model.config, flow=flow)
+    model.eval()
+    extras = loop.objective.finish(loop)
+    model.config = dataclasses.replace(model.config, dataset=loop.data.name)
     summary = {
-        "dataset": data.name, "train_images": len(loop.train_x), "val_images": len(loop.val_x),
-        "skipped_files": list(data.skipped), "epochs_run": loop.epoch_no, "best_epoch": loop.best_epoch,
-        "best_val_loss": loop.best_loss, "stopped_early": loop.epoch_no < loop.tcfg.epochs,
-        "seconds": round(loop.elapsed(), 1), "device": str(loop.device), "sigma_ker": flow.sigma_ker,
-        "train_config": loop.tcfg.to_dict(), "model_config": json.loads(model.config.to_json()),
-        "final": loop.history[-1] if loop.history else None, "flow": dataclasses.asdict(flow),
-        "calibration_top": sorted(calibration, key=lambda r: -r["worst"])[:10],
+        "method": model.config.method, "dataset": loop.data.name, "train_images": len(loop.train_x),
+        "val_images": len(loop.val_x), "skipped_files": list(loop.data.skipped), "epochs_run": loop.epoch_no,
+        "best_epoch": loop.best_epoch, "best_val_loss": loop.best_loss,
+        "stopped_early": loop.epoch_no < loop.tcfg.epochs, "seconds": round(loop.elapsed(), 1),
+        "device": str(loop.device), "train_config": loop.tcfg.to_dict(),
+        "model_config": json.loads(model.config.to_json()), "final": loop.history[-1] if loop.history else None,
+        **extras,
     }  # fmt: skip
     save_model(model, run_dir / MODEL, {"lmppm.training": json.dumps(summary)})
     write_text(run_dir / "summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
@@ -286,19 +250,18 @@ def _finish(loop: _Loop, data: Dataset, run_dir: Path) -> dict:
     return summary
 
 
-def _flow_line(flow: dict) -> str:
-    return ", ".join(f"{k} {flow[k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker"))
-
-
 def _summary_markdown(s: dict) -> str:
     final = s["final"] or {"train": {}, "val": {}}
-    rows = "\n".join(
-        f"| {k} | {final['train'].get(k, float('nan')):.4f} | {final['val'].get(k, float('nan')):.4f} |"
-        for k in ("total", *TERM_NAMES)
-    )
-    return (
-        f"# lmppm training run\n\n- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)\n"
-        f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), "
-        f"{s['seconds']} s on {s['device']}\n- flow defaults: {_flow_line(s['flow'])}\n\n"
-        f"Loss terms of Eq. 20 in the last epoch:\n\n| term | train | val |\n|---|---|---|\n{rows}\n"
-    )
+    rows = "\n".join(f"| {k} | {v:.4f} | {final['val'].get(k, float('nan')):.4f} |" for k, v in final["train"].items())
+    lines = [
+        f"# lmppm training run ({s['method']})", "",
+        f"- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)",
+        f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), {s['seconds']} s on {s['device']}",
+    ]  # fmt: skip
+    if "flow" in s:
+        lines.append("- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker")))
+    if "start_step" in s:
+        lines.append(f"- restoration start step: {s['start_step']} of {s['model_config']['diffusion']['steps']}")
+    if "test_accuracy" in s:
+        lines.append(f"- accuracy on {s['test_images']} held-out images: {100 * s['test_accuracy']:.2f}%")
+    return "\n".join(lines) + f"\n\nLoss terms in the last epoch:\n\n| term | train | val |\n|---|---|---|\n{rows}\n"

@@ -67,6 +67,30 @@ def tiny_model_file(tmp_path_factory):
     torch.set_num_threads(2)
     run = tmp_path_factory.mktemp("tiny-run")
     ds = Dataset("blobs", Split(blob_images(48, seed=1)), Split(blob_images(16, seed=2)))
-    tcfg = TrainConfig(epochs=3, batch_size=16, lr_autoencoder=3e-3, lr_distance=1e-3, seed=0)
+    tcfg = TrainConfig(epochs=3, batch_size=16, lr=3e-3, lr_distance=1e-3, seed=0)
     train(tiny_config(), ds, tcfg, run, torch.device("cpu"))
     return run / "model.safetensors"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model_file, tmp_path_factory):
+    """Tiny 12x12 models of every kind a bench suite needs: lmppm, dae, ldm (on that dae), classifier."""
+    import dataclasses
+
+    from lmppm_cli.config import DiffusionConfig
+    from lmppm_cli.train import TrainConfig, train
+    from lmppm_cli.weights import load_model
+
+    root = tmp_path_factory.mktemp("bundle")
+    x = blob_images(60, seed=1)
+    labels = torch.arange(60) % 10
+    ds = Dataset("blobs", Split(x[:48], labels[:48]), Split(x[48:], labels[48:]))
+    tcfg = TrainConfig(epochs=2, batch_size=16, lr=3e-3, seed=0)
+    cpu = torch.device("cpu")
+    train(dataclasses.replace(tiny_config(), method="dae"), ds, tcfg, root / "dae", cpu)
+    ldm_cfg = dataclasses.replace(tiny_config(), method="ldm", diffusion=DiffusionConfig(hidden=(16,)))
+    train(ldm_cfg, ds, tcfg, root / "ldm", cpu, base=load_model(root / "dae" / "model.safetensors"))
+    train(dataclasses.replace(tiny_config(), method="classifier"), ds, tcfg, root / "clf", cpu)
+    files = {"lmppm": tiny_model_file, "dae": root / "dae" / "model.safetensors",
+             "ldm": root / "ldm" / "model.safetensors", "classifier": root / "clf" / "model.safetensors"}  # fmt: skip
+    return files

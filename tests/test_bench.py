@@ -9,25 +9,23 @@ from lmppm_cli.weights import load_model
 
 def test_quick_noise_bench_writes_every_row_and_column(tiny_model_file, tmp_path):
     model = load_model(tiny_model_file)
-    cells = run_suite("mnist-noise", tmp_path, seed=0, model=model, limit=20)
-    methods = {c.method for c in cells}
+    cells = run_suite("mnist-noise", tmp_path, seed=0, models={"lmppm": model}, limit=20)
+    methods = list(dict.fromkeys(c.method for c in cells))
     assert len(cells) == 2 * len(methods) and "LMPPM" in methods and "single pass G(F(x))" in methods
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["suite"] == "mnist-noise" and len(data["cells"]) == len(cells)
     assert all(c["images"] == 20 for c in data["cells"])
-    table = (tmp_path / "results.md").read_text().splitlines()
-    header = next(line for line in table if line.startswith("| method"))
-    assert header.count("PSNR") == 2 and header.count("SSIM") == 2
-    rows = [line for line in table if line.startswith("| ") and not line.startswith("| method")]
-    assert len(rows) == len(methods)
+    table = (tmp_path / "results.md").read_text().split("\n\n")[1].splitlines()  # the metric table
+    assert table[0].startswith("| method") and table[0].count("PSNR") == 2 and table[0].count("SSIM") == 2
+    assert [line.split(" | ")[0][2:] for line in table[2:]] == list(methods)
     noisy = {c.degradation: c for c in cells if c.method == "noisy input"}
     assert noisy["noise 0.4"].psnr > noisy["noise 0.7"].psnr  # more noise, lower PSNR
 
 
 def test_same_seed_same_numbers(tiny_model_file, tmp_path):
     model = load_model(tiny_model_file)
-    a = run_suite("mnist-noise", tmp_path / "a", seed=3, model=model, limit=10)
-    b = run_suite("mnist-noise", tmp_path / "b", seed=3, model=model, limit=10)
+    a = run_suite("mnist-noise", tmp_path / "a", seed=3, models={"lmppm": model}, limit=10)
+    b = run_suite("mnist-noise", tmp_path / "b", seed=3, models={"lmppm": model}, limit=10)
     assert [(c.psnr, c.ssim) for c in a] == [(c.psnr, c.ssim) for c in b]
 
 
@@ -36,3 +34,36 @@ def test_unknown_suite_is_refused(tmp_path):
     with pytest.raises(LmppmError, match="unknown bench suite"):
         run_suite("imagenet", tmp_path, seed=0)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path):
+    models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
+    cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
+    methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae"]
+    assert [c.method for c in cells[:6]] == methods and len(cells) == 4 * 6
+    assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in cells)
+    assert {c.degradation for c in cells} == {"noise 0.7", "noise 0.85", "elastic 2.3", "elastic 1.8"}
+    md = (tmp_path / "results.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method | noise"))
+    assert header.count("FID/class") == 2 and header.count("SSIM") == 2 and header.count("acc %") == 2
+    assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 3  # noise, elastic, timing tables
+    assert "Targets (issue 3):" in md and md.count("| elastic ") >= 2
+    grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
+    assert grids == ["grid_elastic-1.8.png", "grid_elastic-2.3.png", "grid_noise-0.7.png", "grid_noise-0.85.png"]
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image"} <= set(data["cells"][0])
+
+
+def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_path):
+    """Asking for FID with a model that holds no classifier is one clear error (CLI: exit code 2)."""
+    from typer.testing import CliRunner
+
+    from lmppm_cli.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--suite", "mnist", "-o", str(tmp_path / "b"), "--limit", "10",
+                                   "--model", str(tiny_bundle["lmppm"]), "--dae", str(tiny_bundle["dae"]),
+                                   "--ldm", str(tiny_bundle["ldm"]), "--classifier", str(tiny_bundle["lmppm"])])  # fmt: skip
+    assert res.exit_code == 2 and "not a classifier model" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "b").exists()
+    res = CliRunner().invoke(app, ["bench", "--suite", "cifar", "-o", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "unknown bench suite" in res.stderr

@@ -20,7 +20,7 @@ def test_bundled_model_gains_4db_and_beats_its_single_pass(tmp_path):
     """On 500 held-out digits (spread over the classes): the flow gains >= 4 dB over the noisy input
     and beats G(F(x)) at sigma 0.4 and 0.7."""
     model = load_model(resolve_model("mnist"))
-    _check_gains(run_suite("mnist-noise", tmp_path, seed=0, model=model, limit=500))
+    _check_gains(run_suite("mnist-noise", tmp_path, seed=0, models={"lmppm": model}, limit=500))
 
 
 @pytest.mark.slow
@@ -31,5 +31,5 @@ def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
     result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), "--seed", "0", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "run" / "model.safetensors")
-    _check_gains(run_suite("mnist-noise", tmp_path / "bench", seed=0, model=model))
+    _check_gains(run_suite("mnist-noise", tmp_path / "bench", seed=0, models={"lmppm": model}))
     assert torch.isfinite(model.bank).all()

@@ -162,3 +162,20 @@ def test_console_script_runs_as_installed(tmp_path):
     proc = subprocess.run([exe, "restore", tmp_path / "in.png", "-o", tmp_path / "out.png"], capture_output=True, text=True, env=os.environ)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.png").is_file()
+
+
+def test_restore_with_each_method_and_its_model(tiny_bundle, tmp_path):
+    _digit_like(tmp_path / "in.png", size=(12, 12))
+    for method, kind in (("lmppm", "lmppm"), ("ablation-lmppm", "lmppm"), ("dae", "dae"), ("ablation-dae", "dae"), ("ldm", "ldm")):
+        res = run("restore", tmp_path / "in.png", "-o", tmp_path / f"{method}.png", "--method", method, "-m", tiny_bundle[kind])
+        assert res.exit_code == 0, (method, res.output)
+        assert Image.open(tmp_path / f"{method}.png").size == (12, 12)
+    assert "needs a ldm model" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "ldm", "-m", tiny_bundle["lmppm"]))
+    assert "unknown method" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "gan", "-m", tiny_bundle["lmppm"]))
+    assert "cannot restore" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "-m", tiny_bundle["classifier"]))
+
+
+def test_generate_with_the_ldm_runs_its_chain(tiny_bundle, tmp_path):
+    res = run("generate", "--n", "3", "-o", tmp_path / "g", "-m", tiny_bundle["ldm"], "--seed", "2")
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "g").glob("sample_*.png"))) == 3

@@ -5,6 +5,7 @@ from PIL import Image
 
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.jobs import generate_files, plan_outputs, restore_files
+from lmppm_cli.methods import restorer
 from lmppm_cli.weights import load_model
 
 from conftest import write_png
@@ -69,7 +70,7 @@ def test_restore_files_batches_and_reports_the_bad_file(tiny_model_file, tmp_pat
         _img(tmp_path / "in" / f"{i}.png", size=(12 + i, 9 + 2 * i))
     (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
     jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
-    report = restore_files(model, jobs, model.config.flow, batch_size=2)
+    report = restore_files(model, jobs, restorer(model), batch_size=2)
     assert len(report.written) == 5
     assert [p.name for p, _ in report.failed] == ["bad.png"]
     for i in range(5):
@@ -81,7 +82,7 @@ def test_batching_does_not_change_results(tiny_model_file, tmp_path):
     for i in range(4):
         _img(tmp_path / "in" / f"{i}.png")
     for bs in (1, 4):
-        restore_files(model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), model.config.flow, batch_size=bs)
+        restore_files(model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), restorer(model), batch_size=bs)
     for i in range(4):
         a = np.asarray(Image.open(tmp_path / "o1" / f"{i}.png"), dtype=int)
         b = np.asarray(Image.open(tmp_path / "o4" / f"{i}.png"), dtype=int)

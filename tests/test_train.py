@@ -11,7 +11,7 @@ from conftest import tiny_config
 
 
 def _tcfg(**kw):
-    base = dict(epochs=2, batch_size=16, lr_autoencoder=3e-3, lr_distance=1e-3, patience=5, seed=3)
+    base = dict(epochs=2, batch_size=16, lr=3e-3, lr_distance=1e-3, patience=5, seed=3)
     return TrainConfig(**{**base, **kw})
 
 
@@ -19,7 +19,7 @@ def test_training_writes_model_checkpoint_and_summary(blob_dataset, tmp_path, de
     summary = train(tiny_config(), blob_dataset, _tcfg(), tmp_path, device)
     model = load_model(tmp_path / "model.safetensors")
     assert model.bank.shape == (48, 4)  # S = F(train images)
-    assert model.config.flow.sigma_ker == pytest.approx(summary["sigma_ker"]) and summary["sigma_ker"] > 0
+    assert model.config.flow.sigma_ker == pytest.approx(summary["flow"]["sigma_ker"]) and summary["flow"]["sigma_ker"] > 0
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["epochs_run"] == 2 and len(saved["history"]) == 2
     assert "| recon |" in (tmp_path / "summary.md").read_text()
@@ -51,7 +51,7 @@ def test_same_seed_same_model_other_seed_other_model(blob_dataset, tmp_path, dev
 
 
 def test_early_stopping_stops_when_validation_stalls(blob_dataset, tmp_path, device):
-    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=50, patience=1, lr_autoencoder=0.0, lr_distance=0.0), tmp_path, device)
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=50, patience=1, lr=0.0, lr_distance=0.0), tmp_path, device)
     assert summary["stopped_early"] and summary["epochs_run"] == 2 and summary["best_epoch"] == 1
 
 
@@ -74,7 +74,7 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
 
 
 def test_build_configs_validates_lambdas():
-    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr_autoencoder=1e-3,
+    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr=1e-3,
               lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
     cfg, tcfg = build_configs(lambdas="1,2,3,4,5,6", **kw)
     assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18

@@ -1,4 +1,5 @@
-"""The bench runner: every (degradation, method) cell of a suite, scored per image."""
+"""The bench runner: every (degradation, method) cell of a suite, scored per image, written as JSON,
+Markdown tables and comparison grids."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from torchvision.utils import make_grid
 from lmppm_cli.atomic import write_text
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import save_image, tensor_to_image
-from lmppm_cli.metrics import psnr, ssim
+from lmppm_cli.metrics import classifier_outputs, domain_fid, psnr, ssim
 
 Method = Callable[[torch.Tensor], torch.Tensor]  # degraded (B, C, H, W) -> restored (B, C, H, W)
 
 
 @dataclass
 class Suite:
-    """What a suite hands the runner: clean images, degradations, methods, and how to describe them."""
+    """What a suite hands the runner: clean images, degradations, methods, and how to describe them.
+    With a `classifier` and `labels` the runner adds FID, per-class FID and accuracy."""
 
     name: str
     clean: torch.Tensor  # (N, C, H, W)
@@ -30,6 +32,9 @@ class Suite:
     notes: list[str] = field(default_factory=list)
     figure_methods: list[str] = field(default_factory=list)  # columns of the comparison grids
     figure_rows: int = 10
+    classifier: torch.nn.Module | None = None
+    labels: torch.Tensor | None = None
+    checks: Callable[[list], list[str]] | None = None  # extra Markdown lines from the cells
 
 
 @dataclass
@@ -40,9 +45,26 @@ class Cell:
     ssim: float
     seconds_per_image: float
     images: int
+    fid: float | None = None
+    fid_per_class: float | None = None
+    accuracy: float | None = None
 
 
-SUITES: dict[str, Callable[..., Suite]] = {}
+@dataclass(frozen=True)
+class Entry:
+    factory: Callable[..., Suite]
+    needs: tuple[str, ...]  # model kinds the suite uses: lmppm, dae, ldm, classifier
+
+
+SUITES: dict[str, Entry] = {}
+
+
+def suite(name: str, needs: tuple[str, ...]):
+    def register(factory):
+        SUITES[name] = Entry(factory, needs)
+        return factory
+
+    return register
 
 
 def spread(n_total: int, limit: int | None) -> torch.Tensor:
@@ -52,24 +74,18 @@ def spread(n_total: int, limit: int | None) -> torch.Tensor:
     return torch.linspace(0, n_total - 1, limit).round().long()
 
 
-def suite(name: str):
-    def register(factory):
-        SUITES[name] = factory
-        return factory
-
-    return register
-
-
 def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=lambda cell: None, **options) -> list[Cell]:
+    """Run a suite and write results.json, results.md and grid_*.png into `out_dir`."""
     if name not in SUITES:
         raise LmppmError(f"unknown bench suite {name!r}; available: {', '.join(sorted(SUITES))}.")
-    bench = SUITES[name](seed=seed, **options)
+    bench = SUITES[name].factory(seed=seed, **options)
+    reference = classifier_outputs(bench.classifier, bench.clean)[0] if bench.classifier is not None else None
     cells = []
     for d_index, (deg_name, degrade) in enumerate(bench.degradations.items()):
         gen = torch.Generator().manual_seed(seed * 1000 + d_index)
         degraded = torch.cat([degrade(bench.clean[i : i + batch_size], gen) for i in range(0, len(bench.clean), batch_size)])
         for method_name, method in bench.methods.items():
-            cell = _score(deg_name, method_name, method, degraded, bench.clean, batch_size)
+            cell = _score(bench, deg_name, method_name, method, degraded, reference, batch_size)
             cells.append(cell)
             on_cell(cell)
         if bench.figure_methods:
@@ -78,12 +94,27 @@ def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=l
     return cells
 
 
+def _score(bench: Suite, deg_name, method_name, method, degraded, reference, batch_size) -> Cell:
+    outs, seconds = [], 0.0
+    for i in range(0, len(degraded), batch_size):
+        start = time.perf_counter()
+        outs.append(method(degraded[i : i + batch_size]).cpu())
+        seconds += time.perf_counter() - start
+    out, clean = torch.cat(outs).clamp(0.0, 1.0), bench.clean.cpu()
+    cell = Cell(deg_name, method_name, psnr(out, clean).mean().item(), ssim(out, clean).mean().item(), seconds / len(clean), len(clean))
+    if reference is not None:
+        features, predicted = classifier_outputs(bench.classifier, out)
+        cell.fid, cell.fid_per_class = domain_fid(reference, features, bench.labels)
+        cell.accuracy = (predicted == bench.labels).float().mean().item()
+    return cell
+
+
 def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) -> None:
     """Rows of images spread over the set; columns: degraded | each figure method | original."""
     idx = spread(len(bench.clean), bench.figure_rows)
-    columns = [degraded[idx]] + [bench.methods[m](degraded[idx]).cpu() for m in bench.figure_methods] + [bench.clean[idx]]
+    columns = [degraded[idx].cpu()] + [bench.methods[m](degraded[idx]).cpu() for m in bench.figure_methods] + [bench.clean[idx].cpu()]
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (rows * cols, C, H, W)
-    grid = make_grid(tiles.cpu(), nrow=len(columns), padding=2, pad_value=1.0)
+    grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
     grid = grid[:1] if tiles.shape[1] == 1 else grid
     save_image(tensor_to_image(grid), out_dir / f"grid_{_slug(deg_name)}.png")
 
@@ -92,36 +123,39 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in text)
 
 
-def _score(deg_name, method_name, method, degraded, clean, batch_size) -> Cell:
-    p, s, seconds = [], [], 0.0
-    for i in range(0, len(clean), batch_size):
-        start = time.perf_counter()
-        out = method(degraded[i : i + batch_size]).cpu()
-        seconds += time.perf_counter() - start
-        p.append(psnr(out, clean[i : i + batch_size]))
-        s.append(ssim(out, clean[i : i + batch_size]))
-    return Cell(deg_name, method_name, torch.cat(p).mean().item(), torch.cat(s).mean().item(), seconds / len(clean), len(clean))
-
-
 def write_results(bench: Suite, cells: list[Cell], out_dir: Path, seed: int) -> None:
     notes = list(bench.notes)
     if bench.figure_methods:
         notes.append("grids: " + " | ".join(["degraded", *bench.figure_methods, "original"]) + " (grid_*.png).")
     payload = {"suite": bench.name, "seed": seed, "notes": notes, "cells": [c.__dict__ for c in cells]}
     write_text(out_dir / "results.json", json.dumps(payload, indent=2))
-    write_text(out_dir / "results.md", markdown_table(bench, cells, notes))
+    write_text(out_dir / "results.md", markdown(bench, cells, notes))
 
 
-def markdown_table(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
-    """One row per method, a PSNR / SSIM column pair per degradation."""
-    degs = list(bench.degradations)
-    head = "| method | " + " | ".join(f"{d} PSNR | {d} SSIM" for d in degs) + " | ms / image |"
-    rule = "|---|" + "---|---|" * len(degs) + "---|"
-    rows = []
-    for method in bench.methods:
-        mine = {c.degradation: c for c in cells if c.method == method}
-        vals = " | ".join(f"{mine[d].psnr:.2f} | {mine[d].ssim:.3f}" for d in degs)
-        ms = 1000 * sum(c.seconds_per_image for c in mine.values()) / len(mine)
-        rows.append(f"| {method} | {vals} | {ms:.2f} |")
-    bullets = "".join(f"\n- {n}" for n in notes)
-    return f"# lmppm bench: {bench.name}\n\n{head}\n{rule}\n" + "\n".join(rows) + f"\n{bullets}\n"
+def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
+    """Table 1's layout: one table per degradation kind, one row per method, a column group per strength."""
+    has_fid = any(c.fid is not None for c in cells)
+    metrics = ("SSIM", "PSNR", "FID", "FID/class", "acc %") if has_fid else ("PSNR", "SSIM")
+    kinds: dict[str, list[str]] = {}
+    for deg in bench.degradations:
+        kinds.setdefault(deg.split(" ")[0], []).append(deg)
+    by = {(c.degradation, c.method): c for c in cells}
+    parts = [f"# lmppm bench: {bench.name}\n"]
+    for degs in kinds.values():
+        head = "| method | " + " | ".join(f"{d} {m}" for d in degs for m in metrics) + " |"
+        rule = "|---|" + "---|" * (len(degs) * len(metrics))
+        rows = [f"| {m} | " + " | ".join(_values(by[(d, m)], metrics) for d in degs) + " |" for m in bench.methods]
+        parts.append("\n".join([head, rule, *rows]) + "\n")
+    ms = {m: 1000 * sum(c.seconds_per_image for c in cells if c.method == m) / len(bench.degradations) for m in bench.methods}
+    parts.append("| method | ms / image |\n|---|---|\n" + "\n".join(f"| {m} | {v:.3f} |" for m, v in ms.items()) + "\n")
+    if bench.checks is not None:
+        parts.append("\n".join(bench.checks(cells)) + "\n")
+    parts.append("".join(f"- {n}\n" for n in notes))
+    return "\n".join(parts)
+
+
+def _values(c: Cell, metrics) -> str:
+    table = {"SSIM": f"{c.ssim:.3f}", "PSNR": f"{c.psnr:.2f}", "FID": f"{c.fid:.2f}" if c.fid is not None else "",
+             "FID/class": f"{c.fid_per_class:.2f}" if c.fid_per_class is not None else "",
+             "acc %": f"{100 * c.accuracy:.1f}" if c.accuracy is not None else ""}  # fmt: skip
+    return " | ".join(table[m] for m in metrics)

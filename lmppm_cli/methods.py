@@ -1,0 +1,58 @@
+"""Restoration methods by name, each bound to the kind of model file it needs.
+
+lmppm            the flow of Alg. 4 with the model's (calibrated) defaults      needs an lmppm model
+ablation-lmppm   the same flow with alpha = 0: kernel mean only (Table 1)      needs an lmppm model
+dae              the DAE baseline's single pass G(F(x))                         needs a dae model
+ablation-dae     the DAE's network with the kernel step only (alpha = 0)        needs a dae model
+ldm              encode, noise to the start step, DDPM reverse chain, decode    needs an ldm model
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from lmppm_cli.baselines import ldm
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.restoration import Restored, flow_settings, restore, single_pass
+
+NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
+DEFAULT_MODEL = {"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm"}
+
+Restorer = Callable[[torch.Tensor, bool], Restored]
+
+
+def default_model(method: str) -> str:
+    """The bundled model a method uses when no --model is given."""
+    return DEFAULT_MODEL[NEEDS[_known(method)]]
+
+
+def restorer(model, method: str | None = None, seed: int = 0, start_step: int | None = None, **flow) -> Restorer:
+    """A function (images, keep_trajectory) -> Restored for `method` (None: the model's own method).
+    `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule) of flow methods."""
+    method = _known(method or model.config.method)
+    if model.config.method != NEEDS[method]:
+        raise LmppmError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
+    if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
+        if method != "lmppm":
+            flow["alpha"] = 0.0
+        settings = flow_settings(model, **flow)
+        return lambda x, keep=False: restore(model, x, settings, keep)
+    if method == "dae":
+        return lambda x, keep=False: _plain(single_pass(model, x))
+    gen = torch.Generator().manual_seed(seed)
+    return lambda x, keep=False: _plain(ldm.restore(model, x, gen, start_step))
+
+
+def _plain(images: torch.Tensor) -> Restored:
+    return Restored(images, torch.zeros(len(images), dtype=torch.long), [])
+
+
+def _known(method: str) -> str:
+    if method == "classifier":
+        raise LmppmError("a classifier model cannot restore images; pick an lmppm, dae or ldm model.")
+    if method not in NEEDS:
+        raise LmppmError(f"unknown method {method!r}; use {', '.join(NEEDS)}.")
+    return method
+
