@@ -42,14 +42,14 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae"]
     assert [c.method for c in cells[:6]] == methods and len(cells) == 4 * 6
     assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in cells)
-    assert {c.degradation for c in cells} == {"noise 0.7", "noise 0.85", "elastic 2.3", "elastic 1.8"}
+    assert {c.degradation for c in cells} == {"noise mild 0.7", "noise severe 0.85", "elastic mild 2.3", "elastic severe 1.8"}
     md = (tmp_path / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method | noise"))
     assert header.count("FID/class") == 2 and header.count("SSIM") == 2 and header.count("acc %") == 2
     assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 3  # noise, elastic, timing tables
     assert "Targets (issue 3):" in md and md.count("| elastic ") >= 2
     grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
-    assert grids == ["grid_elastic-1.8.png", "grid_elastic-2.3.png", "grid_noise-0.7.png", "grid_noise-0.85.png"]
+    assert grids == ["grid_elastic-mild-2.3.png", "grid_elastic-severe-1.8.png", "grid_noise-mild-0.7.png", "grid_noise-severe-0.85.png"]
     data = json.loads((tmp_path / "results.json").read_text())
     assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image"} <= set(data["cells"][0])
 

@@ -60,7 +60,7 @@ def _degradations(names) -> dict:
     for kind in names:
         for severity in ("mild", "severe"):
             value = strength(kind, severity, "digits")
-            out[f"{kind} {value:g}"] = functools.partial(_apply, kind=kind, value=value)
+            out[f"{kind} {severity} {value:g}"] = functools.partial(_apply, kind=kind, value=value)
     return out
 
 
