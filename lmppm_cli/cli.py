@@ -280,10 +280,10 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1) or mnist-noise.", show_default=False)],
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, or circle (Figs. 4-7).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images, spread over the classes (quick runs).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle).")] = None,
     degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="The LMPPM model.")] = "mnist",
     dae: Annotated[str, typer.Option(help="The DAE baseline (and Ablation_dae).")] = "mnist-dae",
@@ -296,10 +296,12 @@ def bench(
     """Run one of the paper's experiments: tables (Markdown, JSON) and comparison grids."""
     from rich.table import Table
 
-    from lmppm_cli.bench import SUITES, run_suite
+    from lmppm_cli.bench import ALL_SUITES, STANDALONE, SUITES, run_suite
 
-    if suite not in SUITES:
-        raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(sorted(SUITES))}.")
+    if suite not in ALL_SUITES:
+        raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
+    if suite in STANDALONE:
+        return _bench_standalone(suite, output, seed, limit)
     refs = {"lmppm": model, "dae": dae, "ldm": ldm, "classifier": classifier}
     models = {kind: _load(refs[kind], revision, offline, device, kind) for kind in SUITES[suite].needs}
     kinds = [k.strip() for k in degradations.split(",")] if degradations else None
@@ -314,6 +316,22 @@ def bench(
             table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
 
         run_suite(suite, output, seed=seed, models=models, limit=limit, degradations=kinds, on_cell=on_cell)
+    out.print(table)
+    out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
+
+
+def _bench_standalone(suite: str, output: str, seed: int, limit: int | None) -> None:
+    """A suite that trains its own models (the circle): a spinner per stage, then its table."""
+    from lmppm_cli.bench import STANDALONE
+
+    with out.status(f"{suite}: starting") as status:
+        rows = STANDALONE[suite](output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"))
+    from rich.table import Table
+
+    keys = list(next(iter(rows.values())))
+    table = Table("method", *keys)
+    for method, row in rows.items():
+        table.add_row(method, *(f"{row[k]:.5f}" for k in keys))
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
