@@ -112,6 +112,8 @@ def restore(
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
     save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
+    tile: Annotated[Optional[int], typer.Option(min=0, help="Restore images larger than the model in tiles of N pixels (0: resize the whole image) [default: the model's input size for U-Net models, 0 for conv models].")] = None,
+    tile_overlap: Annotated[Optional[int], typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile].")] = None,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method)."""
     from lmppm_cli.jobs import plan_outputs, restore_files
@@ -123,7 +125,7 @@ def restore(
     fn = restorer(net, method, seed=seed, start_step=start_step, **flow)
     with _bar() as bar:
         task = bar.add_task("restoring", total=len(jobs))
-        report = restore_files(net, jobs, fn, batch_size, save_trajectory, lambda job: bar.advance(task))
+        report = restore_files(net, jobs, fn, batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap)
     _report(report, "restored")
 
 
@@ -207,6 +209,10 @@ def train(
     sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces).")] = 0.4,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
     lambdas: Annotated[str, typer.Option(help="lambda_1..lambda_6 of Eq. 20, comma separated.")] = "1,1,1,1,1,1",
+    arch: Annotated[str, typer.Option(help="conv (Table 8) or unet (Table 9, with latent-to-skip projections).")] = "conv",
+    widths: Annotated[Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")] = None,
+    projections: Annotated[bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")] = True,
+    skip_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="unet: chance a training sample's skips are zeroed, so z must carry the image.")] = 0.0,
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
     image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default 28).")] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
@@ -229,6 +235,7 @@ def train(
         channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
         lr=lr, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
         lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
+        arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     with err.status(f"loading {data}"):
@@ -240,6 +247,18 @@ def train(
     summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model)
     out.print(f"model written to {Path(output) / 'model.safetensors'} "
               f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
+
+
+def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise LmppmError(f"{option} needs positive whole numbers separated by commas, not {text!r}.")
+    return values
 
 
 def _size(text: Optional[str]) -> tuple[int, int]:

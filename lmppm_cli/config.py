@@ -13,7 +13,10 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Encoder F / decoder G. `conv` is the paper's MNIST network (Table 8), generalised in size."""
+    """Encoder F / decoder G. `conv` is the paper's MNIST network (Table 8), `unet` the faces U-Net
+    with latent-to-skip projections (Table 9; `projections=False` is its ablation), both generalised
+    in size; `widths` are the channels per level. `skip_dropout` makes the U-Net's decoder work from z alone
+    for a share of the training samples, so that z (and the flow) still matters when skips are present."""
 
     arch: str = "conv"
     channels: int = 1
@@ -21,6 +24,8 @@ class AutoencoderConfig:
     width: int = 28
     latent_dim: int = 18
     widths: tuple[int, ...] = (32, 64)
+    projections: bool = True
+    skip_dropout: float = 0.0  # unet, training only: chance that a sample's encoder skips are zeroed
 
 
 @dataclass(frozen=True)

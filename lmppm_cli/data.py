@@ -13,7 +13,11 @@ import torch
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import IMAGE_SUFFIXES, fit, read_image, to_channels
 
-BUILTIN = ("mnist-5k", "mnist")
+BUILTIN = ("mnist-5k", "mnist", "photo-patches")
+# scikit-image's colour photos: which are for training, validation and test (whole photos held out)
+PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
+          "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
+PATCHES = {"train": 5000, "val": 500, "test": 1000}
 
 
 @dataclass
@@ -37,6 +41,8 @@ def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 
         ds = mnist_5k()
     elif source == "mnist":
         ds = mnist_torchvision(data_dir)
+    elif source == "photo-patches":
+        ds = photo_patches(max(height, width))
     elif Path(source).is_dir():
         return image_folder(Path(source), channels, height, width)
     else:
@@ -46,6 +52,8 @@ def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 
 
 def sniff_channels(source: str) -> int:
     """1 for the digit datasets and for folders whose first image is grayscale, else 3."""
+    if source == "photo-patches":
+        return 3
     if source in BUILTIN or not Path(source).is_dir():
         return 1
     first = next((p for p in sorted(Path(source).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
@@ -100,6 +108,39 @@ def mnist_torchvision(data_dir=None) -> Dataset:
         return Split(ds.data[sl].float().div(255.0).unsqueeze(1), ds.targets[sl].long())
 
     return Dataset("mnist", split(train, slice(0, 55000)), split(train, slice(55000, None)), split(test))
+
+
+def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
+    """Random size x size patches of scikit-image's colour photos, augmented (random place, horizontal
+    and vertical flips, quarter turns), from whole photos kept apart: 5,000 for training, 500 for
+    validation (chelsea), 1,000 for the test (coffee). Photos are first scaled so their longer side is
+    at most 512 pixels. The same patches on every call (their own seed)."""
+    try:
+        import skimage.data
+    except ImportError as exc:
+        raise LmppmError("the photo-patches dataset needs scikit-image: pip install 'lmppm[full]'.") from exc
+    from torchvision.transforms import v2
+
+    augment = v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
+    splits = {}
+    for part, names in PHOTOS.items():
+        photos = [_photo(getattr(skimage.data, name)()) for name in names]
+        g = torch.Generator().manual_seed(seed + len(splits))
+        patches = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 17 * len(splits))
+            for i in range(PATCHES[part]):
+                patch = augment(photos[i % len(photos)])
+                patches.append(torch.rot90(patch, int(torch.randint(0, 4, (1,), generator=g)), dims=(1, 2)))
+        splits[part] = Split(torch.stack(patches))
+    return Dataset("photo-patches", splits["train"], splits["val"], splits["test"])
+
+
+def _photo(array: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div(255.0)
+    h, w = x.shape[-2:]
+    scale = min(1.0, 512 / max(h, w))
+    return fit(x, round(h * scale), round(w * scale))
 
 
 def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:

@@ -15,6 +15,7 @@ from torchvision.utils import make_grid
 from lmppm_cli.config import FlowConfig
 from lmppm_cli.degradations import degrade
 from lmppm_cli.errors import LmppmError
+from lmppm_cli.tiling import resolve, restore_tiled
 from lmppm_cli.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
 from lmppm_cli.baselines import ldm
 from lmppm_cli.restoration import generate, sample_seeds
@@ -128,10 +129,14 @@ def restore_files(
     batch_size: int = 64,
     trajectory: bool = False,
     on_done: Callable[[Job], None] = lambda job: None,
+    tile: int | None = None,
+    overlap: int | None = None,
 ) -> Report:
     """Restore every job with `restorer` (methods.py); a file that fails to read or write is reported
-    and the rest go on."""
+    and the rest go on. Images larger than the model's input are restored in tiles (tiling.py) when
+    tiling is on for this model; otherwise they are resized to the model's input and back."""
     report = Report()
+    tiles = resolve(tile, overlap, model)
     pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
     for job in jobs:
         try:
@@ -142,25 +147,32 @@ def restore_files(
             continue
         pending.append((job, x, info))
         if len(pending) == batch_size:
-            _restore_batch(model, pending, restorer, trajectory, report, on_done)
+            _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size)
             pending = []
     if pending:
-        _restore_batch(model, pending, restorer, trajectory, report, on_done)
+        _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size)
     _channel_note(model, report)
     return report
 
 
-def _restore_batch(model, pending, restorer, trajectory, report, on_done) -> None:
+def _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size) -> None:
     ae = model.config.autoencoder
-    batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for _, x, _ in pending])
-    result = restorer(batch.to(model.device), trajectory)
+    tiled = [tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
+    whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
+    result = restorer(torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(model.device), trajectory) if whole else None
+    k = 0
     for i, (job, x, info) in enumerate(pending):
-        out = to_channels(resize(result.images[i].cpu(), info.height, info.width), x.shape[0])
+        if tiled[i]:
+            fn = lambda b: restorer(b.to(model.device), False).images  # noqa: E731
+            out = restore_tiled(to_channels(x, ae.channels), fn, (ae.height, ae.width), *tiles, batch_size)
+        else:
+            out, k = resize(result.images[k].cpu(), info.height, info.width), k + 1
+        out = to_channels(out, x.shape[0])
         try:
             save_image(encode(out, info), job.target, info)
             report.written.append(job.target)
-            if result.trajectory:
-                strip = _grid(torch.stack([t[i] for t in result.trajectory]).cpu(), len(result.trajectory))
+            if result is not None and result.trajectory and not tiled[i]:
+                strip = _grid(torch.stack([t[k - 1] for t in result.trajectory]).cpu(), len(result.trajectory))
                 save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
         except LmppmError as exc:
             report.failed.append((job.source, str(exc)))

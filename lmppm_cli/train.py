@@ -15,13 +15,15 @@ import torch
 
 from lmppm_cli.atomic import write_text
 from lmppm_cli.checkpoint import load_checkpoint, save_checkpoint
-from lmppm_cli.config import METHODS, AutoencoderConfig, ModelConfig
+from lmppm_cli.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig
 from lmppm_cli.data import Dataset
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.losses import LossWeights
 from lmppm_cli.objectives import make_objective
 from lmppm_cli.weights import save_model
 
+# per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)
+ARCH_DEFAULTS = {"conv": ((32, 64), (100, 50, 20)), "unet": ((32, 64, 128, 256), (300, 100, 30))}
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
 
@@ -53,7 +55,7 @@ class TrainConfig:
 
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
-    sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm",
+    sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -66,12 +68,17 @@ def build_configs(
         raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
     if method not in METHODS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
-    ae = AutoencoderConfig(channels=channels, height=height, width=width, latent_dim=latent_dim)
+    if arch not in ARCH_DEFAULTS:
+        raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
+    default_widths, distance_hidden = ARCH_DEFAULTS[arch]
+    ae = AutoencoderConfig(arch=arch, channels=channels, height=height, width=width, latent_dim=latent_dim,
+                           widths=tuple(widths or default_widths), projections=projections,
+                           skip_dropout=skip_dropout)  # fmt: skip
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate, weights=LossWeights(*values),
     )  # fmt: skip
-    return ModelConfig(autoencoder=ae, method=method), tcfg
+    return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method), tcfg
 
 
 @dataclass
@@ -233,6 +240,7 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
     model = loop.model
     model.load_state_dict(loop.best_state)
     model.eval()
+    train_seconds = loop.elapsed()
     extras = loop.objective.finish(loop)
     model.config = dataclasses.replace(model.config, dataset=loop.data.name)
     summary = {
@@ -240,6 +248,7 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
         "val_images": len(loop.val_x), "skipped_files": list(loop.data.skipped), "epochs_run": loop.epoch_no,
         "best_epoch": loop.best_epoch, "best_val_loss": loop.best_loss,
         "stopped_early": loop.epoch_no < loop.tcfg.epochs, "seconds": round(loop.elapsed(), 1),
+        "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2), **_peak_memory(loop.device),
         "device": str(loop.device), "train_config": loop.tcfg.to_dict(),
         "model_config": json.loads(model.config.to_json()), "final": loop.history[-1] if loop.history else None,
         **extras,
@@ -250,6 +259,13 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
     return summary
 
 
+def _peak_memory(device: torch.device) -> dict:
+    """Peak GPU memory the process allocated (CUDA only), for the README's time-and-memory figures."""
+    if device.type != "cuda":
+        return {}
+    return {"peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+
+
 def _summary_markdown(s: dict) -> str:
     final = s["final"] or {"train": {}, "val": {}}
     rows = "\n".join(f"| {k} | {v:.4f} | {final['val'].get(k, float('nan')):.4f} |" for k, v in final["train"].items())
@@ -257,6 +273,7 @@ def _summary_markdown(s: dict) -> str:
         f"# lmppm training run ({s['method']})", "",
         f"- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)",
         f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), {s['seconds']} s on {s['device']}",
+        f"- {s['seconds_per_epoch']} s per training epoch" + (f", peak GPU memory {s['peak_gpu_memory_mib']} MiB" if "peak_gpu_memory_mib" in s else ""),
     ]  # fmt: skip
     if "flow" in s:
         lines.append("- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker")))

@@ -57,3 +57,14 @@ def test_mnist_download_failure_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
     with pytest.raises(LmppmError, match="could not download MNIST"):
         load_dataset("mnist", data_dir=tmp_path)
+
+
+def test_photo_patches_are_rgb_augmented_fixed_and_from_held_out_photos(monkeypatch):
+    from lmppm_cli import data
+
+    monkeypatch.setattr(data, "PATCHES", {"train": 40, "val": 8, "test": 8})
+    a, b = data.load_dataset("photo-patches", 3, 16, 16), data.load_dataset("photo-patches", 3, 16, 16)
+    assert a.train.images.shape == (40, 3, 16, 16) and a.test.images.shape == (8, 3, 16, 16)
+    assert 0 <= a.train.images.min() and a.train.images.max() <= 1 and a.train.images.std() > 0.05
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.images, b.test.images)
+    assert not set(data.PHOTOS["test"]) & set(data.PHOTOS["train"]) and data.sniff_channels("photo-patches") == 3

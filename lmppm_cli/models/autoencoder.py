@@ -64,4 +64,8 @@ class ConvAutoencoder(nn.Module):
 def build_autoencoder(cfg: AutoencoderConfig) -> nn.Module:
     if cfg.arch == "conv":
         return ConvAutoencoder(cfg)
-    raise LmppmError(f"unknown autoencoder architecture {cfg.arch!r}; expected 'conv'.")
+    if cfg.arch == "unet":
+        from lmppm_cli.models.unet import UNetAutoencoder
+
+        return UNetAutoencoder(cfg)
+    raise LmppmError(f"unknown autoencoder architecture {cfg.arch!r}; expected 'conv' or 'unet'.")
