@@ -25,7 +25,7 @@ def test_bundled_model_gains_4db_and_beats_its_single_pass(tmp_path):
 
 @pytest.mark.slow
 def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
-    """The README's training command, run in full on the CPU (about 8 minutes on 2 cores)."""
+    """The README's training command, run in full on the CPU (about 7 minutes on 2 cores)."""
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), "--seed", "0", "--device", "cpu", "--lambdas", "1,4,1,1,1,1"])
