@@ -22,10 +22,10 @@ import itertools
 
 import torch
 
-from lmppm_cli.flow import run_flow
 from lmppm_cli.metrics import psnr, ssim
 from lmppm_cli.models import LMPPM
 from lmppm_cli.neighbours import nearest
+from lmppm_cli.restoration import restore, single_pass
 
 ALPHAS = (0.05, 0.15, 0.3, 0.45, 0.6)
 BETAS = (0.03, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -35,15 +35,14 @@ NOISE_FACTORS = (1.0, 1.75)
 CLEAN_SSIM_SLACK = 0.02
 
 
-def noisy_cases(autoencoder, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):
+def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):
     """The validation images with noise at each of NOISE_FACTORS x sigma_d, as
-    (factor, noisy, z, skips, PSNR of the single pass G(F(noisy))) — the reference every method must beat."""
+    (noisy, PSNR of the single pass G(F(noisy))) — the reference every method must beat."""
     cases = []
     for factor in NOISE_FACTORS:
         noise = torch.randn(clean.shape, generator=generator, device=clean.device) * sigma_d * factor
         noisy = (clean + noise).clamp(0.0, 1.0)
-        z, skips = autoencoder.encode(noisy)
-        cases.append((factor, noisy, z, skips, psnr(autoencoder.decode(z, skips), clean).mean().item()))
+        cases.append((noisy, psnr(single_pass(model, noisy), clean).mean().item()))
     return cases
 
 
@@ -66,32 +65,23 @@ def calibrate_flow(
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
     (Ablation_dae on a DAE)."""
-    model.eval()
     base = model.config.flow
-    ae = model.autoencoder
-    cases = noisy_cases(ae, clean, sigma_d, generator)
-    z_clean, skips_clean = ae.encode(clean)
-    ssim_single = ssim(ae.decode(z_clean, skips_clean), clean).mean().item()
+    cases = noisy_cases(model, clean, sigma_d, generator)
+    ssim_single = ssim(single_pass(model, clean), clean).mean().item()
     rows = []
     for alpha, beta, mult in itertools.product(alphas, betas, multipliers):
         if alpha + beta >= 1.0:
             continue
-        gains = {n: [] for n in STEPS}
-        near = {n: [] for n in STEPS}
-        on_clean = run_flow(z_clean, model.distance, model.bank, alpha=alpha, beta=beta,
-                            sigma_ker=base.sigma_ker * mult, steps=max(STEPS), tol=base.tol, keep_trajectory=True)  # fmt: skip
-        for _, _, z, skips, single in cases:
-            res = run_flow(z, model.distance, model.bank, alpha=alpha, beta=beta,
-                           sigma_ker=base.sigma_ker * mult, steps=max(STEPS), tol=base.tol, keep_trajectory=True)  # fmt: skip
-            for n in STEPS:  # the trajectory ends early once every sample has met the tolerance
-                z_n = res.trajectory[min(n, len(res.trajectory) - 1)]
-                gains[n].append(psnr(ae.decode(z_n, skips), clean).mean().item() - single)
-                near[n].append(nearest(z_n, model.bank)[1].sqrt().mean().item())
-        for n in STEPS:
-            setting = {"alpha": alpha, "beta": beta, "steps": n, "sigma_ker": base.sigma_ker * mult}
-            z_n = on_clean.trajectory[min(n, len(on_clean.trajectory) - 1)]
-            clean_loss = ssim_single - ssim(ae.decode(z_n, skips_clean), clean).mean().item()
-            rows.append(gains_row(setting, gains[n]) | {"distance_to_bank": sum(near[n]) / len(near[n]), "clean_ssim_loss": clean_loss})
+        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(STEPS), sigma_ker=base.sigma_ker * mult)
+        on_clean = restore(model, clean, flow, keep_trajectory=True).trajectory
+        runs = [(restore(model, noisy, flow, keep_trajectory=True), single) for noisy, single in cases]
+        for n in STEPS:  # a trajectory ends early once every sample has met the tolerance
+            at = [min(n, len(r.trajectory) - 1) for r, _ in runs]
+            gains = [psnr(r.trajectory[k], clean).mean().item() - single for k, (r, single) in zip(at, runs)]
+            near = [nearest(r.latents[k], model.bank)[1].sqrt().mean().item() for k, (r, _) in zip(at, runs)]
+            clean_loss = ssim_single - ssim(on_clean[min(n, len(on_clean) - 1)], clean).mean().item()
+            setting = {"alpha": alpha, "beta": beta, "steps": n, "sigma_ker": flow.sigma_ker}
+            rows.append(gains_row(setting, gains) | {"distance_to_bank": sum(near) / len(near), "clean_ssim_loss": clean_loss})
     best = choose(rows)
     chosen = dataclasses.replace(base, alpha=best["alpha"], beta=best["beta"], steps=best["steps"], sigma_ker=best["sigma_ker"])
     return chosen, rows

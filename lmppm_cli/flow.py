@@ -11,6 +11,7 @@ Notation -> paper:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -68,24 +69,31 @@ class FlowResult:
     trajectory: list[torch.Tensor]  # [z^1, ..., z^N] when asked for, else []
 
 
+Reencode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z^{n+1} of some rows, their indices) -> latent to go on from
+
+
 @torch.no_grad()
 def run_flow(
-    z, distance, bank, *, alpha, beta, sigma_ker, steps, tol=0.0, schedule="constant", keep_trajectory=False
+    z, distance, bank, *, alpha, beta, sigma_ker, steps, tol=0.0, schedule="constant", keep_trajectory=False,
+    reencode: Reencode | None = None,
 ) -> FlowResult:
     """Alg. 4's loop. A sample stops once ||z^{n+1} - z^n|| / ||z^n|| < tol, so each sample's result is
-    independent of the other samples in its batch."""
+    independent of the other samples in its batch. `reencode` (U-Nets, Appendix B) maps each step's
+    z^{n+1} to the latent of its decoded image, F(G(...)), from which the next step starts. The
+    tolerance measures the flow's own update z^{n+1} - z^n (z^n = F(x^n)), as in Alg. 4: near the
+    data the D and kernel steps are small and the sample stops, far from it it goes on."""
     active = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
     taken = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
     trajectory = [z.clone()] if keep_trajectory else []
     for a, b in step_sizes(alpha, beta, steps, schedule):
         if not active.any():
             break
-        z_new = flow_step(z[active], distance, bank, a, b, sigma_ker)
-        change = (z_new - z[active]).norm(dim=1) / z[active].norm(dim=1).clamp_min(GRAD_EPS)
-        z = z.clone()
-        z[active] = z_new
-        taken[active] += 1
         idx = active.nonzero().squeeze(1)
+        z_new = flow_step(z[idx], distance, bank, a, b, sigma_ker)
+        change = (z_new - z[idx]).norm(dim=1) / z[idx].norm(dim=1).clamp_min(GRAD_EPS)
+        z = z.clone()
+        z[idx] = z_new if reencode is None else reencode(z_new, idx)
+        taken[idx] += 1
         active[idx[change < tol]] = False
         if keep_trajectory:
             trajectory.append(z.clone())

@@ -18,6 +18,7 @@ class Restored:
     images: torch.Tensor  # (B, C, H, W) = G(z^N)
     steps_taken: torch.Tensor  # (B,)
     trajectory: list[torch.Tensor]  # decoded images per step, [G(z^1), ..., G(z^N)] when asked for
+    latents: list[torch.Tensor] = dataclasses.field(default_factory=list)  # [z^1, ..., z^N] when asked for
 
 
 def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
@@ -44,13 +45,40 @@ def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_
 
 
 def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool) -> Restored:
+    skip_flow = SkipFlow(model.autoencoder, z, skips, keep_trajectory) if skips else None
     result = run_flow(
         z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
-        steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory,
+        steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
     )  # fmt: skip
+    if skip_flow is not None:
+        return Restored(skip_flow.images, result.steps_taken, skip_flow.trajectory, result.trajectory)
     decode = model.autoencoder.decode
-    trajectory = [decode(zn, skips) for zn in result.trajectory]
-    return Restored(decode(result.z, skips), result.steps_taken, trajectory)
+    trajectory = [decode(zn) for zn in result.trajectory]
+    return Restored(decode(result.z), result.steps_taken, trajectory, result.trajectory)
+
+
+class SkipFlow:
+    """Appendix B's update rule for U-Nets: with F(x^n) = (S^n_1..S^n_k, z^n),
+    x^{n+1} = G(S^n_1 + S_hat_1(z^{n+1}), ..., S^n_k + S_hat_k(z^{n+1}), z^{n+1}).
+
+    Called by the flow after each step with the moved latents z^{n+1} of the rows still running: decodes
+    them with their current skips, then encodes x^{n+1} again, so the next step starts from F(x^{n+1})
+    (skips and latent). Holds x^n of every row and, when asked, the images of every step."""
+
+    def __init__(self, autoencoder, z, skips, keep_trajectory: bool):
+        self.ae, self.skips, self.keep = autoencoder, [s.clone() for s in skips], keep_trajectory
+        self.images = autoencoder.decode(z, skips)  # x^1 seen through the model: the single pass
+        self.trajectory = [self.images.clone()] if keep_trajectory else []
+
+    def __call__(self, z_next: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        x = self.ae.decode(z_next, tuple(s[rows] for s in self.skips))
+        self.images[rows] = x
+        z, skips = self.ae.encode(x)
+        for held, new in zip(self.skips, skips):
+            held[rows] = new
+        if self.keep:
+            self.trajectory.append(self.images.clone())
+        return z
 
 
 @torch.no_grad()

@@ -84,3 +84,54 @@ def test_skip_dropout_zeroes_skips_only_in_training():
     net.train()
     a, b = net.combined_skips(z, skips), net.combined_skips(z, ())
     assert all(torch.allclose(s, t) for s, t in zip(a, b))  # training with p = 1: as if no skips
+
+
+def _unet_model(**kw):
+    from lmppm_cli.config import DistanceConfig, ModelConfig
+    from lmppm_cli.models import LMPPM
+
+    torch.manual_seed(0)
+    ae = AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=8, widths=(4, 8), **kw)
+    model = LMPPM(ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(16, 8), dropout=0.0)), bank_size=0)
+    model.build_bank(torch.rand(12, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    return model.eval()
+
+
+def test_flow_follows_appendix_b_encoding_each_new_image_again():
+    import dataclasses
+
+    from lmppm_cli.restoration import restore, single_pass
+
+    model = _unet_model()
+    ae, x = model.autoencoder, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    flow = dataclasses.replace(model.config.flow, alpha=0.0, beta=0.0, steps=1, tol=0.0)
+    assert torch.allclose(restore(model, x, flow).images, single_pass(model, x), atol=1e-6)  # a zero step: G(F(x))
+    twice = restore(model, x, dataclasses.replace(flow, steps=2), keep_trajectory=True)
+    assert torch.allclose(twice.images, single_pass(model, single_pass(model, x)), atol=1e-5)  # skips of F(x^2)
+    assert len(twice.trajectory) == len(twice.latents) == 3
+    # a real step: x^2 = G(S^1 + S_hat(z^2), z^2) with z^2 the Alg. 4 update of z^1 = F(x)
+    step = dataclasses.replace(flow, alpha=0.3, beta=0.3)
+    z, skips = ae.encode(x)
+    from lmppm_cli.flow import flow_step
+
+    z2 = flow_step(z, model.distance, model.bank, 0.3, 0.3, step.sigma_ker)
+    assert torch.allclose(restore(model, x, step).images, ae.decode(z2, skips), atol=1e-5)
+
+
+def test_with_projections_the_restored_image_follows_z():
+    """The flow acts through the skips: moving z moves every skip's projection and so the image, even
+    with the bottleneck path fixed; without projections the skips ignore z."""
+    from lmppm_cli.restoration import SkipFlow
+
+    for projections in (True, False):
+        model = _unet_model(projections=projections)
+        ae, x = model.autoencoder, torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+        z, skips = ae.encode(x)
+        rows = torch.arange(2)
+        moved = SkipFlow(ae, z, skips, False)
+        moved(z + 0.5, rows)
+        kept = SkipFlow(ae, z, skips, False)
+        kept(z, rows)
+        assert not torch.allclose(moved.images, kept.images)
+        through_skips = [a - b for a, b in zip(ae.combined_skips(z + 0.5, skips), ae.combined_skips(z, skips))]
+        assert any(d.abs().max() > 1e-4 for d in through_skips) == projections

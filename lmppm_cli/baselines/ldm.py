@@ -72,14 +72,14 @@ class LdmObjective:
         """The start step, on the validation images (see `matched_start_step`), with the PSNR of
         each candidate start for the record."""
         gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
-        cases = noisy_cases(self.model.autoencoder, loop.val_x, loop.tcfg.sigma_d, gen)
-        start = matched_start_step(self.model, loop.val_x, cases[0][1])
+        cases = noisy_cases(self.model, loop.val_x, loop.tcfg.sigma_d, gen)
+        start = matched_start_step(self.model, loop.val_x, cases[0][0])
         diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
         self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
         rows = []
         for step in sorted({*START_STEPS, start}):
             gains = [psnr(restore(self.model, noisy, gen, step), loop.val_x).mean().item() - single
-                     for _, noisy, _, _, single in cases]  # fmt: skip
+                     for noisy, single in cases]  # fmt: skip
             rows.append(gains_row({"start_step": step}, gains))
         return {"start_step": start, "start_step_psnr": rows}
 
