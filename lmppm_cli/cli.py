@@ -214,7 +214,7 @@ def train(
     projections: Annotated[bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")] = True,
     skip_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="unet: chance a training sample's skips are zeroed, so z must carry the image.")] = 0.0,
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
-    image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default 28).")] = None,
+    image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28).")] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
     neighbours: Annotated[str, typer.Option(help="x* search: exact, or approximate (faster on large sets).")] = "exact",
     calibrate: Annotated[bool, typer.Option(help="Choose the flow defaults on the validation split after training.")] = True,
@@ -224,12 +224,12 @@ def train(
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline."""
-    from lmppm_cli.data import load_dataset, sniff_channels
+    from lmppm_cli.data import NATIVE_SIZE, load_dataset, sniff_channels
     from lmppm_cli.devices import pick_device
     from lmppm_cli.train import build_configs
 
     dev = pick_device(device)
-    height, width = _size(image_size)
+    height, width = _size(image_size, NATIVE_SIZE.get(data, 28))
     ch = channels or sniff_channels(data)
     config, tcfg = build_configs(
         channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
@@ -261,9 +261,9 @@ def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
     return values
 
 
-def _size(text: Optional[str]) -> tuple[int, int]:
+def _size(text: Optional[str], default: int) -> tuple[int, int]:
     if text is None:
-        return 28, 28
+        return default, default
     try:
         parts = [int(p) for p in text.lower().split("x")]
     except ValueError:
@@ -299,15 +299,16 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, or circle (Figs. 4-7).", show_default=False)],
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, faces (Table 2), or circle (Figs. 4-7).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle).")] = None,
     degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="The LMPPM model.")] = "mnist",
-    dae: Annotated[str, typer.Option(help="The DAE baseline (and Ablation_dae).")] = "mnist-dae",
-    ldm: Annotated[str, typer.Option(help="The LDM baseline.")] = "mnist-ldm",
-    classifier: Annotated[str, typer.Option(help="The domain classifier for FID and accuracy.")] = "mnist-classifier",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")] = None,
+    ablation: Annotated[Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")] = None,
+    dae: Annotated[Optional[str], typer.Option(help="The DAE baseline (and Ablation_dae).")] = None,
+    ldm: Annotated[Optional[str], typer.Option(help="The LDM baseline.")] = None,
+    classifier: Annotated[Optional[str], typer.Option(help="The domain classifier for FID and accuracy.")] = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -316,13 +317,15 @@ def bench(
     from rich.table import Table
 
     from lmppm_cli.bench import ALL_SUITES, STANDALONE, SUITES, run_suite
+    from lmppm_cli.bench.runner import KIND_METHOD
 
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
     if suite in STANDALONE:
         return _bench_standalone(suite, output, seed, limit)
-    refs = {"lmppm": model, "dae": dae, "ldm": ldm, "classifier": classifier}
-    models = {kind: _load(refs[kind], revision, offline, device, kind) for kind in SUITES[suite].needs}
+    given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
+    models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))
+              for kind, default in SUITES[suite].needs.items()}  # fmt: skip
     kinds = [k.strip() for k in degradations.split(",")] if degradations else None
     table = Table("degradation", "method", "PSNR", "SSIM", "FID", "acc %", "ms / image")
     with _bar() as bar:

@@ -13,11 +13,15 @@ import torch
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import IMAGE_SUFFIXES, fit, read_image, to_channels
 
-BUILTIN = ("mnist-5k", "mnist", "photo-patches")
+BUILTIN = ("mnist-5k", "mnist", "photo-patches", "lfw-faces")
+NATIVE_SIZE = {"photo-patches": 32, "lfw-faces": 25}  # others: 28 (digits, and folders by default)
 # scikit-image's colour photos: which are for training, validation and test (whole photos held out)
 PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
           "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
 PATCHES = {"train": 5000, "val": 500, "test": 1000}
+# scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
+FACES = {"train": range(0, 70), "val": range(70, 80), "test": range(80, 100)}
+FACE_COPIES = 20
 
 
 @dataclass
@@ -43,6 +47,8 @@ def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 
         ds = mnist_torchvision(data_dir)
     elif source == "photo-patches":
         ds = photo_patches(max(height, width))
+    elif source == "lfw-faces":
+        ds = lfw_faces()
     elif Path(source).is_dir():
         return image_folder(Path(source), channels, height, width)
     else:
@@ -54,6 +60,8 @@ def sniff_channels(source: str) -> int:
     """1 for the digit datasets and for folders whose first image is grayscale, else 3."""
     if source == "photo-patches":
         return 3
+    if source == "lfw-faces":
+        return 1
     if source in BUILTIN or not Path(source).is_dir():
         return 1
     first = next((p for p in sorted(Path(source).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
@@ -134,6 +142,24 @@ def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
                 patches.append(torch.rot90(patch, int(torch.randint(0, 4, (1,), generator=g)), dims=(1, 2)))
         splits[part] = Split(torch.stack(patches))
     return Dataset("photo-patches", splits["train"], splits["val"], splits["test"])
+
+
+def lfw_faces(seed: int = 0) -> Dataset:
+    """The 100 real 25x25 grayscale face crops of scikit-image's `lfw_subset` (Labeled Faces in the Wild),
+    split by face: 70 for training, each as FACE_COPIES augmented copies (horizontal flip, a small random
+    shift, turn and zoom), 10 for validation and 20 for the test, as they are. The same copies on every call."""
+    try:
+        import skimage.data
+    except ImportError as exc:
+        raise LmppmError("the lfw-faces dataset needs scikit-image: pip install 'lmppm[full]'.") from exc
+    from torchvision.transforms import v2
+
+    faces = torch.from_numpy(skimage.data.lfw_subset()[:100]).float().unsqueeze(1)  # (100, 1, 25, 25)
+    augment = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05))])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        train = torch.stack([augment(faces[i]) for i in FACES["train"] for _ in range(FACE_COPIES)])
+    return Dataset("lfw-faces", Split(train.clamp(0.0, 1.0)), Split(faces[FACES["val"]]), Split(faces[FACES["test"]]))
 
 
 def _photo(array: np.ndarray) -> torch.Tensor:

@@ -68,3 +68,20 @@ def test_photo_patches_are_rgb_augmented_fixed_and_from_held_out_photos(monkeypa
     assert 0 <= a.train.images.min() and a.train.images.max() <= 1 and a.train.images.std() > 0.05
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.test.images, b.test.images)
     assert not set(data.PHOTOS["test"]) & set(data.PHOTOS["train"]) and data.sniff_channels("photo-patches") == 3
+
+
+def test_lfw_faces_are_real_held_out_faces_with_fixed_augmented_copies():
+    import skimage.data
+
+    from lmppm_cli import data
+
+    a, b = data.load_dataset("lfw-faces", 1, 25, 25), data.lfw_faces()
+    assert a.train.images.shape == (70 * data.FACE_COPIES, 1, 25, 25) and a.val.images.shape == (10, 1, 25, 25)
+    assert a.test.images.shape == (20, 1, 25, 25) and torch.equal(a.train.images, b.train.images)
+    raw = torch.from_numpy(skimage.data.lfw_subset()).float()
+    assert torch.equal(a.test.images[:, 0], raw[80:100]) and torch.equal(a.val.images[:, 0], raw[70:80])  # as shipped
+    copies = a.train.images[: data.FACE_COPIES, 0]
+    assert (copies - raw[0]).abs().mean() < 0.15 and copies.std(0).mean() > 0.01  # copies of face 0, augmented
+    nearest_train = torch.cdist(a.test.images.flatten(1), a.train.images.flatten(1)).min(1).values
+    assert nearest_train.min() > 1.0  # no test face among the training copies
+    assert sniff_channels("lfw-faces") == 1 and data.NATIVE_SIZE["lfw-faces"] == 25
