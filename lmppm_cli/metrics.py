@@ -59,3 +59,22 @@ def domain_fid(real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> 
     classes grouped by their true label)."""
     per_class = [frechet_distance(real[labels == c], fake[labels == c]) for c in labels.unique().tolist()]
     return frechet_distance(real, fake), sum(per_class) / len(per_class)
+
+
+def inception_fid_missing() -> str | None:
+    """None when torchmetrics' Inception FID can run here, else one sentence saying why it cannot."""
+    try:
+        FrechetInceptionDistance(feature=2048)
+    except Exception as exc:  # no torch-fidelity, or its Inception-v3 weights cannot be fetched
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"Inception FID is not reported: torchmetrics' FrechetInceptionDistance cannot load its Inception-v3 network here ({reason})."
+    return None
+
+
+def inception_fid(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """FID on Inception-v3 features (torchmetrics; grayscale repeated to RGB, images in [0, 1])."""
+    fid = FrechetInceptionDistance(feature=2048, normalize=True)
+    rgb = (lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3])  # fmt: skip
+    fid.update(rgb(real).float().cpu(), real=True)
+    fid.update(rgb(fake).float().cpu(), real=False)
+    return max(0.0, fid.compute().item())

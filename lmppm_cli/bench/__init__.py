@@ -1,7 +1,7 @@
 """`lmppm bench`: the paper's experiments as tables, JSON and figures. Image suites are listed in
 SUITES (run by the shared runner); STANDALONE suites train and score their own models."""
 
-from lmppm_cli.bench import mnist, noise  # noqa: F401  (each registers its suite)
+from lmppm_cli.bench import faces, mnist, noise  # noqa: F401  (each registers its suite)
 from lmppm_cli.bench.circle import run_circle
 from lmppm_cli.bench.runner import SUITES, run_suite
 

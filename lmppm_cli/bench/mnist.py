@@ -4,19 +4,17 @@ PSNR, the classifier-feature FID (overall and per class), the classifier's accur
 
 from __future__ import annotations
 
-import functools
-
 from lmppm_cli.bench.noise import images_of
-from lmppm_cli.bench.runner import Suite, spread, suite
+from lmppm_cli.bench.runner import Suite, at_strength, spread, suite
 from lmppm_cli.data import conform, mnist_5k
-from lmppm_cli.degradations import DEGRADATIONS, degrade, strength
+from lmppm_cli.degradations import DEGRADATIONS, strength
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.methods import restorer
 
 SSIM_SLACK = 0.02  # the target: LMPPM's SSIM no more than this below the DAE's
 
 
-@suite("mnist", needs=("lmppm", "dae", "ldm", "classifier"))
+@suite("mnist", needs={"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm", "classifier": "mnist-classifier"})
 def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
     test = mnist_5k().test
     idx = spread(len(test.images), limit)
@@ -60,12 +58,8 @@ def _degradations(names) -> dict:
     for kind in names:
         for severity in ("mild", "severe"):
             value = strength(kind, severity, "digits")
-            out[f"{kind} {severity} {value:g}"] = functools.partial(_apply, kind=kind, value=value)
+            out[f"{kind} {severity} {value:g}"] = at_strength(kind, value)
     return out
-
-
-def _apply(x, generator, kind, value):
-    return degrade(x, kind, value, generator)
 
 
 def target_checks(cells) -> list[str]:

@@ -1,17 +1,19 @@
-"""Suite `mnist-noise`: Gaussian noise at sigma 0.4 and 0.7 on the 1,000 held-out mnist-5k digits.
+"""Suites `mnist-noise` and `photo-noise`: Gaussian noise on held-out images. Does the flow earn its steps?
 
-Does the flow earn its steps? Rows: the noisy input, the single pass G(F(x)), the flow with the model's
-calibrated defaults, Ablation_lmppm (alpha = 0), and the flow with the paper's stated alpha 0.15,
-beta 0.1 (8 steps) instead of the calibrated ones.
+mnist-noise: sigma 0.4 and 0.7 on the 1,000 held-out mnist-5k digits. Rows: the noisy input, the single
+pass G(F(x)), the flow with the model's calibrated defaults, Ablation_lmppm (alpha = 0), and the flow
+with the paper's stated alpha 0.15, beta 0.1 (8 steps) instead of the calibrated ones.
+
+photo-noise: sigma 0.2, 0.25 and 0.3 on the 1,000 test patches of the held-out photo (photo-patches,
+bundled RGB U-Net). Rows as above, plus the U-Net's own questions: the flow with alpha = beta = 0 (only
+Appendix B's re-encoding of each new image, as many steps), and the model trained without latent-to-skip
+projections (its single pass and its calibrated flow).
 """
 
 from __future__ import annotations
 
-import functools
-
-from lmppm_cli.bench.runner import Suite, spread, suite
-from lmppm_cli.data import conform, mnist_5k
-from lmppm_cli.degradations import gaussian_noise
+from lmppm_cli.bench.runner import Suite, at_strength, spread, suite
+from lmppm_cli.data import conform, mnist_5k, photo_patches
 from lmppm_cli.methods import restorer
 from lmppm_cli.restoration import single_pass
 
@@ -20,26 +22,59 @@ def images_of(restore_fn):
     return lambda x: restore_fn(x, False).images
 
 
-@suite("mnist-noise", needs=("lmppm",))
+def flow_rows(model, tag: str = "") -> dict:
+    """The single pass, the calibrated flow and Ablation_lmppm of one model; `tag` names the model."""
+    return {
+        f"single pass G(F(x)){tag}": lambda x: single_pass(model, x),
+        f"LMPPM{tag}": images_of(restorer(model)),
+        f"Ablation_lmppm (alpha=0){tag}": images_of(restorer(model, "ablation-lmppm")),
+    }
+
+
+def describe(model, name: str) -> str:
+    f = model.config.flow
+    return f"{name} flow defaults: alpha {f.alpha:g}, beta {f.beta:g}, steps {f.steps}, sigma_ker {f.sigma_ker:.4g}, tol {f.tol:g}."
+
+
+@suite("mnist-noise", needs={"lmppm": "mnist"})
 def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
     model = models["lmppm"]
-    ae, f = model.config.autoencoder, model.config.flow
-    test = mnist_5k().test.images
-    test = conform(test[spread(len(test), limit)], ae.channels, ae.height, ae.width)
+    test = _held_out(mnist_5k().test.images, model, limit)
     methods = {
         "noisy input": lambda x: x,
-        "single pass G(F(x))": lambda x: single_pass(model, x),
-        "LMPPM": images_of(restorer(model)),
-        "Ablation_lmppm (alpha=0)": images_of(restorer(model, "ablation-lmppm")),
+        **flow_rows(model),
         "LMPPM, paper alpha/beta (0.15/0.1, 8 steps)": images_of(restorer(model, alpha=0.15, beta=0.1, steps=8)),
     }
-    notes = [
-        f"{len(test)} held-out digits (mnist-5k test split), seed {seed}.",
-        f"model flow defaults: alpha {f.alpha:g}, beta {f.beta:g}, steps {f.steps}, sigma_ker {f.sigma_ker:.4g}, tol {f.tol:g}.",
-    ]
-    degs = {f"noise {s}": functools.partial(_noise, sigma=s) for s in (0.4, 0.7)}
+    notes = [f"{len(test)} held-out digits (mnist-5k test split), seed {seed}.", describe(model, "model")]
+    degs = {f"noise {s}": at_strength("noise", s) for s in (0.4, 0.7)}
     return Suite("mnist-noise", test.to(model.device), degs, methods, notes, ["single pass G(F(x))", "LMPPM"])
 
 
-def _noise(x, generator, sigma):
-    return gaussian_noise(x, sigma, generator)
+@suite("photo-noise", needs={"lmppm": "photos", "ablation": "photos-noproj"})
+def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
+    model, ablation = models["lmppm"], models["ablation"]
+    test = _held_out(photo_patches(model.config.autoencoder.height).test.images, model, limit)
+    methods = {"noisy input": lambda x: x, **flow_rows(model), **unet_rows(model, ablation)}
+    notes = [
+        f"{len(test)} patches of the held-out test photo (photo-patches test split: coffee), seed {seed}.",
+        describe(model, "model"), describe(ablation, "no-projections model"),
+    ]  # fmt: skip
+    degs = {f"noise {s}": at_strength("noise", s) for s in (0.2, 0.25, 0.3)}
+    return Suite("photo-noise", test.to(model.device), degs, methods, notes, ["single pass G(F(x))", "LMPPM"])
+
+
+def unet_rows(model, ablation) -> dict:
+    """Appendix B's re-encoding alone (alpha = beta = 0, the model's step count, no early stop) and the
+    projections-off model's single pass and flow."""
+    reencode_only = restorer(model, alpha=0.0, beta=0.0, tol=0.0)
+    return {
+        f"re-encoding only (alpha=beta=0, {model.config.flow.steps} steps)": images_of(reencode_only),
+        "single pass, no projections": lambda x: single_pass(ablation, x),
+        "LMPPM, no projections": images_of(restorer(ablation)),
+    }
+
+
+def _held_out(images, model, limit):
+    ae = model.config.autoencoder
+    return conform(images[spread(len(images), limit)], ae.channels, ae.height, ae.width)
+

@@ -3,6 +3,7 @@ Markdown tables and comparison grids."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
@@ -13,9 +14,10 @@ import torch
 from torchvision.utils import make_grid
 
 from lmppm_cli.atomic import write_text
+from lmppm_cli.degradations import degrade
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import save_image, tensor_to_image
-from lmppm_cli.metrics import classifier_outputs, domain_fid, psnr, ssim
+from lmppm_cli.metrics import classifier_outputs, domain_fid, inception_fid, inception_fid_missing, psnr, ssim
 
 Method = Callable[[torch.Tensor], torch.Tensor]  # degraded (B, C, H, W) -> restored (B, C, H, W)
 
@@ -35,6 +37,7 @@ class Suite:
     classifier: torch.nn.Module | None = None
     labels: torch.Tensor | None = None
     checks: Callable[[list], list[str]] | None = None  # extra Markdown lines from the cells
+    inception_fid: bool = False  # add Inception FID where torchmetrics can load its network
 
 
 @dataclass
@@ -53,18 +56,28 @@ class Cell:
 @dataclass(frozen=True)
 class Entry:
     factory: Callable[..., Suite]
-    needs: tuple[str, ...]  # model kinds the suite uses: lmppm, dae, ldm, classifier
+    needs: dict[str, str]  # model kind the suite uses (lmppm, ablation, dae, ldm, classifier) -> default model
 
 
 SUITES: dict[str, Entry] = {}
+KIND_METHOD = {"ablation": "lmppm"}  # a kind whose model file is of another method (else: the kind itself)
 
 
-def suite(name: str, needs: tuple[str, ...]):
+def suite(name: str, needs: dict[str, str]):
     def register(factory):
         SUITES[name] = Entry(factory, needs)
         return factory
 
     return register
+
+
+def at_strength(kind: str, value: float) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """A degradation as a suite lists it, (images, generator) -> images, at an explicit strength."""
+    return functools.partial(_degrade, kind=kind, value=value)
+
+
+def _degrade(x, generator, kind, value):
+    return degrade(x, kind, value, generator)
 
 
 def spread(n_total: int, limit: int | None) -> torch.Tensor:
@@ -79,6 +92,9 @@ def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=l
     if name not in SUITES:
         raise LmppmError(f"unknown bench suite {name!r}; available: {', '.join(sorted(SUITES))}.")
     bench = SUITES[name].factory(seed=seed, **options)
+    if bench.inception_fid and (missing := inception_fid_missing()):
+        bench.inception_fid = False
+        bench.notes.append(missing)
     reference = classifier_outputs(bench.classifier, bench.clean)[0] if bench.classifier is not None else None
     cells = []
     for d_index, (deg_name, degrade) in enumerate(bench.degradations.items()):
@@ -106,6 +122,8 @@ def _score(bench: Suite, deg_name, method_name, method, degraded, reference, bat
         features, predicted = classifier_outputs(bench.classifier, out)
         cell.fid, cell.fid_per_class = domain_fid(reference, features, bench.labels)
         cell.accuracy = (predicted == bench.labels).float().mean().item()
+    elif bench.inception_fid:
+        cell.fid = inception_fid(clean, out)
     return cell
 
 
@@ -134,8 +152,10 @@ def write_results(bench: Suite, cells: list[Cell], out_dir: Path, seed: int) -> 
 
 def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
     """Table 1's layout: one table per degradation kind, one row per method, a column group per strength."""
-    has_fid = any(c.fid is not None for c in cells)
-    metrics = ("SSIM", "PSNR", "FID", "FID/class", "acc %") if has_fid else ("PSNR", "SSIM")
+    if any(c.accuracy is not None for c in cells):
+        metrics = ("SSIM", "PSNR", "FID", "FID/class", "acc %")
+    else:
+        metrics = ("PSNR", "SSIM", "FID") if any(c.fid is not None for c in cells) else ("PSNR", "SSIM")
     kinds: dict[str, list[str]] = {}
     for deg in bench.degradations:
         kinds.setdefault(deg.split(" ")[0], []).append(deg)
