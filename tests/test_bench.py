@@ -67,3 +67,13 @@ def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_p
     assert not (tmp_path / "b").exists()
     res = CliRunner().invoke(app, ["bench", "--suite", "cifar", "-o", str(tmp_path / "c")])
     assert res.exit_code == 2 and "unknown bench suite" in res.stderr
+
+
+def test_a_bench_refuses_models_of_different_sizes(tmp_path):
+    from typer.testing import CliRunner
+
+    from lmppm_cli.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos", "--limit", "3"])
+    assert res.exit_code == 2 and "must share their image size" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "b").exists()

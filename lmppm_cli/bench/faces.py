@@ -11,10 +11,9 @@ without latent-to-skip projections (the ablation). SSIM and PSNR; Inception FID 
 from __future__ import annotations
 
 from lmppm_cli.bench.noise import describe, images_of, unet_rows
-from lmppm_cli.bench.runner import Suite, at_strength, suite
+from lmppm_cli.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.data import conform, lfw_faces
-from lmppm_cli.degradations import DEGRADATIONS, strength
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.degradations import strength
 from lmppm_cli.methods import restorer
 from lmppm_cli.restoration import single_pass
 
@@ -23,6 +22,7 @@ TABLE_2 = {"noise": (0.2, 0.25, 0.3), "missing-pixels": (0.04, 0.08, 0.1), "scri
 
 @suite("faces", needs={"lmppm": "faces", "ablation": "faces-noproj", "dae": "faces-dae"})
 def faces(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
+    check_same_input(models)
     model, ablation, dae = models["lmppm"], models["ablation"], models["dae"]
     ae = model.config.autoencoder
     test = lfw_faces().test.images
@@ -43,12 +43,8 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
 
 
 def _degradations(names) -> dict:
-    names = list(DEGRADATIONS) if not names else names
-    unknown = [n for n in names if n not in DEGRADATIONS]
-    if unknown:
-        raise LmppmError(f"unknown degradation {unknown[0]!r}; choose from {', '.join(DEGRADATIONS)}.")
     out = {}
-    for kind in names:
+    for kind in degradation_kinds(names):
         if kind in TABLE_2:
             out.update({f"{kind} {v:g}": at_strength(kind, v) for v in TABLE_2[kind]})
         else:

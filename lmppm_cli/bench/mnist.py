@@ -5,10 +5,9 @@ PSNR, the classifier-feature FID (overall and per class), the classifier's accur
 from __future__ import annotations
 
 from lmppm_cli.bench.noise import images_of
-from lmppm_cli.bench.runner import Suite, at_strength, spread, suite
+from lmppm_cli.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, spread, suite
 from lmppm_cli.data import conform, mnist_5k
-from lmppm_cli.degradations import DEGRADATIONS, strength
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.degradations import strength
 from lmppm_cli.methods import restorer
 
 SSIM_SLACK = 0.02  # the target: LMPPM's SSIM no more than this below the DAE's
@@ -20,8 +19,7 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
     idx = spread(len(test.images), limit)
     lmppm, dae, ldm_model = models["lmppm"], models["dae"], models["ldm"]
     ae = lmppm.config.autoencoder
-    if len({(m.config.autoencoder.channels, m.config.autoencoder.height, m.config.autoencoder.width) for m in models.values()}) > 1:
-        raise LmppmError("the models of a bench run must share their image size and channels.")
+    check_same_input(models)
     clean = conform(test.images[idx], ae.channels, ae.height, ae.width)
     methods = {
         "degraded input": lambda x: x,
@@ -50,12 +48,8 @@ def _flow(f) -> str:
 
 
 def _degradations(names) -> dict:
-    names = list(DEGRADATIONS) if not names else names
-    unknown = [n for n in names if n not in DEGRADATIONS]
-    if unknown:
-        raise LmppmError(f"unknown degradation {unknown[0]!r}; choose from {', '.join(DEGRADATIONS)}.")
     out = {}
-    for kind in names:
+    for kind in degradation_kinds(names):
         for severity in ("mild", "severe"):
             value = strength(kind, severity, "digits")
             out[f"{kind} {severity} {value:g}"] = at_strength(kind, value)

@@ -12,7 +12,7 @@ projections (its single pass and its calibrated flow).
 
 from __future__ import annotations
 
-from lmppm_cli.bench.runner import Suite, at_strength, spread, suite
+from lmppm_cli.bench.runner import Suite, at_strength, check_same_input, spread, suite
 from lmppm_cli.data import conform, mnist_5k, photo_patches
 from lmppm_cli.methods import restorer
 from lmppm_cli.restoration import single_pass
@@ -52,6 +52,7 @@ def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
 
 @suite("photo-noise", needs={"lmppm": "photos", "ablation": "photos-noproj"})
 def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
+    check_same_input(models)
     model, ablation = models["lmppm"], models["ablation"]
     test = _held_out(photo_patches(model.config.autoencoder.height).test.images, model, limit)
     methods = {"noisy input": lambda x: x, **flow_rows(model), **unet_rows(model, ablation)}

@@ -14,7 +14,7 @@ import torch
 from torchvision.utils import make_grid
 
 from lmppm_cli.atomic import write_text
-from lmppm_cli.degradations import degrade
+from lmppm_cli.degradations import DEGRADATIONS, degrade
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.images import save_image, tensor_to_image
 from lmppm_cli.metrics import classifier_outputs, domain_fid, inception_fid, inception_fid_missing, psnr, ssim
@@ -78,6 +78,21 @@ def at_strength(kind: str, value: float) -> Callable[[torch.Tensor, torch.Genera
 
 def _degrade(x, generator, kind, value):
     return degrade(x, kind, value, generator)
+
+
+def check_same_input(models: dict) -> None:
+    """The models of one bench run must take the same image size and channels."""
+    if len({(m.config.autoencoder.channels, m.config.autoencoder.height, m.config.autoencoder.width) for m in models.values()}) > 1:
+        raise LmppmError("the models of a bench run must share their image size and channels.")
+
+
+def degradation_kinds(names: list[str] | None) -> list[str]:
+    """The kinds a suite runs: all of Table 6 by default, else the names given, checked."""
+    names = list(DEGRADATIONS) if not names else names
+    unknown = [n for n in names if n not in DEGRADATIONS]
+    if unknown:
+        raise LmppmError(f"unknown degradation {unknown[0]!r}; choose from {', '.join(DEGRADATIONS)}.")
+    return names
 
 
 def spread(n_total: int, limit: int | None) -> torch.Tensor:
