@@ -7,13 +7,13 @@ Conv-BN-LReLU, Conv-BN-LReLU), Conv -> 3, Sigmoid. Generalised here to any chann
 
 Appendix B's update rule: F(x) = (S_1, ..., S_k, z) and x = G(S_1 + S_hat_1(z), ..., S_k + S_hat_k(z), z),
 where S_hat_i projects z onto the shape of skip i. We combine them by a learned weighted sum
-a_i S_i + b_i S_hat_i(z) (a_i = b_i = 1 at the start). During the flow the skips stay those of F(x)
-while z moves, so the flow reaches the image through the bottleneck *and* through every skip.
+a_i S_i + b_i S_hat_i(z) (a_i = b_i = 1 at the start). Within a flow step the skips are those of
+F(x^n) while z moves, so the step reaches the image through the bottleneck *and* through every skip;
+the next step encodes the new image again (restoration.SkipFlow).
 
-Without help a U-Net routes everything through its full-resolution skip and ignores z (we measured it:
-replacing z by another training latent changed the output by 0.003 on average), which leaves the flow
-nothing to act on; `skip_dropout` (training only) zeroes a sample's skips at random so that z must carry
-the image, as the update rule above assumes.
+A U-Net can route everything through its full-resolution skip and ignore z (an earlier photo model
+did: replacing z by another training latent changed its output by 0.003 on average); `skip_dropout`
+(training only) zeroes a sample's skips at random so that z must carry the image.
 
 Size rule: each side must be at least 2^levels pixels; a pooling of an odd size drops the last row or
 column and the decoder pads it back (replicating its edge), so any size from that minimum up works.
