@@ -200,6 +200,10 @@ def generate_files(
     chain instead of the flow (and has no progression)."""
     out_dir = Path(out_dir)
     report = Report()
+    ae = model.config.autoencoder
+    if ae.arch == "unet" and ae.skip_dropout == 0 and model.config.method != "ldm":
+        report.notes.append("this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
+                            "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate).")  # fmt: skip
     images, steps = [], []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))

@@ -135,3 +135,18 @@ def test_with_projections_the_restored_image_follows_z():
         assert not torch.allclose(moved.images, kept.images)
         through_skips = [a - b for a, b in zip(ae.combined_skips(z + 0.5, skips), ae.combined_skips(z, skips))]
         assert any(d.abs().max() > 1e-4 for d in through_skips) == projections
+
+
+def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dropout(tmp_path):
+    from lmppm_cli.jobs import generate_files
+    from lmppm_cli.restoration import sample_seeds, start_latents
+
+    model = _unet_model()
+    z, skips = start_latents(model, sample_seeds(0, 0, 3), "latent")
+    assert z.shape == (3, 8) and skips == ()  # no image yet, so no skips
+    z, skips = start_latents(model, sample_seeds(0, 0, 3), "pixel")
+    assert [s.shape[-1] for s in skips] == [16, 8]  # those of the noise image
+    report = generate_files(model, 3, tmp_path / "a", seed=0, flow=model.config.flow)
+    assert len(report.written) == 4 and any("--skip-dropout" in n for n in report.notes)
+    trained_with_dropout = _unet_model(skip_dropout=0.5)
+    assert not generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0, flow=trained_with_dropout.config.flow).notes
