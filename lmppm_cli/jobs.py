@@ -134,9 +134,10 @@ def restore_files(
 ) -> Report:
     """Restore every job with `restorer` (methods.py); a file that fails to read or write is reported
     and the rest go on. Images larger than the model's input are restored in tiles (tiling.py) when
-    tiling is on for this model; otherwise they are resized to the model's input and back."""
+    tiling is on for this model; otherwise they are resized to the model's input and back. With no
+    model (a classical method) each image is restored whole, at its own size and channels."""
     report = Report()
-    tiles = resolve(tile, overlap, model)
+    tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
     pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
     for job in jobs:
         try:
@@ -156,6 +157,11 @@ def restore_files(
 
 
 def _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size) -> None:
+    if model is None:
+        for job, x, info in pending:
+            _write(job, restorer(x.unsqueeze(0), False).images[0], info, report)
+            on_done(job)
+        return
     ae = model.config.autoencoder
     tiled = [tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
     whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
@@ -167,18 +173,25 @@ def _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles,
             out = restore_tiled(to_channels(x, ae.channels), fn, (ae.height, ae.width), *tiles, batch_size)
         else:
             out, k = resize(result.images[k].cpu(), info.height, info.width), k + 1
-        out = to_channels(out, x.shape[0])
-        try:
-            save_image(encode(out, info), job.target, info)
-            report.written.append(job.target)
-            if result is not None and result.trajectory and not tiled[i]:
-                strip = _grid(torch.stack([t[k - 1] for t in result.trajectory]).cpu(), len(result.trajectory))
+        if _write(job, to_channels(out, x.shape[0]), info, report) and result is not None and result.trajectory and not tiled[i]:
+            strip = _grid(torch.stack([t[k - 1] for t in result.trajectory]).cpu(), len(result.trajectory))
+            try:
                 save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
-        except LmppmError as exc:
-            report.failed.append((job.source, str(exc)))
+            except LmppmError as exc:
+                report.failed.append((job.source, str(exc)))
         if x.shape[0] != ae.channels:
             report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
         on_done(job)
+
+
+def _write(job: Job, image: torch.Tensor, info: ImageInfo, report: Report) -> bool:
+    try:
+        save_image(encode(image, info), job.target, info)
+    except LmppmError as exc:
+        report.failed.append((job.source, str(exc)))
+        return False
+    report.written.append(job.target)
+    return True
 
 
 def _channel_note(model, report: Report) -> None:

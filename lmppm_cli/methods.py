@@ -5,6 +5,8 @@ ablation-lmppm   the same flow with alpha = 0: kernel mean only (Table 1)      n
 dae              the DAE baseline's single pass G(F(x))                         needs a dae model
 ablation-dae     the DAE's network with the kernel step only (alpha = 0)        needs a dae model
 ldm              encode, noise to the start step, DDPM reverse chain, decode    needs an ldm model
+bm3d, nlmeans,   classical blind denoisers (baselines/classical.py), at the     need no model
+wavelet          image's own size and channels
 """
 
 from __future__ import annotations
@@ -13,25 +15,30 @@ from typing import Callable
 
 import torch
 
-from lmppm_cli.baselines import ldm
+from lmppm_cli.baselines import classical, ldm
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.restoration import Restored, flow_settings, restore, single_pass
 
 NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
+NEEDS.update({name: None for name in classical.CLASSICAL})
 DEFAULT_MODEL = {"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm"}
 
 Restorer = Callable[[torch.Tensor, bool], Restored]
 
 
-def default_model(method: str) -> str:
-    """The bundled model a method uses when no --model is given."""
-    return DEFAULT_MODEL[NEEDS[_known(method)]]
+def default_model(method: str) -> str | None:
+    """The bundled model a method uses when no --model is given (None: the method needs no model)."""
+    kind = NEEDS[_known(method)]
+    return DEFAULT_MODEL[kind] if kind else None
 
 
 def restorer(model, method: str | None = None, seed: int = 0, start_step: int | None = None, **flow) -> Restorer:
     """A function (images, keep_trajectory) -> Restored for `method` (None: the model's own method).
-    `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule) of flow methods."""
+    `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule) of flow methods.
+    A classical method takes `model=None`."""
     method = _known(method or model.config.method)
+    if NEEDS[method] is None:
+        return lambda x, keep=False: _plain(classical.denoise(x, method))
     if model.config.method != NEEDS[method]:
         raise LmppmError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
     if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
