@@ -7,26 +7,35 @@ from lmppm_cli.errors import LmppmError
 from lmppm_cli.weights import load_model
 
 
-def test_quick_noise_bench_writes_every_row_and_column(tiny_model_file, tmp_path):
-    model = load_model(tiny_model_file)
-    cells = run_suite("mnist-noise", tmp_path, seed=0, models={"lmppm": model}, limit=20)
+def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, monkeypatch):
+    from lmppm_cli.bench import noise
+
+    monkeypatch.setattr(noise, "MNIST_BM3D_IMAGES", 4)  # BM3D takes ~1 s an image: score it on 4 of 20
+    models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
+    cells = run_suite("mnist-noise", tmp_path, seed=0, models=models, limit=20)
     methods = list(dict.fromkeys(c.method for c in cells))
-    assert len(cells) == 2 * len(methods) and "LMPPM" in methods and "single pass G(F(x))" in methods
+    assert len(cells) == 3 * len(methods) and {"LMPPM", "single pass G(F(x))", "DAE", "NL-means (blind)", "wavelet (blind)"} <= set(methods)
+    bm3d = "BM3D (blind; 4 of 20 images)"
+    assert bm3d in methods and {c.images for c in cells if c.method == bm3d} == {4}
+    assert all(c.images == 20 for c in cells if c.method != bm3d)
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["suite"] == "mnist-noise" and len(data["cells"]) == len(cells)
-    assert all(c["images"] == 20 for c in data["cells"])
     table = (tmp_path / "results.md").read_text().split("\n\n")[1].splitlines()  # the metric table
-    assert table[0].startswith("| method") and table[0].count("PSNR") == 2 and table[0].count("SSIM") == 2
+    assert table[0].startswith("| method") and table[0].count("PSNR") == 3 and table[0].count("SSIM") == 3
     assert [line.split(" | ")[0][2:] for line in table[2:]] == list(methods)
     noisy = {c.degradation: c for c in cells if c.method == "noisy input"}
-    assert noisy["noise 0.4"].psnr > noisy["noise 0.7"].psnr  # more noise, lower PSNR
+    assert noisy["noise 0.4"].psnr > noisy["noise 0.7"].psnr > noisy["noise 0.85"].psnr  # more noise, lower PSNR
+    for method in ("NL-means (blind)", "wavelet (blind)", bm3d):
+        by = {c.degradation: c for c in cells if c.method == method}
+        assert by["noise 0.4"].psnr > noisy["noise 0.4"].psnr, method  # a denoiser that denoises
 
 
-def test_same_seed_same_numbers(tiny_model_file, tmp_path):
-    model = load_model(tiny_model_file)
-    a = run_suite("mnist-noise", tmp_path / "a", seed=3, models={"lmppm": model}, limit=10)
-    b = run_suite("mnist-noise", tmp_path / "b", seed=3, models={"lmppm": model}, limit=10)
+def test_same_seed_same_numbers(tiny_bundle, tmp_path):
+    models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
+    a = run_suite("mnist-noise", tmp_path / "a", seed=3, models=models, limit=10, classical=False)
+    b = run_suite("mnist-noise", tmp_path / "b", seed=3, models=models, limit=10, classical=False)
     assert [(c.psnr, c.ssim) for c in a] == [(c.psnr, c.ssim) for c in b]
+    assert not any("BM3D" in c.method for c in a)
 
 
 def test_unknown_suite_is_refused(tmp_path):
@@ -36,12 +45,19 @@ def test_unknown_suite_is_refused(tmp_path):
     assert not (tmp_path / "results.json").exists()
 
 
-def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path):
+def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path, monkeypatch):
+    from lmppm_cli.bench import noise
+
+    monkeypatch.setattr(noise, "MNIST_BM3D_IMAGES", 3)
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
-    methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae"]
-    assert [c.method for c in cells[:6]] == methods and len(cells) == 4 * 6
-    assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in cells)
+    methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae",
+               "BM3D (blind; 3 of 20 images)", "NL-means (blind)", "wavelet (blind)"]  # fmt: skip
+    assert [c.method for c in cells[:9]] == methods and len(cells) == 4 * 9
+    full = [c for c in cells if "BM3D" not in c.method]
+    assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in full)
+    subset = [c for c in cells if "BM3D" in c.method]  # FID depends on the sample size: none on a subset
+    assert all(c.fid is None and 0 <= c.accuracy <= 1 and c.images == 3 for c in subset)
     assert {c.degradation for c in cells} == {"noise mild 0.7", "noise severe 0.85", "elastic mild 2.3", "elastic severe 1.8"}
     md = (tmp_path / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method | noise"))

@@ -5,12 +5,13 @@ or calibration), with Table 2's degradations at its strengths (noise 0.2 / 0.25 
 0.04 / 0.08 / 0.1, scribbles 6 / 13 / 20, sharpening 8 / 10 / 18) and Table 6's faces presets for the
 two kinds Table 2 leaves out (elastic, downsampling; mild and severe). Rows: the DAE baseline, LMPPM,
 its single pass G(F(x)), the flow with alpha = beta = 0 (re-encoding only), and the same U-Net trained
-without latent-to-skip projections (the ablation). SSIM and PSNR; Inception FID where it can run.
+without latent-to-skip projections (the ablation), and the classical blind denoisers (BM3D, NL-means,
+wavelet). SSIM and PSNR; Inception FID where it can run.
 """
 
 from __future__ import annotations
 
-from lmppm_cli.bench.noise import describe, images_of, unet_rows
+from lmppm_cli.bench.noise import classical_rows, describe, images_of, unet_rows
 from lmppm_cli.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.data import conform, lfw_faces
 from lmppm_cli.degradations import strength
@@ -21,7 +22,7 @@ TABLE_2 = {"noise": (0.2, 0.25, 0.3), "missing-pixels": (0.04, 0.08, 0.1), "scri
 
 
 @suite("faces", needs={"lmppm": "faces", "ablation": "faces-noproj", "dae": "faces-dae"})
-def faces(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
+def faces(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     check_same_input(models)
     model, ablation, dae = models["lmppm"], models["ablation"], models["dae"]
     ae = model.config.autoencoder
@@ -33,6 +34,7 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "LMPPM": images_of(restorer(model)),
         "single pass G(F(x))": lambda x: single_pass(model, x),
         **unet_rows(model, ablation),
+        **classical_rows(len(clean), on=classical)[0],
     }
     notes = [
         f"{len(clean)} held-out faces (lfw-faces test split: faces 80-99 of scikit-image's lfw_subset), seed {seed}.",

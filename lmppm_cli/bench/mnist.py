@@ -1,10 +1,12 @@
 """Suite `mnist`: the paper's MNIST experiment (Table 1, Figs. 8-13). Every degradation of Table 6 at
 both severities on the 1,000 held-out mnist-5k digits; DAE, LDM, LMPPM and the two ablations; SSIM,
-PSNR, the classifier-feature FID (overall and per class), the classifier's accuracy, time per image."""
+PSNR, the classifier-feature FID (overall and per class), the classifier's accuracy, time per image;
+and the classical blind denoisers a user would otherwise run (BM3D on a spread subset, no FID there)."""
 
 from __future__ import annotations
 
-from lmppm_cli.bench.noise import images_of
+from lmppm_cli.bench import noise
+from lmppm_cli.bench.noise import classical_rows, images_of
 from lmppm_cli.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, spread, suite
 from lmppm_cli.data import conform, mnist_5k
 from lmppm_cli.degradations import strength
@@ -14,7 +16,7 @@ SSIM_SLACK = 0.02  # the issue's target: LMPPM's SSIM no more than this below th
 
 
 @suite("mnist", needs={"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm", "classifier": "mnist-classifier"})
-def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=None) -> Suite:
+def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     test = mnist_5k().test
     idx = spread(len(test.images), limit)
     lmppm, dae, ldm_model = models["lmppm"], models["dae"], models["ldm"]
@@ -29,6 +31,8 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "Ablation_lmppm": images_of(restorer(lmppm, "ablation-lmppm")),
         "Ablation_dae": images_of(restorer(dae, "ablation-dae")),
     }
+    rows, limits = classical_rows(len(idx), noise.MNIST_BM3D_IMAGES, classical)
+    methods.update(rows)
     notes = [
         f"{len(idx)} held-out digits (mnist-5k test split, spread over the classes), seed {seed}.",
         "FID: Frechet distance of the bundled classifier's penultimate features, restored vs clean test "
@@ -40,6 +44,7 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
     return Suite(
         "mnist", clean.to(lmppm.device), _degradations(degradations), methods, notes,
         ["DAE", "LDM", "LMPPM"], classifier=models["classifier"], labels=test.labels[idx], checks=target_checks,
+        limits=limits,
     )  # fmt: skip
 
 

@@ -38,6 +38,7 @@ class Suite:
     labels: torch.Tensor | None = None
     checks: Callable[[list], list[str]] | None = None  # extra Markdown lines from the cells
     inception_fid: bool = False  # add Inception FID where torchmetrics can load its network
+    limits: dict[str, int] = field(default_factory=dict)  # method -> images it is scored on (slow methods)
 
 
 @dataclass
@@ -126,18 +127,24 @@ def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=l
 
 
 def _score(bench: Suite, deg_name, method_name, method, degraded, reference, batch_size) -> Cell:
+    """One cell; a method with a limit is scored on that many images spread over the set."""
+    idx = spread(len(degraded), bench.limits.get(method_name))
+    degraded, clean = degraded[idx], bench.clean[idx].cpu()
     outs, seconds = [], 0.0
     for i in range(0, len(degraded), batch_size):
         start = time.perf_counter()
         outs.append(method(degraded[i : i + batch_size]).cpu())
         seconds += time.perf_counter() - start
-    out, clean = torch.cat(outs).clamp(0.0, 1.0), bench.clean.cpu()
+    out = torch.cat(outs).clamp(0.0, 1.0)
     cell = Cell(deg_name, method_name, psnr(out, clean).mean().item(), ssim(out, clean).mean().item(), seconds / len(clean), len(clean))
+    subset = len(idx) < len(bench.clean)  # FID depends on the sample size: none for a subset
     if reference is not None:
         features, predicted = classifier_outputs(bench.classifier, out)
-        cell.fid, cell.fid_per_class = domain_fid(reference, features, bench.labels)
-        cell.accuracy = (predicted == bench.labels).float().mean().item()
-    elif bench.inception_fid:
+        labels = bench.labels[idx].to(predicted.device)
+        if not subset:
+            cell.fid, cell.fid_per_class = domain_fid(reference, features, labels)
+        cell.accuracy = (predicted == labels).float().mean().item()
+    elif bench.inception_fid and not subset:
         cell.fid = inception_fid(clean, out)
     return cell
 
