@@ -13,6 +13,7 @@ sigma_d and 1.75 sigma_d (0.4 and 0.7 for digits), the only degradation training
    costs no fidelity. No classifier is used, so the rule works for any domain.
 
 The paper's constraints hold throughout: 0 < alpha (0 for the ablations), 0 < beta, alpha + beta < 1.
+Models with a distance network are searched with and without the adaptive kernel step (flow.flow_step).
 """
 
 from __future__ import annotations
@@ -68,11 +69,12 @@ def calibrate_flow(
     base = model.config.flow
     cases = noisy_cases(model, clean, sigma_d, generator)
     ssim_single = ssim(single_pass(model, clean), clean).mean().item()
+    adaptives = (False, True) if model.distance is not None else (False,)  # the cap needs D
     rows = []
-    for alpha, beta, mult in itertools.product(alphas, betas, multipliers):
+    for alpha, beta, mult, adaptive in itertools.product(alphas, betas, multipliers, adaptives):
         if alpha + beta >= 1.0:
             continue
-        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(STEPS), sigma_ker=base.sigma_ker * mult)
+        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(STEPS), sigma_ker=base.sigma_ker * mult, adaptive=adaptive)
         on_clean = restore(model, clean, flow, keep_trajectory=True).trajectory
         runs = [(restore(model, noisy, flow, keep_trajectory=True), single) for noisy, single in cases]
         for n in STEPS:  # a trajectory ends early once every sample has met the tolerance
@@ -80,9 +82,10 @@ def calibrate_flow(
             gains = [psnr(r.trajectory[k], clean).mean().item() - single for k, (r, single) in zip(at, runs)]
             near = [nearest(r.latents[k], model.bank)[1].sqrt().mean().item() for k, (r, _) in zip(at, runs)]
             clean_loss = ssim_single - ssim(on_clean[min(n, len(on_clean) - 1)], clean).mean().item()
-            setting = {"alpha": alpha, "beta": beta, "steps": n, "sigma_ker": flow.sigma_ker}
+            setting = {"alpha": alpha, "beta": beta, "steps": n, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
             rows.append(gains_row(setting, gains) | {"distance_to_bank": sum(near) / len(near), "clean_ssim_loss": clean_loss})
     best = choose(rows)
-    chosen = dataclasses.replace(base, alpha=best["alpha"], beta=best["beta"], steps=best["steps"], sigma_ker=best["sigma_ker"])
+    keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
+    chosen = dataclasses.replace(base, **{k: best[k] for k in keys})
     return chosen, rows
 

@@ -35,6 +35,7 @@ AlphaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Dista
 BetaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
 SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
 ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
+AdaptiveOpt = Annotated[Optional[bool], typer.Option("--adaptive/--no-adaptive", help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].", show_default=False)]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
 
 
@@ -99,7 +100,7 @@ def restore(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id [default: the method's bundled model].")] = None,
-    method: Annotated[Optional[str], typer.Option(help="lmppm, ablation-lmppm, dae, ablation-dae or ldm [default: the model's own].")] = None,
+    method: Annotated[Optional[str], typer.Option(help="lmppm, ablation-lmppm, dae, ablation-dae, ldm, or a classical denoiser that needs no model: bm3d, nlmeans, wavelet [default: the model's own].")] = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     steps: StepsOpt = None,
@@ -107,6 +108,7 @@ def restore(
     beta: BetaOpt = None,
     sigma_ker: SigmaKerOpt = None,
     schedule: ScheduleOpt = None,
+    adaptive: AdaptiveOpt = None,
     start_step: Annotated[Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")] = None,
     seed: Annotated[int, typer.Option(help="ldm only: seed of its sampling noise.")] = 0,
     device: DeviceOpt = "auto",
@@ -120,8 +122,9 @@ def restore(
     from lmppm_cli.methods import default_model, restorer
 
     jobs = plan_outputs(inputs, output)
-    net = _load(model or default_model(method or "lmppm"), revision, offline, device)
-    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    reference = model or default_model(method or "lmppm")
+    net = _load(reference, revision, offline, device) if reference else None
+    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive)
     fn = restorer(net, method, seed=seed, start_step=start_step, **flow)
     with _bar() as bar:
         task = bar.add_task("restoring", total=len(jobs))
@@ -206,9 +209,11 @@ def train(
     base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
-    sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces).")] = 0.4,
+    sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level.")] = 0.4,
+    sigma_range: Annotated[Optional[str], typer.Option(help="LOW,HIGH: each training sample draws its noise level uniformly from this range (blind to strength) instead of --sigma-d.")] = None,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
     lambdas: Annotated[str, typer.Option(help="lambda_1..lambda_6 of Eq. 20, comma separated.")] = "1,1,1,1,1,1",
+    lambda_denoise: Annotated[float, typer.Option(min=0.0, help="Weight of the denoising term ||x - G(F(x_noisy))||^2 added to Eq. 20 (not in the paper; 0 = Eq. 20 alone).")] = 0.0,
     arch: Annotated[str, typer.Option(help="conv (Table 8) or unet (Table 9, with latent-to-skip projections).")] = "conv",
     widths: Annotated[Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")] = None,
     projections: Annotated[bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")] = True,
@@ -236,6 +241,7 @@ def train(
         lr=lr, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
         lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
+        lambda_denoise=lambda_denoise, sigma_range=sigma_range,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     with err.status(f"loading {data}"):
@@ -309,6 +315,7 @@ def bench(
     dae: Annotated[Optional[str], typer.Option(help="The DAE baseline (and Ablation_dae).")] = None,
     ldm: Annotated[Optional[str], typer.Option(help="The LDM baseline.")] = None,
     classifier: Annotated[Optional[str], typer.Option(help="The domain classifier for FID and accuracy.")] = None,
+    classical: Annotated[bool, typer.Option(help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet); BM3D takes about 1 s per image.")] = True,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -337,7 +344,7 @@ def bench(
             acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
             table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
 
-        run_suite(suite, output, seed=seed, models=models, limit=limit, degradations=kinds, on_cell=on_cell)
+        run_suite(suite, output, seed=seed, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical)
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 

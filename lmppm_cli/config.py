@@ -44,6 +44,7 @@ class FlowConfig:
     steps: step budget; tol: stop a sample when ||z^{n+1} - z^n|| / ||z^n|| < tol;
     sigma_ker: kernel width of Eq. 21 (set from the bank when the model is trained);
     schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
+    adaptive: cap the kernel step's length at the learned distance D (flow.flow_step; not in the paper).
     generate_*: generation from noise (Fig. 9: 16 steps) keeps the paper's alpha 0.15 and beta 0.1; the
     calibrated restoration values are tuned for fidelity to an input, which generation does not have.
     """
@@ -54,6 +55,7 @@ class FlowConfig:
     tol: float = 0.005
     sigma_ker: float = 1.0
     schedule: str = "constant"
+    adaptive: bool = False
     generate_steps: int = 16
     generate_alpha: float = 0.15
     generate_beta: float = 0.1

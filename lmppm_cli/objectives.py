@@ -18,15 +18,22 @@ from torchvision.transforms import v2
 from lmppm_cli.bank import default_sigma_ker
 from lmppm_cli.calibrate import ALPHAS, calibrate_flow
 from lmppm_cli.errors import LmppmError
-from lmppm_cli.losses import lmppm_loss
+from lmppm_cli.losses import denoising_error, lmppm_loss
 from lmppm_cli.models import LMPPM, DigitClassifier
 from lmppm_cli.neighbours import nearest, nearest_approximate
 
 
-def noisy(x: torch.Tensor, sigma_d: float, generator: torch.Generator) -> torch.Tensor:
-    """Training samples x + eps, eps ~ N(0, sigma_d^2), clamped to [0, 1] (as the authors' code)."""
+def noisy(x: torch.Tensor, sigma, generator: torch.Generator) -> torch.Tensor:
+    """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
+
+    `sigma` is sigma_d (the paper: one level) or a range (low, high): each sample then draws its own
+    level uniformly from it, so the model meets every strength it may be asked to restore (blind)."""
     eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
-    return (x + sigma_d * eps).clamp(0.0, 1.0)
+    if isinstance(sigma, tuple):
+        low, high = sigma
+        u = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device)
+        sigma = (low + (high - low) * u).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
+    return (x + sigma * eps).clamp(0.0, 1.0)
 
 
 class NearestClean:
@@ -65,7 +72,7 @@ class LmppmObjective:
         ]
 
     def loss(self, x, labels, generator, validation: bool):
-        x_noisy = noisy(x, self.tcfg.sigma_d, generator)
+        x_noisy = noisy(x, self.tcfg.training_noise, generator)
         x_star = (self.nearest_all if validation else self.nearest_train)(x_noisy)
         return lmppm_loss(self.model.autoencoder, self.model.distance, x, x_noisy, x_star, self.tcfg.weights)
 
@@ -85,8 +92,8 @@ class DaeObjective:
 
     def loss(self, x, labels, generator, validation: bool):
         ae = self.model.autoencoder
-        z, skips = ae.encode(noisy(x, self.tcfg.sigma_d, generator))
-        recon = (ae.decode(z, skips) - x).pow(2).flatten(1).sum(1).mean()
+        z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator))
+        recon = denoising_error(ae, z, skips, x)
         return recon, {"recon": recon}
 
     def finish(self, loop) -> dict:

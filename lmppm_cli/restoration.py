@@ -49,6 +49,7 @@ def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: 
     result = run_flow(
         z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
         steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
+        adaptive=flow.adaptive and model.distance is not None,
     )  # fmt: skip
     if skip_flow is not None:
         return Restored(skip_flow.images, result.steps_taken, skip_flow.trajectory, result.trajectory)

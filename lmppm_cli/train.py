@@ -39,23 +39,31 @@ class TrainConfig:
     lr: float = 1e-3
     lr_distance: float = 1e-3
     sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
+    sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
     patience: int = 10
     seed: int = 0
     neighbours: str = "exact"  # or "approximate" (random projection + exact re-rank; see neighbours.py)
     calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
     weights: LossWeights = field(default_factory=LossWeights)
 
+    @property
+    def training_noise(self):
+        """What `objectives.noisy` draws from: sigma_d, or the (low, high) range when one is set."""
+        return self.sigma_range or self.sigma_d
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
-        return cls(**{**raw, "weights": LossWeights(**raw["weights"])})
+        sigma_range = tuple(raw["sigma_range"]) if raw.get("sigma_range") else None
+        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), "sigma_range": sigma_range})
 
 
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
+    lambda_denoise=0.0, sigma_range: str | None = None,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -76,9 +84,23 @@ def build_configs(
                            skip_dropout=skip_dropout)  # fmt: skip
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
-        patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate, weights=LossWeights(*values),
+        patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
+        weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range),
     )  # fmt: skip
     return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method), tcfg
+
+
+def parse_sigma_range(text: str | None) -> tuple[float, float] | None:
+    """`LOW,HIGH` with 0 <= LOW <= HIGH, or None."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        low, high = 1.0, 0.0
+    if not 0.0 <= low <= high:
+        raise LmppmError(f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {text!r}.")
+    return low, high
 
 
 @dataclass
@@ -210,11 +232,11 @@ class _Loop:
         model_state, best_state, optim_state, rng, state = load_checkpoint(path)
         if state.get("dataset") != self.data.name:
             raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data.")
-        if state["model_config"] != self.config_json:
+        if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
-        if dataclasses.replace(saved, epochs=epochs) != self.tcfg:
-            raise LmppmError(f"{path} was trained with other training options; only --epochs may change on resume.")
+        if dataclasses.replace(saved, epochs=epochs, calibrate=self.tcfg.calibrate) != self.tcfg:
+            raise LmppmError(f"{path} was trained with other training options; only --epochs and --calibrate may change on resume.")
         self.model.load_state_dict(model_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)

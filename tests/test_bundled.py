@@ -9,18 +9,23 @@ from lmppm_cli.weights import load_model, resolve_model
 
 
 def _check_gains(cells):
+    """The flow gains >= 4 dB over the noisy input, beats G(F(x)), and matches the DAE in PSNR and SSIM."""
     by = {(c.degradation, c.method): c for c in cells}
-    for noise in ("noise 0.4", "noise 0.7"):
-        noisy, single, flow = (by[(noise, m)].psnr for m in ("noisy input", "single pass G(F(x))", "LMPPM"))
-        assert flow >= noisy + 4.0, (noise, flow, noisy)
-        assert flow > single, (noise, flow, single)
+    for noise in ("noise 0.4", "noise 0.7", "noise 0.85"):
+        noisy, single, flow, dae = (by[(noise, m)] for m in ("noisy input", "single pass G(F(x))", "LMPPM", "DAE"))
+        assert flow.psnr >= noisy.psnr + 4.0, (noise, flow.psnr, noisy.psnr)
+        assert flow.psnr > single.psnr, (noise, flow.psnr, single.psnr)
+        assert flow.psnr >= dae.psnr and flow.ssim >= dae.ssim, (noise, flow, dae)
 
 
-def test_bundled_model_gains_4db_and_beats_its_single_pass(tmp_path):
-    """On 500 held-out digits (spread over the classes): the flow gains >= 4 dB over the noisy input
-    and beats G(F(x)) at sigma 0.4 and 0.7."""
-    model = load_model(resolve_model("mnist"))
-    _check_gains(run_suite("mnist-noise", tmp_path, seed=0, models={"lmppm": model}, limit=500))
+def _digit_models(lmppm="mnist"):
+    return {"lmppm": load_model(resolve_model(lmppm)), "dae": load_model(resolve_model("mnist-dae"))}
+
+
+def test_bundled_model_gains_4db_beats_its_single_pass_and_matches_the_dae(tmp_path):
+    """On 500 held-out digits (spread over the classes), at sigma 0.4, 0.7 and 0.85: the flow gains
+    >= 4 dB over the noisy input, beats G(F(x)), and is at least as good as the bundled DAE."""
+    _check_gains(run_suite("mnist-noise", tmp_path, seed=0, models=_digit_models(), limit=500, classical=False))
 
 
 @pytest.mark.slow
@@ -31,7 +36,8 @@ def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
     result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), "--seed", "0", "--device", "cpu", "--lambdas", "1,4,1,1,1,1"])
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "run" / "model.safetensors")
-    _check_gains(run_suite("mnist-noise", tmp_path / "bench", seed=0, models={"lmppm": model}))
+    models = _digit_models() | {"lmppm": model}
+    _check_gains(run_suite("mnist-noise", tmp_path / "bench", seed=0, models=models, classical=False))
     assert torch.isfinite(model.bank).all()
 
 
@@ -39,7 +45,7 @@ def test_bundled_rgb_model_gains_and_beats_its_single_pass_and_its_ablation(tmp_
     """On 200 patches of the held-out test photo: at sigma 0.2 and 0.3 the flow gains >= 6 dB over the
     noisy input, beats G(F(x)), and beats the same U-Net trained without latent-to-skip projections."""
     models = {"lmppm": load_model(resolve_model("photos")), "ablation": load_model(resolve_model("photos-noproj"))}
-    by = {(c.degradation, c.method): c.psnr for c in run_suite("photo-noise", tmp_path, seed=0, models=models, limit=200)}
+    by = {(c.degradation, c.method): c.psnr for c in run_suite("photo-noise", tmp_path, seed=0, models=models, limit=200, classical=False)}
     for noise in ("noise 0.2", "noise 0.3"):
         flow = by[(noise, "LMPPM")]
         assert flow >= by[(noise, "noisy input")] + 6.0 and flow > by[(noise, "single pass G(F(x))")], noise

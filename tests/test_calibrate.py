@@ -13,13 +13,14 @@ def test_calibration_follows_its_rule_within_the_papers_constraints(tiny_model_f
     clean = blob_images(24, seed=11)
     grid = dict(alphas=ALPHAS[:2], betas=BETAS[:3], multipliers=KERNEL_MULTIPLIERS[:2])
     flow, rows = calibrate_flow(model, clean, sigma_d=0.3, generator=torch.Generator().manual_seed(0), **grid)
-    assert len(rows) == 2 * 3 * 2 * len(STEPS)
+    assert len(rows) == 2 * 3 * 2 * 2 * len(STEPS)  # x2: the paper's kernel step and the adaptive one
+    assert {r["adaptive"] for r in rows} == {False, True}
     assert 0 < flow.alpha and 0 < flow.beta and flow.alpha + flow.beta < 1 and flow.steps in STEPS
     best = choose(rows)
     safe = [r for r in rows if r["worst"] >= 0 and r["clean_ssim_loss"] <= 0.02]
     if safe:
         assert best["worst"] >= 0 and best["distance_to_bank"] == min(r["distance_to_bank"] for r in safe)
-    assert (flow.alpha, flow.beta, flow.steps, flow.sigma_ker) == (best["alpha"], best["beta"], best["steps"], best["sigma_ker"])
+    assert (flow.alpha, flow.beta, flow.steps, flow.sigma_ker, flow.adaptive) == tuple(best[k] for k in ("alpha", "beta", "steps", "sigma_ker", "adaptive"))
     # the recorded gain is what restoring with the chosen setting really gives, at the first noise level
     noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     gain = psnr(restore(model, noisy, flow).images, clean).mean() - psnr(single_pass(model, noisy), clean).mean()

@@ -121,3 +121,36 @@ def test_step_schedules():
     assert grow[-1][1] == pytest.approx(0.6)
     with pytest.raises(ValueError):
         step_sizes(0.1, 0.1, 2, "wobbly")
+
+
+class DistanceToBank(nn.Module):
+    """The exact distance to a finite bank: 0 on every bank point, as an ideal D_S would be."""
+
+    def __init__(self, bank):
+        super().__init__()
+        self.bank = bank
+
+    def forward(self, z):
+        return (z.unsqueeze(1) - self.bank).norm(dim=2).min(1).values  # (B,), exactly 0 on the bank
+
+
+def test_adaptive_flow_leaves_bank_points_where_they_are(rng):
+    bank = torch.randn(30, 3, generator=rng)
+    d = DistanceToBank(bank)
+    kw = dict(alpha=0.3, beta=0.5, sigma_ker=2.0, steps=5)  # a wide kernel: z_bar of a bank point is far from it
+    moved = run_flow(bank.clone(), d, bank, **kw).z
+    kept = run_flow(bank.clone(), d, bank, adaptive=True, **kw).z
+    assert (moved - bank).norm(dim=1).mean() > 0.3
+    torch.testing.assert_close(kept, bank, atol=1e-5, rtol=0)
+
+
+def test_adaptive_kernel_step_is_the_papers_far_from_the_data_and_capped_at_d_near_it(rng, fitted):
+    d, bank = fitted
+    pull = lambda z: kernel_mean(z, bank, 0.5) - z  # noqa: E731
+    far = torch.randn(50, 2, generator=rng) * 6.0
+    far = far[d(far).detach() >= pull(far).norm(dim=1)]  # where D exceeds the distance to z_bar
+    assert len(far) > 5
+    torch.testing.assert_close(flow_step(far, d, bank, 0.1, 0.3, 0.5, adaptive=True), flow_step(far, d, bank, 0.1, 0.3, 0.5))
+    near = bank + 0.05 * torch.randn(bank.shape, generator=rng)
+    step = flow_step(near, d, bank, 0.0, 0.3, 0.5, adaptive=True) - near
+    assert (step.norm(dim=1) <= 0.3 * d(near).detach().clamp_min(0) + 1e-6).all()

@@ -75,3 +75,17 @@ def test_short_fit_puts_d_near_zero_on_the_bank_and_at_the_distance_off_it(rng):
     assert d_bank.abs().mean() < 0.2 * target.mean()
     assert 0.5 * target.mean() < d_off.mean() < 1.5 * target.mean()
     assert torch.corrcoef(torch.stack([d_off, target]))[0, 1] > 0.6
+
+
+def test_the_denoising_term_is_the_dae_loss_and_off_by_default(rng):
+    torch.manual_seed(0)
+    model = LMPPM(tiny_config())
+    x, noisy = _batch(rng)
+    ae = model.autoencoder.eval()
+    _, terms = lmppm_loss(ae, model.distance, x, noisy, x, LossWeights())
+    assert "denoise" not in terms  # lambda_7 = 0: Eq. 20 exactly
+    weights = LossWeights(0, 0, 0, 0, 0, 0, denoise=3.0)
+    total, terms = lmppm_loss(ae, model.distance, x, noisy, x, weights)
+    expected = ((ae.decode(ae.encode(noisy)[0]) - x) ** 2).sum((1, 2, 3)).mean()
+    torch.testing.assert_close(terms["denoise"], expected)
+    torch.testing.assert_close(total, 3.0 * expected)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lmppm_cli.errors import LmppmError
+from lmppm_cli.losses import LossWeights
 from lmppm_cli.train import TrainConfig, build_configs, train
 from lmppm_cli.weights import load_model
 
@@ -66,7 +67,7 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
     train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(LmppmError, match="already holds a run"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
-    with pytest.raises(LmppmError, match="only --epochs may change"):
+    with pytest.raises(LmppmError, match="only --epochs and --calibrate may change"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
     other = type(blob_dataset)("other", blob_dataset.train, blob_dataset.val)
     with pytest.raises(LmppmError, match="resume with the same data"):
@@ -81,3 +82,40 @@ def test_build_configs_validates_lambdas():
     for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1"):
         with pytest.raises(LmppmError, match="lambdas"):
             build_configs(lambdas=bad, **kw)
+
+
+def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
+    from lmppm_cli.objectives import noisy
+
+    x = torch.full((400, 1, 16, 16), 0.5)  # mid-grey: no clamping at these levels
+    fixed = noisy(x, 0.1, rng) - x
+    assert fixed.flatten(1).std(1).sub(0.1).abs().max() < 0.03
+    levels = (noisy(x, (0.02, 0.12), rng) - x).flatten(1).std(1)
+    assert 0.015 < levels.min() < 0.03 and 0.11 < levels.max() < 0.135
+    assert levels.std() > 0.02  # spread over the range, not one level
+
+
+def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
+    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr=1e-3, lambdas="1,1,1,1,1,1",
+              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    _, tcfg = build_configs(sigma_range="0,0.9", lambda_denoise=2.0, **kw)
+    assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9) and tcfg.weights.denoise == 2.0
+    assert build_configs(**kw)[1].training_noise == 0.4
+    assert TrainConfig.from_dict(tcfg.to_dict()) == tcfg  # survives the JSON of a checkpoint
+    for bad in ("0.5", "0.9,0.1", "-1,1", "a,b"):
+        with pytest.raises(LmppmError, match="sigma-range"):
+            build_configs(sigma_range=bad, **kw)
+
+
+def test_training_with_a_noise_range_and_the_denoising_term(blob_dataset, tmp_path, device):
+    tcfg = _tcfg(epochs=2, sigma_range=(0.0, 0.5), weights=LossWeights(denoise=1.0))
+    summary = train(tiny_config(), blob_dataset, tcfg, tmp_path, device)
+    assert list(summary["train_config"]["sigma_range"]) == [0.0, 0.5]
+    assert "denoise" in summary["final"]["train"] and summary["final"]["train"]["denoise"] > 0
+    assert isinstance(summary["flow"]["adaptive"], bool)
+
+
+def test_resume_may_switch_calibration_on(blob_dataset, tmp_path, device):
+    train(tiny_config(), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path, device)
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=2, calibrate=True), tmp_path, device, resume=True)
+    assert summary["epochs_run"] == 2 and summary["calibration_top"]
