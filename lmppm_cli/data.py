@@ -132,7 +132,7 @@ def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
     augment = v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
     splits = {}
     for part, names in PHOTOS.items():
-        photos = [_photo(getattr(skimage.data, name)()) for name in names]
+        photos = [photo_tensor(getattr(skimage.data, name)()) for name in names]
         g = torch.Generator().manual_seed(seed + len(splits))
         patches = []
         with torch.random.fork_rng(devices=[]):
@@ -162,7 +162,8 @@ def lfw_faces(seed: int = 0) -> Dataset:
     return Dataset("lfw-faces", Split(train.clamp(0.0, 1.0)), Split(faces[FACES["val"]]), Split(faces[FACES["test"]]))
 
 
-def _photo(array: np.ndarray) -> torch.Tensor:
+def photo_tensor(array: np.ndarray) -> torch.Tensor:
+    """A (H, W, 3+) uint8 photo as (3, H, W) in [0, 1], scaled so its longer side is at most 512."""
     x = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div(255.0)
     h, w = x.shape[-2:]
     scale = min(1.0, 512 / max(h, w))

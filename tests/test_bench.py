@@ -46,9 +46,9 @@ def test_unknown_suite_is_refused(tmp_path):
 
 
 def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path, monkeypatch):
-    from lmppm_cli.bench import noise
+    from lmppm_cli.bench import mnist
 
-    monkeypatch.setattr(noise, "MNIST_BM3D_IMAGES", 3)
+    monkeypatch.setattr(mnist, "BM3D_IMAGES", 3)
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
     methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae",

@@ -119,3 +119,22 @@ def test_resume_may_switch_calibration_on(blob_dataset, tmp_path, device):
     train(tiny_config(), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path, device)
     summary = train(tiny_config(), blob_dataset, _tcfg(epochs=2, calibrate=True), tmp_path, device, resume=True)
     assert summary["epochs_run"] == 2 and summary["calibration_top"]
+
+
+def test_a_checkpoint_from_before_a_new_defaulted_field_still_resumes(blob_dataset, tmp_path, device):
+    """Runs written before a config field existed (e.g. the flow's `adaptive`) resume with its default."""
+    from safetensors.torch import load_file, save_file
+
+    from lmppm_cli.checkpoint import STATE_KEY
+    from lmppm_cli.weights import read_tensors
+
+    train(tiny_config(), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path, device)
+    ckpt = tmp_path / "checkpoint.safetensors"
+    _, meta = read_tensors(ckpt)
+    state = json.loads(meta[STATE_KEY])
+    config = json.loads(state["model_config"])
+    del config["flow"]["adaptive"]
+    state["model_config"] = json.dumps(config, sort_keys=True)
+    save_file(load_file(ckpt), ckpt, metadata={STATE_KEY: json.dumps(state)})
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=2, calibrate=False), tmp_path, device, resume=True)
+    assert summary["epochs_run"] == 2

@@ -55,7 +55,7 @@ def describe(model, name: str) -> str:
     return f"{name} flow defaults: alpha {f.alpha:g}, beta {f.beta:g}, steps {f.steps}, sigma_ker {f.sigma_ker:.4g}, tol {f.tol:g}."
 
 
-MNIST_BM3D_IMAGES = 200  # BM3D rows of the digit suites: 200 of the 1,000 test digits (about 1 s each)
+MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits (about 1 s each)
 
 
 @suite("mnist-noise", needs={"lmppm": "mnist", "dae": "mnist-dae"})
