@@ -207,6 +207,7 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
     method: Annotated[str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")] = "lmppm",
     base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="lmppm only: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper.")] = None,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
     sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level.")] = 0.4,
@@ -232,6 +233,7 @@ def train(
     from lmppm_cli.data import NATIVE_SIZE, load_dataset, sniff_channels
     from lmppm_cli.devices import pick_device
     from lmppm_cli.train import build_configs
+    from lmppm_cli.weights import resolve_model
 
     dev = pick_device(device)
     height, width = _size(image_size, NATIVE_SIZE.get(data, 28))
@@ -242,6 +244,7 @@ def train(
         lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
+        init=str(resolve_model(init, revision=None, offline=False)) if init else "",
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     with err.status(f"loading {data}"):

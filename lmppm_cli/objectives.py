@@ -60,6 +60,8 @@ class LmppmObjective:
     def __init__(self, config, data, tcfg, device):
         self.tcfg = tcfg
         self.model = LMPPM(config).to(device)
+        if tcfg.init:
+            warm_start(self.model, tcfg.init)
         train, val = data.train.images.to(device), data.val.images.to(device)
         gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
         self.nearest_train = NearestClean(train, tcfg.neighbours, gen)
@@ -78,6 +80,17 @@ class LmppmObjective:
 
     def finish(self, loop) -> dict:
         return _bank_and_flow(self.model, loop, ALPHAS)
+
+
+def warm_start(model: LMPPM, path: str) -> None:
+    """Start F and G from the autoencoder of another model file (e.g. a trained DAE of the same
+    architecture); D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20."""
+    from lmppm_cli.weights import load_model
+
+    source = load_model(path, model.device)
+    if source.config.autoencoder != model.config.autoencoder:
+        raise LmppmError(f"--init {path}: its autoencoder differs from the one being trained (architecture, size or widths).")
+    model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
 
 class DaeObjective:

@@ -40,6 +40,7 @@ class TrainConfig:
     lr_distance: float = 1e-3
     sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
     sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
+    init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
     patience: int = 10
     seed: int = 0
     neighbours: str = "exact"  # or "approximate" (random projection + exact re-rank; see neighbours.py)
@@ -63,7 +64,7 @@ class TrainConfig:
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
-    lambda_denoise=0.0, sigma_range: str | None = None,
+    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "",
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -76,6 +77,8 @@ def build_configs(
         raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
     if method not in METHODS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
+    if init and method != "lmppm":
+        raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
     if arch not in ARCH_DEFAULTS:
         raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
     default_widths, distance_hidden = ARCH_DEFAULTS[arch]
@@ -85,7 +88,7 @@ def build_configs(
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
-        weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range),
+        weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
     )  # fmt: skip
     return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method), tcfg
 

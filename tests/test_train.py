@@ -138,3 +138,22 @@ def test_a_checkpoint_from_before_a_new_defaulted_field_still_resumes(blob_datas
     save_file(load_file(ckpt), ckpt, metadata={STATE_KEY: json.dumps(state)})
     summary = train(tiny_config(), blob_dataset, _tcfg(epochs=2, calibrate=False), tmp_path, device, resume=True)
     assert summary["epochs_run"] == 2
+
+
+def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob_dataset, tmp_path, device):
+    import dataclasses
+
+    from lmppm_cli.objectives import LmppmObjective
+
+    train(dataclasses.replace(tiny_config(), method="dae"), blob_dataset, _tcfg(epochs=1), tmp_path / "dae", device)
+    dae = load_model(tmp_path / "dae" / "model.safetensors")
+    objective = LmppmObjective(tiny_config(), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device)
+    for key, value in dae.autoencoder.state_dict().items():
+        torch.testing.assert_close(objective.model.autoencoder.state_dict()[key], value)
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, init=str(tmp_path / "dae" / "model.safetensors")), tmp_path / "warm", device)
+    assert summary["train_config"]["init"].endswith("model.safetensors")
+    with pytest.raises(LmppmError, match="autoencoder differs"):
+        LmppmObjective(tiny_config(latent_dim=6), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device)
+    with pytest.raises(LmppmError, match="--method lmppm only"):
+        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
+                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, method="dae", init="x")  # fmt: skip
