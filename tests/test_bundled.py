@@ -18,8 +18,8 @@ def _check_gains(cells):
         assert flow.psnr >= dae.psnr and flow.ssim >= dae.ssim, (noise, flow, dae)
 
 
-def _digit_models(lmppm="mnist"):
-    return {"lmppm": load_model(resolve_model(lmppm)), "dae": load_model(resolve_model("mnist-dae"))}
+def _digit_models():
+    return {"lmppm": load_model(resolve_model("mnist")), "dae": load_model(resolve_model("mnist-dae"))}
 
 
 def test_bundled_model_gains_4db_beats_its_single_pass_and_matches_the_dae(tmp_path):
@@ -30,13 +30,17 @@ def test_bundled_model_gains_4db_beats_its_single_pass_and_matches_the_dae(tmp_p
 
 @pytest.mark.slow
 def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
-    """The README's training command, run in full on the CPU (about 7 minutes on 2 cores)."""
+    """The README's two training commands (the DAE, then LMPPM started from it), run in full on the CPU."""
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), "--seed", "0", "--device", "cpu", "--lambdas", "1,4,1,1,1,1"])
+    common = ["--seed", "0", "--device", "cpu", "--sigma-range", "0,0.9"]
+    dae = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "dae"), "--method", "dae", *common])
+    assert dae.exit_code == 0, dae.output
+    result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), *common, "--lambdas", "1,4,1,1,1,1",
+                                      "--lambda-denoise", "1", "--init", str(tmp_path / "dae" / "model.safetensors")])  # fmt: skip
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "run" / "model.safetensors")
-    models = _digit_models() | {"lmppm": model}
+    models = {"lmppm": model, "dae": load_model(tmp_path / "dae" / "model.safetensors")}
     _check_gains(run_suite("mnist-noise", tmp_path / "bench", seed=0, models=models, classical=False))
     assert torch.isfinite(model.bank).all()
 
@@ -54,7 +58,7 @@ def test_bundled_rgb_model_gains_and_beats_its_single_pass_and_its_ablation(tmp_
 
 def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
     """`lmppm bench --suite faces` with no model options uses the bundled faces models; Table 2's noise
-    strengths; SSIM and PSNR; one sentence where Inception FID cannot run."""
+    strengths; SSIM and PSNR; LMPPM ahead of blind BM3D; one sentence where Inception FID cannot run."""
     import json
 
     from typer.testing import CliRunner
@@ -67,7 +71,9 @@ def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
     cells = {(c["degradation"], c["method"]): c for c in data["cells"]}
     assert {c["images"] for c in data["cells"]} == {20}
     for noise in ("noise 0.2", "noise 0.25", "noise 0.3"):
-        assert cells[(noise, "LMPPM")]["psnr"] > cells[(noise, "degraded input")]["psnr"] + 3.0
+        lmppm, bm3d = cells[(noise, "LMPPM")], cells[(noise, "BM3D (blind)")]
+        assert lmppm["psnr"] > cells[(noise, "degraded input")]["psnr"] + 3.0
+        assert lmppm["psnr"] > bm3d["psnr"] and lmppm["ssim"] > bm3d["ssim"], noise  # what a user would otherwise run
         assert 0 < cells[(noise, "LMPPM, no projections")]["ssim"] <= 1
     missing = inception_fid_missing()
     assert (missing in data["notes"]) if missing else all(c["fid"] is not None for c in data["cells"])
