@@ -1,3 +1,15 @@
-"""lmppm: Latent Manifold-Probabilistic Projection Models for blind image restoration."""
+"""lmppm: Latent Manifold-Probabilistic Projection Models for blind image restoration.
+
+`lmppm_cli.load(name)` and `lmppm_cli.pick(image)` are the Python API (api.py), imported on first use
+so that the command line starts without them."""
 
 __version__ = "0.1.0"
+__all__ = ["load", "pick", "Model"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from lmppm_cli import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'lmppm_cli' has no attribute {name!r}")

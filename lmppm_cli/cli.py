@@ -116,20 +116,61 @@ def restore(
     save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
     tile: Annotated[Optional[int], typer.Option(min=0, help="Restore images larger than the model in tiles of N pixels (0: resize the whole image) [default: the model's input size for U-Net models, 0 for conv models].")] = None,
     tile_overlap: Annotated[Optional[int], typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile].")] = None,
+    report: Annotated[Optional[str], typer.Option(help="Also write per-image scores (learned distance D and residual before and after, steps, time) to this .csv or .json file.")] = None,
+    strict: Annotated[bool, typer.Option(help="With no --model: stop, writing nothing, when an image is far from the picked model's data.")] = False,
 ) -> None:
-    """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method)."""
-    from lmppm_cli.jobs import plan_outputs, restore_files
+    """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
+    With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
+    from lmppm_cli.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
     from lmppm_cli.methods import default_model, restorer
 
+    if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
+        raise LmppmError(f"--report {report} must end in .csv or .json.")
     jobs = plan_outputs(inputs, output)
-    reference = model or default_model(method or "lmppm")
-    net = _load(reference, revision, offline, device) if reference else None
     flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive)
-    fn = restorer(net, method, seed=seed, start_step=start_step, **flow)
+    chosen = model is None and (method or "lmppm") == "lmppm"
+    if chosen:
+        groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
+    else:
+        reference = model or default_model(method or "lmppm")
+        groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
+    fns = {name: restorer(net, method, seed=seed, start_step=start_step, **flow) for name, (net, _) in groups.items()}
+    _say_choices(groups, choices)
     with _bar() as bar:
         task = bar.add_task("restoring", total=len(jobs))
-        report = restore_files(net, jobs, fn, batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap)
-    _report(report, "restored")
+        for name, (net, group) in groups.items():
+            label = {"model": name, "method": method or (net.config.method if net is not None else "")} if report else None
+            result.extend(restore_files(net, group, fns[name], batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap, label))
+    if report is not None:
+        write_rows(result.rows, report)
+    _report(result, "restored")
+
+
+def _auto_groups(jobs, revision, offline, device, strict: bool):
+    """Each job's bundled domain model (domain.choose); with --strict, an error if any image is in
+    doubt. -> ({name: (model, jobs)}, {source: choice}, report of unreadable files)."""
+    from lmppm_cli.domain import DOMAIN_MODELS, training_summary
+    from lmppm_cli.jobs import assign_models
+    from lmppm_cli.weights import model_metadata, resolve_model
+
+    nets = {n: _load(n, revision, offline, device) for n in DOMAIN_MODELS}
+    training = {n: training_summary(model_metadata(resolve_model(n))) for n in DOMAIN_MODELS}
+    groups, choices, report = assign_models(jobs, nets, training)
+    doubts = [f"{src}: {w}" for src, c in choices.items() for w in c.warnings]
+    if strict and doubts:
+        raise LmppmError(f"{doubts[0]} (--strict: nothing written; pass --model to restore it anyway).")
+    return {n: (nets[n], g) for n, g in groups.items()}, choices, report
+
+
+def _say_choices(groups: dict, choices: dict) -> None:
+    """Which model each file went to and why, and every warning."""
+    for name, (_, group) in groups.items():
+        reasons = sorted({choices[j.source].reason for j in group if j.source in choices})
+        if reasons:
+            err.print(f"model: {name} for {len(group)} file(s) ({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''}).", highlight=False, soft_wrap=True)
+    for src, choice in choices.items():
+        for warning in choice.warnings:
+            err.print(f"[yellow]warning:[/yellow] {src}: {warning}", highlight=False, soft_wrap=True)
 
 
 def _report(report, verb: str) -> None:

@@ -3,7 +3,11 @@ batches; writing generated samples. Each output is written atomically and never 
 
 from __future__ import annotations
 
+import csv
 import glob
+import io
+import json
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +16,10 @@ from typing import Callable
 import torch
 from torchvision.utils import make_grid
 
+from lmppm_cli.atomic import write_text
 from lmppm_cli.config import FlowConfig
 from lmppm_cli.degradations import degrade
+from lmppm_cli.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.errors import LmppmError
 from lmppm_cli.tiling import resolve, restore_tiled
 from lmppm_cli.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
@@ -32,6 +38,13 @@ class Report:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # per written image, with --report
+
+    def extend(self, other: Report) -> None:
+        self.written += other.written
+        self.failed += other.failed
+        self.notes += other.notes
+        self.rows += other.rows
 
 
 def plan_outputs(inputs: list[str], output: str) -> list[Job]:
@@ -131,13 +144,17 @@ def restore_files(
     on_done: Callable[[Job], None] = lambda job: None,
     tile: int | None = None,
     overlap: int | None = None,
+    report_as: dict | None = None,
 ) -> Report:
     """Restore every job with `restorer` (methods.py); a file that fails to read or write is reported
     and the rest go on. Images larger than the model's input are restored in tiles (tiling.py) when
     tiling is on for this model; otherwise they are resized to the model's input and back. With no
-    model (a classical method) each image is restored whole, at its own size and channels."""
+    model (a classical method) each image is restored whole, at its own size and channels.
+    With `report_as` (e.g. {"model": ..., "method": ...}), each written image adds those fields and its
+    scores (`row`) to `report.rows`."""
     report = Report()
     tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
+    batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as)
     pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
     for job in jobs:
         try:
@@ -148,40 +165,71 @@ def restore_files(
             continue
         pending.append((job, x, info))
         if len(pending) == batch_size:
-            _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size)
+            batch.run(pending)
             pending = []
     if pending:
-        _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size)
+        batch.run(pending)
     _channel_note(model, report)
     return report
 
 
-def _restore_batch(model, pending, restorer, trajectory, report, on_done, tiles, batch_size) -> None:
-    if model is None:
-        for job, x, info in pending:
-            _write(job, restorer(x.unsqueeze(0), False).images[0], info, report)
-            on_done(job)
-        return
-    ae = model.config.autoencoder
-    tiled = [tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
-    whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
-    result = restorer(torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(model.device), trajectory) if whole else None
-    k = 0
-    for i, (job, x, info) in enumerate(pending):
-        if tiled[i]:
-            fn = lambda b: restorer(b.to(model.device), False).images  # noqa: E731
-            out = restore_tiled(to_channels(x, ae.channels), fn, (ae.height, ae.width), *tiles, batch_size)
-        else:
-            out, k = resize(result.images[k].cpu(), info.height, info.width), k + 1
-        if _write(job, to_channels(out, x.shape[0]), info, report) and result is not None and result.trajectory and not tiled[i]:
-            strip = _grid(torch.stack([t[k - 1] for t in result.trajectory]).cpu(), len(result.trajectory))
-            try:
-                save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
-            except LmppmError as exc:
-                report.failed.append((job.source, str(exc)))
-        if x.shape[0] != ae.channels:
-            report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
-        on_done(job)
+@dataclass
+class _Batch:
+    """Restores a batch of read images: whole images of the model's size in one pass, larger ones in tiles."""
+
+    model: object
+    restorer: Callable
+    trajectory: bool
+    report: Report
+    on_done: Callable
+    tiles: tuple[int, int]
+    batch_size: int
+    report_as: dict | None
+
+    def run(self, pending) -> None:
+        if self.model is None:
+            for job, x, info in pending:
+                started = time.perf_counter()
+                out = self.restorer(x.unsqueeze(0), False).images[0]
+                self._done(job, x, out, info, None, time.perf_counter() - started)
+            return
+        ae = self.model.config.autoencoder
+        tiled = [self.tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
+        whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
+        started = time.perf_counter()
+        result = self.restorer(torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(self.model.device), self.trajectory) if whole else None
+        share = (time.perf_counter() - started) / max(len(whole), 1)
+        k = 0
+        for i, (job, x, info) in enumerate(pending):
+            if tiled[i]:
+                started, steps = time.perf_counter(), []
+                out = restore_tiled(to_channels(x, ae.channels), lambda b: self._tile(b, steps), (ae.height, ae.width), *self.tiles, self.batch_size)
+                seconds, taken = time.perf_counter() - started, float(torch.cat(steps).float().mean())
+            else:
+                out, seconds, taken, k = resize(result.images[k].cpu(), info.height, info.width), share, float(result.steps_taken[k]), k + 1
+            if self._done(job, x, to_channels(out, x.shape[0]), info, taken, seconds) and result is not None and result.trajectory and not tiled[i]:
+                self._strip(job, [t[k - 1] for t in result.trajectory])
+            if x.shape[0] != ae.channels:
+                self.report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
+
+    def _tile(self, b: torch.Tensor, steps: list) -> torch.Tensor:
+        result = self.restorer(b.to(self.model.device), False)
+        steps.append(result.steps_taken.cpu())
+        return result.images
+
+    def _done(self, job, x, out, info, steps, seconds) -> bool:
+        ok = _write(job, out, info, self.report)
+        if ok and self.report_as is not None:
+            self.report.rows.append(row(job, self.report_as, self.model, x, out.cpu(), steps, seconds))
+        self.on_done(job)
+        return ok
+
+    def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
+        strip = _grid(torch.stack(frames).cpu(), len(frames))
+        try:
+            save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
+        except LmppmError as exc:
+            self.report.failed.append((job.source, str(exc)))
 
 
 def _write(job: Job, image: torch.Tensor, info: ImageInfo, report: Report) -> bool:
@@ -192,6 +240,19 @@ def _write(job: Job, image: torch.Tensor, info: ImageInfo, report: Report) -> bo
         return False
     report.written.append(job.target)
     return True
+
+
+def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps: float | None, seconds: float) -> dict:
+    """One line of `restore --report`: the learned distance D_S(F(.)) and the residual of the input
+    and of the result under the model, the flow's steps, the time (domain.scores)."""
+    measured = {"before": x, "after": out}
+    values = {}
+    for when, image in measured.items():
+        s = scores(model, image) if model is not None else None
+        values |= {f"distance_{when}": s and s.distance, f"residual_{when}": s and s.residual, f"noise_{when}": estimate_noise(image)}
+    values |= {"steps": steps, "seconds": seconds}
+    rounded = {k: v if v is None else round(float(v), 5) for k, v in values.items()}
+    return {"input": str(job.source), "output": str(job.target), **label, **rounded}
 
 
 def _channel_note(model, report: Report) -> None:
@@ -244,3 +305,36 @@ def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     """torchvision's make_grid, kept single-channel for gray images."""
     grid = make_grid(images, nrow=per_row, padding=2)
     return grid[:1] if images.shape[1] == 1 else grid
+
+
+def assign_models(jobs: list[Job], models: dict, training: dict[str, dict]) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
+    """With no --model: the domain model for each job (domain.choose). -> ({model name: its jobs},
+    {source: choice}, a report holding the files that could not be read)."""
+    groups: dict[str, list[Job]] = {}
+    choices: dict[Path, Choice] = {}
+    report = Report()
+    for job in jobs:
+        try:
+            x, _ = read_image(job.source)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+            continue
+        choices[job.source] = choose(x, models, training)
+        groups.setdefault(choices[job.source].name, []).append(job)
+    return groups, choices, report
+
+
+REPORT_SUFFIXES = (".csv", ".json")
+
+
+def write_rows(rows: list[dict], path: str | Path) -> None:
+    """`restore --report`: the rows as CSV or JSON (by suffix), written atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        write_text(path, json.dumps(rows, indent=2) + "\n")
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["input"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())

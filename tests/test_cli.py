@@ -81,7 +81,7 @@ def test_restore_file_with_bundled_model_and_trajectory(tmp_path):
 def test_restore_odd_modes_and_sizes_come_back_in_kind(tmp_path, mode, size):
     src = tmp_path / "in.png"
     _digit_like(src, size=size, mode=mode)
-    result = run("restore", src, "-o", tmp_path / "out.png", "--device", "cpu")
+    result = run("restore", src, "-o", tmp_path / "out.png", "-m", "mnist", "--device", "cpu")
     assert result.exit_code == 0, result.output
     out, orig = Image.open(tmp_path / "out.png"), Image.open(src)
     assert out.size == orig.size and out.mode == orig.mode

@@ -1,0 +1,114 @@
+"""The Python API, for notebooks and programs that should not shell out to the CLI.
+
+    import lmppm_cli
+    model = lmppm_cli.load("photos")          # a bundled name, a file, a Hub-style folder or a Hub repo id
+    clean = model.restore(image)              # a PIL image, a numpy array or a tensor; the same type back
+    model.scores(image)                       # learned distance D, residual and noise level (domain.Scores)
+    model, choice = lmppm_cli.pick(image)     # the bundled model for the image, and why
+
+Images of any size: U-Net models restore large images in tiles, conv models resize to their input and
+back, exactly as `lmppm restore` does. Arrays are (H, W) or (H, W, C), uint8 or floats in [0, 1];
+tensors (C, H, W) or (B, C, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lmppm_cli import domain
+from lmppm_cli.devices import pick_device
+from lmppm_cli.errors import LmppmError
+from lmppm_cli.images import decode, encode, resize, to_channels
+from lmppm_cli.methods import restorer
+from lmppm_cli.restoration import generate, sample_seeds
+from lmppm_cli.tiling import resolve, restore_tiled
+from lmppm_cli.weights import load_model, model_metadata, resolve_model
+
+
+class Model:
+    """A loaded model file with image-level entry points."""
+
+    def __init__(self, net, name: str, training: dict | None = None):
+        self.net, self.name, self.training = net, name, training or {}
+
+    def __repr__(self) -> str:
+        ae = self.net.config.autoencoder
+        return f"Model({self.name!r}, {self.net.config.method}, {ae.channels}x{ae.height}x{ae.width}, {self.net.device})"
+
+    def restore(self, image, method: str | None = None, tile: int | None = None, overlap: int | None = None,
+                batch_size: int = 64, **flow):  # fmt: skip
+        """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
+        steps, sigma_ker, schedule, adaptive) as in `lmppm restore`."""
+        fn = restorer(self.net, method, **flow)
+        tiles = resolve(tile, overlap, self.net)
+        return _convert(image, lambda x: restore_one(self.net, fn, x, tiles, batch_size))
+
+    def scores(self, image) -> domain.Scores | list[domain.Scores]:
+        """domain.scores of the image (a list for a batch tensor)."""
+        xs = _tensors(image)
+        found = [domain.scores(self.net, x) for x in xs]
+        return found if isinstance(image, torch.Tensor) and image.ndim == 4 else found[0]
+
+    def generate(self, n: int, seed: int = 0) -> torch.Tensor:
+        """n samples from noise (Fig. 9), (n, C, H, W) in [0, 1]."""
+        return generate(self.net, sample_seeds(seed, 0, n)).images.cpu()
+
+
+def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, offline: bool = False) -> Model:
+    path = resolve_model(ref, revision=revision, offline=offline)
+    return Model(load_model(path, pick_device(device)), ref, domain.training_summary(model_metadata(path)))
+
+
+def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
+    """The bundled domain model for one image (domain.choose) and the choice with its reason."""
+    models = {name: load(name, device) for name in domain.DOMAIN_MODELS}
+    choice = domain.choose(_tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()})
+    return models[choice.name], choice
+
+
+@torch.no_grad()
+def restore_one(net, fn, x: torch.Tensor, tiles: tuple[int, int], batch_size: int) -> torch.Tensor:
+    """One image (C, H, W) at any size, as `lmppm restore` does it; back in its own channels."""
+    ae = net.config.autoencoder
+    y = to_channels(x, ae.channels)
+    if tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width):
+        out = restore_tiled(y, lambda b: fn(b.to(net.device), False).images, (ae.height, ae.width), *tiles, batch_size)
+    else:
+        out = resize(fn(resize(y, ae.height, ae.width).unsqueeze(0).to(net.device), False).images[0].cpu(), *x.shape[-2:])
+    return to_channels(out, x.shape[0])
+
+
+def _tensors(image) -> list[torch.Tensor]:
+    """Any supported image -> list of (C, H, W) float tensors in [0, 1]."""
+    if isinstance(image, Image.Image):
+        return [decode(image)[0]]
+    if isinstance(image, np.ndarray):
+        return [_from_array(image)]
+    if isinstance(image, torch.Tensor) and image.ndim in (3, 4):
+        batch = image if image.ndim == 4 else image.unsqueeze(0)
+        return [b.float().cpu() for b in batch]
+    raise LmppmError(f"cannot restore a {type(image).__name__}: give a PIL image, a numpy array (H, W[, C]) or a tensor (C, H, W) / (B, C, H, W).")
+
+
+def _convert(image, fn):
+    """Apply fn (C, H, W) -> (C, H, W) and return the result in the input's type."""
+    if isinstance(image, Image.Image):
+        x, info = decode(image)
+        return encode(fn(x), info)
+    if isinstance(image, np.ndarray):
+        out = fn(_from_array(image)).permute(1, 2, 0).numpy()
+        out = out[..., 0] if image.ndim == 2 else out
+        return np.rint(out * 255).astype(np.uint8) if image.dtype == np.uint8 else out.astype(image.dtype)
+    xs = _tensors(image)
+    out = torch.stack([fn(x) for x in xs])
+    return out if image.ndim == 4 else out[0]
+
+
+def _from_array(a: np.ndarray) -> torch.Tensor:
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise LmppmError(f"an image array must be (H, W) or (H, W, 1|3|4), not {a.shape}.")
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32) / (255.0 if a.dtype == np.uint8 else 1.0))
+    x = x.unsqueeze(0) if x.ndim == 2 else x[..., :3].permute(2, 0, 1)
+    return x.clamp(0.0, 1.0).contiguous()
