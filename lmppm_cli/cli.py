@@ -409,6 +409,42 @@ def _bench_standalone(suite: str, output: str, seed: int, limit: int | None) -> 
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
 
+@app.command()
+@friendly
+def models(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Also list model files and Hub-style folders here (searched recursively).", show_default=False)] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(help="Hugging Face Hub cache to scan [default: the Hub client's].")] = None,
+) -> None:
+    """List the bundled models, the lmppm models in the Hub cache and any given local ones."""
+    from rich.table import Table
+
+    from lmppm_cli.catalog import COLUMNS, bundled_entries, hub_entries, local_entries
+
+    rows = bundled_entries() + hub_entries(cache_dir) + local_entries(paths or [])
+    table = Table(*COLUMNS)
+    table.columns[0].no_wrap = True
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in COLUMNS))
+    out.print(table)
+    out.print("with no --model, `lmppm restore` picks mnist, faces or photos by the image's channels and size.")
+
+
+@app.command()
+@friendly
+def export(
+    source: Annotated[str, typer.Argument(help="A training run folder, a model file or a model name.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Folder to write (new or empty).", show_default=False)],
+    name: Annotated[Optional[str], typer.Option(help="Model name in the card [default: the run folder's or file's name].")] = None,
+    license: Annotated[str, typer.Option(help="License in the card's metadata.")] = "mit",
+    bench: Annotated[Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")] = None,
+) -> None:
+    """Write a Hugging Face Hub model repo: model.safetensors, config.json and a model card."""
+    from lmppm_cli.hub import export_model
+
+    written = export_model(source, output, name=name, license=license, bench=bench)
+    out.print(f"wrote {', '.join(p.name for p in written)} to {output}; upload with: huggingface-cli upload OWNER/NAME {output}")
+
+
 def main() -> None:
     app()
 

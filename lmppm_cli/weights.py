@@ -1,7 +1,8 @@
 """Model files: one `.safetensors` file per model (F, G, D_S, bank S; the config in the header metadata).
 
-A model reference resolves as: an existing file path -> the name of a bundled model in `weights/`
--> a Hugging Face Hub repo id (`owner/name`, file `model.safetensors`, through the Hub cache).
+A model reference resolves as: an existing file path -> a folder holding `model.safetensors` (a Hub-style
+repo on disk) -> the name of a bundled model in `weights/` -> a Hugging Face Hub repo id (`owner/name`,
+file `model.safetensors`, through the Hub cache).
 Nothing is ever unpickled.
 """
 
@@ -64,8 +65,17 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", method: str
     return model.to(device).eval()
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The header metadata of a safetensors file, without reading its tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as exc:
+        raise LmppmError(f"{path} is not a readable safetensors model file ({exc}).") from exc
+
+
 def model_metadata(path: str | Path) -> dict[str, str]:
-    return read_tensors(path)[1]
+    return read_metadata(path)
 
 
 def bundled_dir() -> Path:
@@ -87,6 +97,8 @@ def resolve_model(
     path = Path(ref).expanduser()
     if path.is_file():
         return path
+    if (path / HUB_FILENAME).is_file():  # a Hub-style model folder (`lmppm export`, a cloned repo)
+        return path / HUB_FILENAME
     if path.suffix == ".safetensors" or path.exists():
         raise LmppmError(f"no model file at {ref}.")
     bundled = bundled_dir() / f"{ref}.safetensors"
