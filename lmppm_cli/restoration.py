@@ -101,7 +101,7 @@ def start_latents(model: LMPPM, seeds: list[int], start: str = "latent"):
     start="latent": z^1 ~ N(mean(S), cov(S)), Gaussian noise in latent space with the bank's first two
     moments, as a latent diffusion model starts; start="pixel": z^1 = F(noise image), the noise image
     N(0, 1) clamped to [0, 1]. Pixel noise encodes to a narrow region of the latent space, so its samples
-    are far less diverse (README, "Choices"). U-Net skips: none for a latent start (there is no image
+    are far less diverse (docs/reproduction.md, "Choices"). U-Net skips: none for a latent start (there is no image
     yet; a model trained with skip dropout decodes z alone), those of the noise image for a pixel start."""
     if start not in ("latent", "pixel"):
         raise ValueError(f"unknown generation start {start!r}; expected 'latent' or 'pixel'.")

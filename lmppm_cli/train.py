@@ -32,7 +32,7 @@ MODEL = "model.safetensors"
 class TrainConfig:
     """Table 11 (MNIST): Adam, lr 1e-3 (F and G; the LDM's denoiser; the classifier), batch 128,
     200 epochs, patience 10. D's lr is 1e-3, not Table 11's 1e-5 for MNIST: with 1e-5 D stayed
-    nearly constant on mnist-5k and its flow step changed nothing (README, "Choices")."""
+    nearly constant on mnist-5k and its flow step changed nothing (docs/reproduction.md, "Choices")."""
 
     epochs: int = 200
     batch_size: int = 128

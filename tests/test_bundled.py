@@ -1,4 +1,4 @@
-"""The claims the README makes about the bundled MNIST model, checked on held-out digits."""
+"""The claims the README and docs/reproduction.md make about the bundled models, checked on held-out images."""
 
 import pytest
 import torch
@@ -30,14 +30,14 @@ def test_bundled_model_gains_4db_beats_its_single_pass_and_matches_the_dae(tmp_p
 
 @pytest.mark.slow
 def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
-    """The README's two training commands (the DAE, then LMPPM started from it), run in full on the CPU."""
+    """The two training commands of docs/reproduction.md (the DAE, then LMPPM started from it), run in full on the CPU."""
     from typer.testing import CliRunner
 
     common = ["--seed", "0", "--device", "cpu", "--sigma-range", "0,0.9"]
     dae = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "dae"), "--method", "dae", *common])
     assert dae.exit_code == 0, dae.output
     result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), *common, "--lambdas", "1,4,1,1,1,1",
-                                      "--lambda-denoise", "1", "--init", str(tmp_path / "dae" / "model.safetensors")])  # fmt: skip
+                                      "--lambda-denoise", "4", "--init", str(tmp_path / "dae" / "model.safetensors")])  # fmt: skip
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "run" / "model.safetensors")
     models = {"lmppm": model, "dae": load_model(tmp_path / "dae" / "model.safetensors")}

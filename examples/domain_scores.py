@@ -1,0 +1,42 @@
+"""How far images of several kinds sit from each bundled domain model's data, by the three measures the
+README's "Choosing a model" discusses: the learned distance D(F(x)), the distance from F(x) to the nearest
+bank latent (in units of the bank's median nearest-neighbour spacing), and the blurred reconstruction
+residual (domain.scores). Large images are scored on a grid of tiles (U-Nets) or resized (the digit model).
+
+    uv run python examples/domain_scores.py
+"""
+
+import numpy as np
+import skimage.data as skd
+import torch
+
+from lmppm_cli.data import lfw_faces, mnist_5k, photo_tensor
+from lmppm_cli.domain import DOMAIN_MODELS, scores, views
+from lmppm_cli.neighbours import nearest
+from lmppm_cli.weights import load_model, resolve_model
+
+
+def gray(a) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(a)).float().div(255).unsqueeze(0)
+
+
+@torch.no_grad()
+def bank_distance(model, x) -> float:
+    _, spacing = nearest(model.bank, model.bank, exclude_self=True)
+    z, _ = model.autoencoder.encode(views(x, model))
+    return float((nearest(z, model.bank)[1].sqrt() / spacing.sqrt().median()).median())
+
+
+models = {n: load_model(resolve_model(n)) for n in DOMAIN_MODELS}
+images = {
+    "test digit": mnist_5k().test.images[0], "test face": lfw_faces().test.images[0],
+    "coffee (photo)": photo_tensor(skd.coffee()), "astronaut (photo)": photo_tensor(skd.astronaut()),
+    "text page": gray(skd.text()), "uniform noise": torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0)),
+}
+print("image | " + " | ".join(f"{n}: D / bank / residual" for n in models))
+for name, x in images.items():
+    cells = []
+    for m in models.values():
+        s = scores(m, x)
+        cells.append(f"{s.distance:.2f} / {bank_distance(m, x):.2f} / {s.residual:.3f}")
+    print(f"{name} | " + " | ".join(cells))
