@@ -15,11 +15,11 @@ import torch
 from torchvision.utils import make_grid
 
 import lmppm_cli
-from lmppm_cli.baselines.classical import denoise
-from lmppm_cli.data import lfw_faces, mnist_5k, photo_tensor
-from lmppm_cli.degradations import gaussian_noise
-from lmppm_cli.images import save_image, tensor_to_image
-from lmppm_cli.metrics import psnr, ssim
+from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.files.data import lfw_faces, mnist_5k, photo_tensor
+from lmppm_cli.core.degradations import gaussian_noise
+from lmppm_cli.files.images import save_image, tensor_to_image
+from lmppm_cli.core.metrics import psnr, ssim
 
 here = Path(__file__).parent
 

@@ -10,10 +10,10 @@ import numpy as np
 import skimage.data as skd
 import torch
 
-from lmppm_cli.data import lfw_faces, mnist_5k, photo_tensor
-from lmppm_cli.domain import DOMAIN_MODELS, scores, views
-from lmppm_cli.neighbours import nearest
-from lmppm_cli.weights import load_model, resolve_model
+from lmppm_cli.files.data import lfw_faces, mnist_5k, photo_tensor
+from lmppm_cli.files.domain import DOMAIN_MODELS, scores, views
+from lmppm_cli.core.neighbours import nearest
+from lmppm_cli.files.weights import load_model, resolve_model
 
 
 def gray(a) -> torch.Tensor:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from lmppm_cli.data import mnist_5k
-from lmppm_cli.degradations import gaussian_noise
-from lmppm_cli.images import save_image, tensor_to_image
+from lmppm_cli.files.data import mnist_5k
+from lmppm_cli.core.degradations import gaussian_noise
+from lmppm_cli.files.images import save_image, tensor_to_image
 
 here = Path(__file__).parent
 test = mnist_5k().test

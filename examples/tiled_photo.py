@@ -19,9 +19,9 @@ import skimage.data
 import torch
 from PIL import Image
 
-from lmppm_cli.degradations import gaussian_noise
-from lmppm_cli.images import read_image, save_image, tensor_to_image
-from lmppm_cli.metrics import psnr
+from lmppm_cli.core.degradations import gaussian_noise
+from lmppm_cli.files.images import read_image, save_image, tensor_to_image
+from lmppm_cli.core.metrics import psnr
 
 CROPS = ((120, 330), (400, 260), (700, 420))  # (x, y) of three 300x300 crops
 

@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from lmppm_cli.data import lfw_faces, mnist_5k, photo_tensor
-from lmppm_cli.images import save_image, tensor_to_image
+from lmppm_cli.files.data import lfw_faces, mnist_5k, photo_tensor
+from lmppm_cli.files.images import save_image, tensor_to_image
 
 METHODS = {  # domain -> row label -> extra `lmppm restore` arguments
     "digits": {"LMPPM (mnist)": [], "DAE (mnist-dae)": ["--method", "dae"]},

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmppm_cli import domain
-from lmppm_cli.devices import pick_device
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.images import decode, encode, resize, to_channels
+from lmppm_cli.files import domain
+from lmppm_cli.files.devices import pick_device
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.images import decode, encode, resize, to_channels
 from lmppm_cli.methods import restorer
-from lmppm_cli.restoration import generate, sample_seeds
-from lmppm_cli.tiling import resolve, restore_tiled
-from lmppm_cli.weights import load_model, model_metadata, resolve_model
+from lmppm_cli.core.restoration import generate, sample_seeds
+from lmppm_cli.files.tiling import resolve, restore_tiled
+from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 
 
 class Model:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lmppm_cli import __version__
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.core.errors import LmppmError
 
 app = typer.Typer(
     rich_markup_mode="rich",
@@ -80,8 +80,8 @@ def friendly(command):
 
 
 def _load(model: str, revision, offline, device: str, method: str | None = None):
-    from lmppm_cli.devices import pick_device
-    from lmppm_cli.weights import load_model, resolve_model
+    from lmppm_cli.files.devices import pick_device
+    from lmppm_cli.files.weights import load_model, resolve_model
 
     dev = pick_device(device)
     return load_model(resolve_model(model, revision=revision, offline=offline), dev, method)
@@ -121,7 +121,7 @@ def restore(
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
-    from lmppm_cli.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
+    from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
     from lmppm_cli.methods import default_model, restorer
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
@@ -149,9 +149,9 @@ def restore(
 def _auto_groups(jobs, revision, offline, device, strict: bool):
     """Each job's bundled domain model (domain.choose); with --strict, an error if any image is in
     doubt. -> ({name: (model, jobs)}, {source: choice}, report of unreadable files)."""
-    from lmppm_cli.domain import DOMAIN_MODELS, training_summary
-    from lmppm_cli.jobs import assign_models
-    from lmppm_cli.weights import model_metadata, resolve_model
+    from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
+    from lmppm_cli.files.jobs import assign_models
+    from lmppm_cli.files.weights import model_metadata, resolve_model
 
     nets = {n: _load(n, revision, offline, device) for n in DOMAIN_MODELS}
     training = {n: training_summary(model_metadata(resolve_model(n))) for n in DOMAIN_MODELS}
@@ -194,8 +194,8 @@ def degrade(
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
 ) -> None:
     """Degrade images reproducibly (Appendix B.2), to build test sets."""
-    from lmppm_cli.degradations import strength
-    from lmppm_cli.jobs import degrade_files, plan_outputs
+    from lmppm_cli.core.degradations import strength
+    from lmppm_cli.files.jobs import degrade_files, plan_outputs
 
     value = strength(kind, severity, domain)
     jobs = plan_outputs(inputs, output)
@@ -225,8 +225,8 @@ def generate(
     start: Annotated[str, typer.Option(help="latent: Gaussian noise in latent space; pixel: F(noise image).")] = "latent",
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
-    from lmppm_cli.jobs import generate_files
-    from lmppm_cli.restoration import check_flow, flow_settings
+    from lmppm_cli.files.jobs import generate_files
+    from lmppm_cli.core.restoration import check_flow, flow_settings
 
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
@@ -271,10 +271,10 @@ def train(
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline."""
-    from lmppm_cli.data import NATIVE_SIZE, load_dataset, sniff_channels
-    from lmppm_cli.devices import pick_device
-    from lmppm_cli.train import build_configs
-    from lmppm_cli.weights import resolve_model
+    from lmppm_cli.files.data import NATIVE_SIZE, load_dataset, sniff_channels
+    from lmppm_cli.files.devices import pick_device
+    from lmppm_cli.core.train import build_configs
+    from lmppm_cli.files.weights import resolve_model
 
     dev = pick_device(device)
     height, width = _size(image_size, NATIVE_SIZE.get(data, 28))
@@ -324,8 +324,8 @@ def _size(text: Optional[str], default: int) -> tuple[int, int]:
 
 
 def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
-    from lmppm_cli.train import Progress as Hooks
-    from lmppm_cli.train import train as run
+    from lmppm_cli.core.train import Progress as Hooks
+    from lmppm_cli.core.train import train as run
 
     with _bar() as bar:
         epochs = bar.add_task("epochs", total=tcfg.epochs)
@@ -367,8 +367,8 @@ def bench(
     """Run one of the paper's experiments: tables (Markdown, JSON) and comparison grids."""
     from rich.table import Table
 
-    from lmppm_cli.bench import ALL_SUITES, STANDALONE, SUITES, run_suite
-    from lmppm_cli.bench.runner import KIND_METHOD
+    from lmppm_cli.experiments.bench import ALL_SUITES, STANDALONE, SUITES, run_suite
+    from lmppm_cli.experiments.bench.runner import KIND_METHOD
 
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
@@ -395,7 +395,7 @@ def bench(
 
 def _bench_standalone(suite: str, output: str, seed: int, limit: int | None) -> None:
     """A suite that trains its own models (the circle): a spinner per stage, then its table."""
-    from lmppm_cli.bench import STANDALONE
+    from lmppm_cli.experiments.bench import STANDALONE
 
     with out.status(f"{suite}: starting") as status:
         rows = STANDALONE[suite](output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"))
@@ -418,7 +418,7 @@ def models(
     """List the bundled models, the lmppm models in the Hub cache and any given local ones."""
     from rich.table import Table
 
-    from lmppm_cli.catalog import COLUMNS, bundled_entries, hub_entries, local_entries
+    from lmppm_cli.files.catalog import COLUMNS, bundled_entries, hub_entries, local_entries
 
     rows = bundled_entries() + hub_entries(cache_dir) + local_entries(paths or [])
     table = Table(*COLUMNS)
@@ -439,7 +439,7 @@ def export(
     bench: Annotated[Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")] = None,
 ) -> None:
     """Write a Hugging Face Hub model repo: model.safetensors, config.json and a model card."""
-    from lmppm_cli.hub import export_model
+    from lmppm_cli.files.hub import export_model
 
     written = export_model(source, output, name=name, license=license, bench=bench)
     out.print(f"wrote {', '.join(p.name for p in written)} to {output}; upload with: huggingface-cli upload OWNER/NAME {output}")

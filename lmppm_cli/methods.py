@@ -15,9 +15,9 @@ from typing import Callable
 
 import torch
 
-from lmppm_cli.baselines import classical, ldm
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.restoration import Restored, flow_settings, restore, single_pass
+from lmppm_cli.experiments.baselines import classical, ldm
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.restoration import Restored, flow_settings, restore, single_pass
 
 NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
 NEEDS.update({name: None for name in classical.CLASSICAL})

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lmppm_cli.config import AutoencoderConfig, DistanceConfig, ModelConfig
-from lmppm_cli.data import Dataset, Split
-from lmppm_cli.models import LMPPM
+from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
+from lmppm_cli.files.data import Dataset, Split
+from lmppm_cli.core.models import LMPPM
 
 torch.set_num_threads(2)
 
@@ -62,7 +62,7 @@ def write_png(path, array: np.ndarray, mode: str | None = None) -> None:
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
     """A tiny 12x12 gray model trained for 3 epochs on blob images, saved as a model file."""
-    from lmppm_cli.train import TrainConfig, train
+    from lmppm_cli.core.train import TrainConfig, train
 
     torch.set_num_threads(2)
     run = tmp_path_factory.mktemp("tiny-run")
@@ -77,9 +77,9 @@ def tiny_bundle(tiny_model_file, tmp_path_factory):
     """Tiny 12x12 models of every kind a bench suite needs: lmppm, dae, ldm (on that dae), classifier."""
     import dataclasses
 
-    from lmppm_cli.config import DiffusionConfig
-    from lmppm_cli.train import TrainConfig, train
-    from lmppm_cli.weights import load_model
+    from lmppm_cli.core.config import DiffusionConfig
+    from lmppm_cli.core.train import TrainConfig, train
+    from lmppm_cli.files.weights import load_model
 
     root = tmp_path_factory.mktemp("bundle")
     x = blob_images(60, seed=1)

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from lmppm_cli.bank import default_sigma_ker, kernel_mean
+from lmppm_cli.core.bank import default_sigma_ker, kernel_mean
 
 
 def test_kernel_mean_of_bank_point_with_small_sigma_is_that_point(rng):

@@ -3,15 +3,15 @@ import dataclasses
 import pytest
 import torch
 
-from lmppm_cli import ddpm
-from lmppm_cli.baselines import ldm
-from lmppm_cli.config import DiffusionConfig
-from lmppm_cli.data import Dataset, Split
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.experiments import ddpm
+from lmppm_cli.experiments.baselines import ldm
+from lmppm_cli.core.config import DiffusionConfig
+from lmppm_cli.files.data import Dataset, Split
+from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.methods import restorer
-from lmppm_cli.restoration import restore, single_pass
-from lmppm_cli.train import TrainConfig, train
-from lmppm_cli.weights import load_model
+from lmppm_cli.core.restoration import restore, single_pass
+from lmppm_cli.core.train import TrainConfig, train
+from lmppm_cli.files.weights import load_model
 
 from conftest import blob_images, tiny_config
 

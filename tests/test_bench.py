@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from lmppm_cli.bench import SUITES, run_suite
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.weights import load_model
+from lmppm_cli.experiments.bench import SUITES, run_suite
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.weights import load_model
 
 
 def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, monkeypatch):
-    from lmppm_cli.bench import noise
+    from lmppm_cli.experiments.bench import noise
 
     monkeypatch.setattr(noise, "MNIST_BM3D_IMAGES", 4)  # BM3D takes ~1 s an image: score it on 4 of 20
     models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
@@ -46,7 +46,7 @@ def test_unknown_suite_is_refused(tmp_path):
 
 
 def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path, monkeypatch):
-    from lmppm_cli.bench import mnist
+    from lmppm_cli.experiments.bench import mnist
 
     monkeypatch.setattr(mnist, "BM3D_IMAGES", 3)
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}

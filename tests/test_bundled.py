@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from lmppm_cli.bench import run_suite
+from lmppm_cli.experiments.bench import run_suite
 from lmppm_cli.cli import app
-from lmppm_cli.weights import load_model, resolve_model
+from lmppm_cli.files.weights import load_model, resolve_model
 
 
 def _check_gains(cells):
@@ -63,7 +63,7 @@ def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
 
     from typer.testing import CliRunner
 
-    from lmppm_cli.metrics import inception_fid_missing
+    from lmppm_cli.core.metrics import inception_fid_missing
 
     res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path), "--degradations", "noise", "--device", "cpu"])
     assert res.exit_code == 0, res.output

@@ -1,9 +1,9 @@
 import torch
 
-from lmppm_cli.calibrate import ALPHAS, BETAS, KERNEL_MULTIPLIERS, STEPS, calibrate_flow, choose
-from lmppm_cli.restoration import restore, single_pass
-from lmppm_cli.metrics import psnr
-from lmppm_cli.weights import load_model
+from lmppm_cli.core.calibrate import ALPHAS, BETAS, KERNEL_MULTIPLIERS, STEPS, calibrate_flow, choose
+from lmppm_cli.core.restoration import restore, single_pass
+from lmppm_cli.core.metrics import psnr
+from lmppm_cli.files.weights import load_model
 
 from conftest import blob_images
 

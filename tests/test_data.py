@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmppm_cli.data import load_dataset, mnist_5k, sniff_channels
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.files.data import load_dataset, mnist_5k, sniff_channels
+from lmppm_cli.core.errors import LmppmError
 
 from conftest import write_png
 
@@ -60,7 +60,7 @@ def test_mnist_download_failure_is_one_clear_error(tmp_path, monkeypatch):
 
 
 def test_photo_patches_are_rgb_augmented_fixed_and_from_held_out_photos(monkeypatch):
-    from lmppm_cli import data
+    from lmppm_cli.files import data
 
     monkeypatch.setattr(data, "PATCHES", {"train": 40, "val": 8, "test": 8})
     a, b = data.load_dataset("photo-patches", 3, 16, 16), data.load_dataset("photo-patches", 3, 16, 16)
@@ -73,7 +73,7 @@ def test_photo_patches_are_rgb_augmented_fixed_and_from_held_out_photos(monkeypa
 def test_lfw_faces_are_real_held_out_faces_with_fixed_augmented_copies():
     import skimage.data
 
-    from lmppm_cli import data
+    from lmppm_cli.files import data
 
     a, b = data.load_dataset("lfw-faces", 1, 25, 25), data.lfw_faces()
     assert a.train.images.shape == (70 * data.FACE_COPIES, 1, 25, 25) and a.val.images.shape == (10, 1, 25, 25)

@@ -5,8 +5,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lmppm_cli.cli import app
-from lmppm_cli.degradations import DEGRADATIONS, degrade, strength
-from lmppm_cli.errors import LmppmError
+from lmppm_cli.core.degradations import DEGRADATIONS, degrade, strength
+from lmppm_cli.core.errors import LmppmError
 
 from conftest import blob_images
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import lmppm_cli
 from lmppm_cli.cli import app
-from lmppm_cli.data import photo_tensor
-from lmppm_cli.domain import DOMAIN_MODELS, choose, estimate_noise, scores, training_summary
-from lmppm_cli.weights import load_model, model_metadata, resolve_model
+from lmppm_cli.files.data import photo_tensor
+from lmppm_cli.files.domain import DOMAIN_MODELS, choose, estimate_noise, scores, training_summary
+from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 
 skdata = pytest.importorskip("skimage.data")
 runner = CliRunner()

@@ -2,10 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from lmppm_cli.bank import kernel_mean
-from lmppm_cli.config import DistanceConfig
-from lmppm_cli.flow import flow_step, latent_shift, normalized_gradient, run_flow, step_sizes
-from lmppm_cli.models import DistanceMLP
+from lmppm_cli.core.bank import kernel_mean
+from lmppm_cli.core.config import DistanceConfig
+from lmppm_cli.core.flow import flow_step, latent_shift, normalized_gradient, run_flow, step_sizes
+from lmppm_cli.core.models import DistanceMLP
 
 
 class Constant(nn.Module):

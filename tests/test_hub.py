@@ -10,9 +10,9 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from lmppm_cli.catalog import bundled_entries, hub_entries
+from lmppm_cli.files.catalog import bundled_entries, hub_entries
 from lmppm_cli.cli import app
-from lmppm_cli.weights import bundled_models, read_tensors
+from lmppm_cli.files.weights import bundled_models, read_tensors
 
 runner = CliRunner()
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

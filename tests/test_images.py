@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.images import decode, encode, fit, read_image, resize, save_image, to_channels
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.images import decode, encode, fit, read_image, resize, save_image, to_channels
 
 
 def _modes(rng):

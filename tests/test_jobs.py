@@ -3,10 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.jobs import generate_files, plan_outputs, restore_files
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.jobs import generate_files, plan_outputs, restore_files
 from lmppm_cli.methods import restorer
-from lmppm_cli.weights import load_model
+from lmppm_cli.files.weights import load_model
 
 from conftest import write_png
 
@@ -108,8 +108,8 @@ def test_outputs_get_normal_permissions(tiny_model_file, tmp_path):
     import os
     import stat
 
-    from lmppm_cli.atomic import write_text
-    from lmppm_cli.weights import save_model
+    from lmppm_cli.files.atomic import write_text
+    from lmppm_cli.files.weights import save_model
 
     old = os.umask(0o022)
     try:

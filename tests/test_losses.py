@@ -1,9 +1,9 @@
 import torch
 
-from lmppm_cli.flow import latent_shift
-from lmppm_cli.losses import TERM_NAMES, LossWeights, lmppm_loss
-from lmppm_cli.models import LMPPM
-from lmppm_cli.neighbours import nearest
+from lmppm_cli.core.flow import latent_shift
+from lmppm_cli.core.losses import TERM_NAMES, LossWeights, lmppm_loss
+from lmppm_cli.core.models import LMPPM
+from lmppm_cli.core.neighbours import nearest
 
 from conftest import blob_images, tiny_config
 

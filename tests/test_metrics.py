@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from lmppm_cli.metrics import PSNR_CAP, domain_fid, frechet_distance, psnr, ssim
+from lmppm_cli.core.metrics import PSNR_CAP, domain_fid, frechet_distance, psnr, ssim
 
 
 def test_psnr_and_ssim_agree_with_a_known_pair():

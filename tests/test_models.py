@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.models import LMPPM
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models import LMPPM
 
 from conftest import tiny_config
 

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from lmppm_cli.neighbours import nearest, nearest_approximate, squared_distances
+from lmppm_cli.core.neighbours import nearest, nearest_approximate, squared_distances
 
 
 def test_squared_distances_match_cdist(rng):

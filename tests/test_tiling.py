@@ -9,11 +9,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from lmppm_cli.cli import app
-from lmppm_cli.config import AutoencoderConfig
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.models import LMPPM
-from lmppm_cli.tiling import ramp, restore_tiled, tile_starts
-from lmppm_cli.weights import save_model
+from lmppm_cli.core.config import AutoencoderConfig
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models import LMPPM
+from lmppm_cli.files.tiling import ramp, restore_tiled, tile_starts
+from lmppm_cli.files.weights import save_model
 from conftest import tiny_config
 
 

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.losses import LossWeights
-from lmppm_cli.train import TrainConfig, build_configs, train
-from lmppm_cli.weights import load_model
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.losses import LossWeights
+from lmppm_cli.core.train import TrainConfig, build_configs, train
+from lmppm_cli.files.weights import load_model
 
 from conftest import tiny_config
 
@@ -85,7 +85,7 @@ def test_build_configs_validates_lambdas():
 
 
 def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
-    from lmppm_cli.objectives import noisy
+    from lmppm_cli.core.objectives import noisy
 
     x = torch.full((400, 1, 16, 16), 0.5)  # mid-grey: no clamping at these levels
     fixed = noisy(x, 0.1, rng) - x
@@ -125,8 +125,8 @@ def test_a_checkpoint_from_before_a_new_defaulted_field_still_resumes(blob_datas
     """Runs written before a config field existed (e.g. the flow's `adaptive`) resume with its default."""
     from safetensors.torch import load_file, save_file
 
-    from lmppm_cli.checkpoint import STATE_KEY
-    from lmppm_cli.weights import read_tensors
+    from lmppm_cli.core.checkpoint import STATE_KEY
+    from lmppm_cli.files.weights import read_tensors
 
     train(tiny_config(), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path, device)
     ckpt = tmp_path / "checkpoint.safetensors"
@@ -143,7 +143,7 @@ def test_a_checkpoint_from_before_a_new_defaulted_field_still_resumes(blob_datas
 def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob_dataset, tmp_path, device):
     import dataclasses
 
-    from lmppm_cli.objectives import LmppmObjective
+    from lmppm_cli.core.objectives import LmppmObjective
 
     train(dataclasses.replace(tiny_config(), method="dae"), blob_dataset, _tcfg(epochs=1), tmp_path / "dae", device)
     dae = load_model(tmp_path / "dae" / "model.safetensors")

@@ -4,9 +4,9 @@ reaches the image through the skips."""
 import pytest
 import torch
 
-from lmppm_cli.config import AutoencoderConfig
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.models.autoencoder import build_autoencoder
+from lmppm_cli.core.config import AutoencoderConfig
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models.autoencoder import build_autoencoder
 
 
 def _unet(**kw) -> torch.nn.Module:
@@ -57,7 +57,7 @@ def test_unet_model_trains_and_restores_from_the_cli(tmp_path):
     from typer.testing import CliRunner
 
     from lmppm_cli.cli import app
-    from lmppm_cli.weights import load_model
+    from lmppm_cli.files.weights import load_model
 
     rng = np.random.default_rng(0)
     (tmp_path / "imgs").mkdir()
@@ -87,8 +87,8 @@ def test_skip_dropout_zeroes_skips_only_in_training():
 
 
 def _unet_model(**kw):
-    from lmppm_cli.config import DistanceConfig, ModelConfig
-    from lmppm_cli.models import LMPPM
+    from lmppm_cli.core.config import DistanceConfig, ModelConfig
+    from lmppm_cli.core.models import LMPPM
 
     torch.manual_seed(0)
     ae = AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=8, widths=(4, 8), **kw)
@@ -100,7 +100,7 @@ def _unet_model(**kw):
 def test_flow_follows_appendix_b_encoding_each_new_image_again():
     import dataclasses
 
-    from lmppm_cli.restoration import restore, single_pass
+    from lmppm_cli.core.restoration import restore, single_pass
 
     model = _unet_model()
     ae, x = model.autoencoder, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(2))
@@ -112,7 +112,7 @@ def test_flow_follows_appendix_b_encoding_each_new_image_again():
     # a real step: x^2 = G(S^1 + S_hat(z^2), z^2) with z^2 the Alg. 4 update of z^1 = F(x)
     step = dataclasses.replace(flow, alpha=0.3, beta=0.3)
     z, skips = ae.encode(x)
-    from lmppm_cli.flow import flow_step
+    from lmppm_cli.core.flow import flow_step
 
     z2 = flow_step(z, model.distance, model.bank, 0.3, 0.3, step.sigma_ker)
     assert torch.allclose(restore(model, x, step).images, ae.decode(z2, skips), atol=1e-5)
@@ -121,7 +121,7 @@ def test_flow_follows_appendix_b_encoding_each_new_image_again():
 def test_with_projections_the_restored_image_follows_z():
     """The flow acts through the skips: moving z moves every skip's projection and so the image, even
     with the bottleneck path fixed; without projections the skips ignore z."""
-    from lmppm_cli.restoration import SkipFlow
+    from lmppm_cli.core.restoration import SkipFlow
 
     for projections in (True, False):
         model = _unet_model(projections=projections)
@@ -138,8 +138,8 @@ def test_with_projections_the_restored_image_follows_z():
 
 
 def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dropout(tmp_path):
-    from lmppm_cli.jobs import generate_files
-    from lmppm_cli.restoration import sample_seeds, start_latents
+    from lmppm_cli.files.jobs import generate_files
+    from lmppm_cli.core.restoration import sample_seeds, start_latents
 
     model = _unet_model()
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "latent")

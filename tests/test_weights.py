@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from lmppm_cli.errors import LmppmError
-from lmppm_cli.weights import CONFIG_KEY, HUB_FILENAME, bundled_models, load_model, resolve_model, save_model
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, bundled_models, load_model, resolve_model, save_model
 
 from conftest import tiny_config
 

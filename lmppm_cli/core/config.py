@@ -1,0 +1,124 @@
+"""Frozen configuration of every component; the whole `ModelConfig` is saved inside each model file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from lmppm_cli.core.errors import LmppmError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Encoder F / decoder G. `conv` is the paper's MNIST network (Table 8), `unet` the faces U-Net
+    with latent-to-skip projections (Table 9; `projections=False` is its ablation), both generalised
+    in size; `widths` are the channels per level. `skip_dropout` makes the U-Net's decoder work from z alone
+    for a share of the training samples, so that z (and the flow) still matters when skips are present."""
+
+    arch: str = "conv"
+    channels: int = 1
+    height: int = 28
+    width: int = 28
+    latent_dim: int = 18
+    widths: tuple[int, ...] = (32, 64)
+    projections: bool = True
+    skip_dropout: float = 0.0  # unet, training only: chance that a sample's encoder skips are zeroed
+
+
+@dataclass(frozen=True)
+class DistanceConfig:
+    """Distance network D_S: latent -> R, an MLP of decreasing widths (Table 8: 18->100->50->20->1)."""
+
+    hidden: tuple[int, ...] = (100, 50, 20)
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Defaults of the restoration flow (Alg. 4); every field can be overridden at inference.
+
+    alpha: step along the normalised distance gradient; beta: weight of the kernel mean z_bar (Eq. 21);
+    steps: step budget; tol: stop a sample when ||z^{n+1} - z^n|| / ||z^n|| < tol;
+    sigma_ker: kernel width of Eq. 21 (set from the bank when the model is trained);
+    schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
+    adaptive: cap the kernel step's length at the learned distance D (flow.flow_step; not in the paper).
+    generate_*: generation from noise (Fig. 9: 16 steps) keeps the paper's alpha 0.15 and beta 0.1; the
+    calibrated restoration values are tuned for fidelity to an input, which generation does not have.
+    """
+
+    alpha: float = 0.15
+    beta: float = 0.1
+    steps: int = 8
+    tol: float = 0.005
+    sigma_ker: float = 1.0
+    schedule: str = "constant"
+    adaptive: bool = False
+    generate_steps: int = 16
+    generate_alpha: float = 0.15
+    generate_beta: float = 0.1
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The LDM baseline: a DDPM on the DAE's latents (Alg. 2/3, linear betas 1e-4..0.02, T = 2000).
+    start_step: restoration noises F(x) to this step and denoises from there (chosen on validation)."""
+
+    steps: int = 2000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    hidden: tuple[int, ...] = (256, 256, 256)
+    start_step: int = 200
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The small domain classifier whose penultimate features give the paper's MNIST FID."""
+
+    features: int = 64
+    classes: int = 10
+
+
+METHODS = ("lmppm", "dae", "ldm", "classifier")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """method: lmppm (F, G, D, bank), dae (F, G, bank), ldm (the DAE's F, G and a latent DDPM) or
+    classifier (for FID)."""
+
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    distance: DistanceConfig = field(default_factory=DistanceConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    method: str = "lmppm"
+    dataset: str = ""
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelConfig:
+        try:
+            raw = json.loads(text)
+            return cls(
+                autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
+                distance=_build(DistanceConfig, raw["distance"]),
+                flow=_build(FlowConfig, raw["flow"]),
+                diffusion=_build(DiffusionConfig, raw.get("diffusion", {})),
+                classifier=_build(ClassifierConfig, raw.get("classifier", {})),
+                method=raw.get("method", "lmppm"),
+                dataset=raw.get("dataset", ""),
+                version=raw.get("version", FORMAT_VERSION),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LmppmError(f"the model's configuration is unreadable ({exc}).") from exc
+
+
+def _build(kind, raw: dict):
+    """Rebuild a frozen dataclass from JSON, turning lists back into tuples."""
+    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})

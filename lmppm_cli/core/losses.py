@@ -1,0 +1,62 @@
+"""The LMPPM training loss, Eq. 20."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lmppm_cli.core.flow import latent_shift
+
+TERM_NAMES = ("distance", "recon", "boundary", "positivity", "shift", "shift_recon")  # Eq. 20
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """lambda_1..lambda_6 of Eq. 20 (the paper gives no values; the authors' code uses 1 for all), and
+    lambda_7 of our denoising term (not in the paper; 0 gives Eq. 20 exactly, see `lmppm_loss`)."""
+
+    distance: float = 1.0
+    recon: float = 1.0
+    boundary: float = 1.0
+    positivity: float = 1.0
+    shift: float = 1.0
+    shift_recon: float = 1.0
+    denoise: float = 0.0
+
+
+def lmppm_loss(autoencoder, distance, x_clean, x_noisy, x_star, weights: LossWeights):
+    """Eq. 20, each sum taken as a mean over the batch. Returns (total, {term name: value}).
+
+    Notation -> paper: x_noisy = x_i (noisy samples, z_i = F(x_i) not in S), x_clean = x_i^clean
+    (F(x_clean) in S), x_star = x_i* (nearest clean training image to x_i), z_star = F(x_i*).
+    Terms: (1) (D(z_i) - ||z_i - z_i*||)^2; (2) ||x^clean - G(F(x^clean))||^2; (3) D(F(x^clean))^2;
+    (4) (D - |D|)^2 over clean and noisy latents; (5) ||z_shift - z*||; (6) ||G(z_shift) - x*||.
+    Norms are Euclidean over all pixels / latent coordinates of a sample, as written in Eq. 20.
+    Beyond the paper, (7) ||x^clean - G(F(x_i))||^2 (the DAE's loss) makes the flow's starting point
+    z^1 = F(x_i) itself a denoised latent; it is computed only when its weight is not 0.
+    """
+    z_clean, skips_clean = autoencoder.encode(x_clean)  # (B, d)
+    z_noisy, skips_noisy = autoencoder.encode(x_noisy)  # (B, d)
+    z_star, _ = autoencoder.encode(x_star)  # (B, d)
+    d_noisy = distance(z_noisy)  # (B,)
+    d_clean = distance(z_clean)  # (B,)
+    z_shift = latent_shift(distance, z_noisy, create_graph=True)  # (B, d)
+    d_all = torch.cat([d_noisy, d_clean])
+    terms = {
+        "distance": (d_noisy - (z_noisy - z_star).norm(dim=1)).pow(2).mean(),
+        "recon": (x_clean - autoencoder.decode(z_clean, skips_clean)).pow(2).flatten(1).sum(1).mean(),
+        "boundary": d_clean.pow(2).mean(),
+        "positivity": (d_all - d_all.abs()).pow(2).mean(),
+        "shift": (z_shift - z_star).norm(dim=1).mean(),
+        "shift_recon": (autoencoder.decode(z_shift, skips_noisy) - x_star).flatten(1).norm(dim=1).mean(),
+    }
+    if weights.denoise:
+        terms["denoise"] = denoising_error(autoencoder, z_noisy, skips_noisy, x_clean)
+    total = sum(getattr(weights, name) * value for name, value in terms.items())
+    return total, terms
+
+
+def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean) -> torch.Tensor:
+    """||x^clean - G(F(x_i))||^2 summed over pixels, mean over the batch: the DAE's loss, and term (7)."""
+    return (autoencoder.decode(z_noisy, skips_noisy) - x_clean).pow(2).flatten(1).sum(1).mean()

@@ -1,0 +1,58 @@
+"""Model containers. Each holds weights and the configuration they were trained with; restoration and
+generation are functions elsewhere (`restoration.py`, `baselines/`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lmppm_cli.core.config import ModelConfig
+from lmppm_cli.core.models.autoencoder import build_autoencoder
+from lmppm_cli.core.models.denoiser import LatentDenoiser
+from lmppm_cli.core.models.distance import DistanceMLP
+
+
+class LMPPM(nn.Module):
+    """F/G, the latent bank S = F(X_clean) and, for method `lmppm`, the distance network D_S.
+    Method `dae` (the baseline) is the same container without D."""
+
+    def __init__(self, config: ModelConfig, bank_size: int = 0):
+        super().__init__()
+        self.config = config
+        ae = config.autoencoder
+        self.autoencoder = build_autoencoder(ae)
+        self.distance = DistanceMLP(ae.latent_dim, config.distance) if config.method == "lmppm" else None
+        self.register_buffer("bank", torch.zeros(bank_size, ae.latent_dim))  # S = F(X_clean), (N, d)
+
+    @property
+    def device(self) -> torch.device:
+        return self.bank.device
+
+    @torch.no_grad()
+    def build_bank(self, images: torch.Tensor, batch_size: int = 512) -> None:
+        """S = F(x_j) for every clean training image (eval mode); replaces the stored bank."""
+        self.eval()
+        self.bank = encode_all(self.autoencoder, images.to(self.device), batch_size)
+
+
+class LatentDiffusion(nn.Module):
+    """The LDM baseline: the DAE's F/G (frozen) and a DDPM noise predictor on its standardised latents."""
+
+    def __init__(self, config: ModelConfig, bank_size: int = 0):
+        super().__init__()
+        self.config = config
+        d = config.autoencoder.latent_dim
+        self.autoencoder = build_autoencoder(config.autoencoder)
+        self.denoiser = LatentDenoiser(d, config.diffusion.hidden)
+        self.register_buffer("latent_mean", torch.zeros(d))
+        self.register_buffer("latent_std", torch.ones(d))
+
+    @property
+    def device(self) -> torch.device:
+        return self.latent_mean.device
+
+
+@torch.no_grad()
+def encode_all(autoencoder, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """F(x) for many images, in batches. (N, C, H, W) -> (N, d)."""
+    return torch.cat([autoencoder.encode(images[i : i + batch_size])[0] for i in range(0, len(images), batch_size)])

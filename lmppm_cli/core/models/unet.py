@@ -1,0 +1,115 @@
+"""The U-Net with latent-to-skip projections of Appendix B (Table 9, Fig. 19), for RGB domains.
+
+Table 9 at 120x120 RGB: encoder blocks 3->32->64->128->256 (Conv-BN-LReLU twice, MaxPool), Flatten ->
+Linear -> 1024 -> LReLU; decoder Linear(1024 -> 256x7x7), blocks (ConvT x2, Cat with the skip,
+Conv-BN-LReLU, Conv-BN-LReLU), Conv -> 3, Sigmoid. Generalised here to any channel count, depth
+(`widths`), latent size and image size.
+
+Appendix B's update rule: F(x) = (S_1, ..., S_k, z) and x = G(S_1 + S_hat_1(z), ..., S_k + S_hat_k(z), z),
+where S_hat_i projects z onto the shape of skip i. We combine them by a learned weighted sum
+a_i S_i + b_i S_hat_i(z) (a_i = b_i = 1 at the start). Within a flow step the skips are those of
+F(x^n) while z moves, so the step reaches the image through the bottleneck *and* through every skip;
+the next step encodes the new image again (restoration.SkipFlow).
+
+A U-Net can route everything through its full-resolution skip and ignore z (an earlier photo model
+did: replacing z by another training latent changed its output by 0.003 on average); `skip_dropout`
+(training only) zeroes a sample's skips at random so that z must carry the image.
+
+Size rule: each side must be at least 2^levels pixels; a pooling of an odd size drops the last row or
+column and the decoder pads it back (replicating its edge), so any size from that minimum up works.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as Fn
+from torch import nn
+
+from lmppm_cli.core.config import AutoencoderConfig
+from lmppm_cli.core.errors import LmppmError
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+
+
+def _sizes(size: int, levels: int) -> list[int]:
+    """Spatial size before each pooling, then the bottleneck's: floor(size / 2) per level."""
+    out = [size]
+    for _ in range(levels):
+        out.append(out[-1] // 2)
+    return out
+
+
+class DecoderBlock(nn.Module):
+    """ConvT(Cin -> Cin, k2 s2) -> Cat([Cin, Cskip]) -> Conv-BN-LReLU(Cin + Cskip -> Cin) -> Conv-BN-LReLU(Cin -> Cout)."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cin, 2, stride=2)
+        self.body = nn.Sequential(*_conv_bn(cin + cskip, cin), *_conv_bn(cin, cout))
+
+    def forward(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        h = self.up(h)
+        dh, dw = skip.shape[-2] - h.shape[-2], skip.shape[-1] - h.shape[-1]
+        if dh or dw:  # an odd size floored by the pooling comes back here
+            h = Fn.pad(h, (0, dw, 0, dh), mode="replicate")
+        return self.body(torch.cat([h, skip], dim=1))
+
+
+class UNetAutoencoder(nn.Module):
+    def __init__(self, cfg: AutoencoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        levels = len(cfg.widths)
+        self.hs, self.ws = _sizes(cfg.height, levels), _sizes(cfg.width, levels)
+        if min(self.hs[-1], self.ws[-1]) < 1:
+            side = 2**levels
+            raise LmppmError(f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels).")
+        chans = (cfg.channels, *cfg.widths)
+        self.down = nn.ModuleList(nn.Sequential(*_conv_bn(chans[i], chans[i + 1]), *_conv_bn(chans[i + 1], chans[i + 1])) for i in range(levels))
+        self.grid = (cfg.widths[-1], self.hs[-1], self.ws[-1])  # bottleneck feature map (C, h, w)
+        flat = cfg.widths[-1] * self.hs[-1] * self.ws[-1]
+        self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim), nn.LeakyReLU(0.2))
+        self.from_latent = nn.Linear(cfg.latent_dim, flat)
+        outs = (*cfg.widths[:1], *cfg.widths[:-1])  # Table 9: the last block keeps 32 channels
+        self.up = nn.ModuleList(DecoderBlock(cfg.widths[i], cfg.widths[i], outs[i]) for i in reversed(range(levels)))
+        self.head = nn.Conv2d(cfg.widths[0], cfg.channels, 3, padding=1)
+        # S_hat_i: z -> a (C_i, h, w) map at the bottleneck's grid, bilinearly resized to skip i's size
+        self.projections = nn.ModuleList(nn.Linear(cfg.latent_dim, w * self.hs[-1] * self.ws[-1]) for w in cfg.widths) if cfg.projections else None
+        self.skip_weight = nn.Parameter(torch.ones(levels))
+        self.projection_weight = nn.Parameter(torch.ones(levels))  # fmt: skip
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        if x.shape[-2:] != (self.cfg.height, self.cfg.width):
+            raise LmppmError(f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}.")
+        skips, h = [], x
+        for block in self.down:
+            h = block(h)
+            skips.append(h)  # S_i: the block's output before pooling
+            h = Fn.max_pool2d(h, 2)
+        return self.to_latent(h), tuple(skips)
+
+    def combined_skips(self, z: torch.Tensor, skips: tuple) -> list[torch.Tensor]:
+        """a_i S_i + b_i S_hat_i(z) per level; no skips (a latent alone) counts as S_i = 0. In training,
+        each sample loses all its S_i with probability skip_dropout."""
+        out = []
+        keep = None
+        if skips and self.training and self.cfg.skip_dropout > 0:
+            keep = (torch.rand(len(z), 1, 1, 1, device=z.device) >= self.cfg.skip_dropout).to(z.dtype)
+        for i, w in enumerate(self.cfg.widths):
+            shape = (len(z), w, self.hs[i], self.ws[i])
+            s = self.skip_weight[i] * skips[i] if skips else torch.zeros(shape, device=z.device, dtype=z.dtype)
+            s = s * keep if keep is not None else s
+            if self.projections is not None:
+                p = self.projections[i](z).view(len(z), w, self.hs[-1], self.ws[-1])
+                s = s + self.projection_weight[i] * Fn.interpolate(p, size=shape[-2:], mode="bilinear", align_corners=False)
+            out.append(s)
+        return out
+
+    def decode(self, z: torch.Tensor, skips: tuple = ()) -> torch.Tensor:
+        combined = self.combined_skips(z, skips)
+        h = self.from_latent(z).view(len(z), *self.grid)
+        for block, skip in zip(self.up, reversed(combined)):
+            h = block(h, skip)
+        return torch.sigmoid(self.head(h))

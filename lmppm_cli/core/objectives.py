@@ -1,0 +1,186 @@
+"""What each method trains: its model, optimiser groups, loss per batch, and what it adds when the
+run ends (bank, calibrated defaults, test accuracy). The training loop in train.py drives any of them.
+
+Interface: `.model`; `param_groups()`; `loss(x, labels, generator, validation) -> (total, {term: value})`
+(the generator gives every random draw, so validation with a re-seeded one is the same each epoch);
+`finish(loop) -> dict` of summary entries (it may update `model.config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import torch
+from torch.nn import functional as F
+from torchvision.transforms import v2
+
+from lmppm_cli.core.bank import default_sigma_ker
+from lmppm_cli.core.calibrate import ALPHAS, calibrate_flow
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.losses import denoising_error, lmppm_loss
+from lmppm_cli.core.models import LMPPM, DigitClassifier
+from lmppm_cli.core.neighbours import nearest, nearest_approximate
+
+
+def noisy(x: torch.Tensor, sigma, generator: torch.Generator) -> torch.Tensor:
+    """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
+
+    `sigma` is sigma_d (the paper: one level) or a range (low, high): each sample then draws its own
+    level uniformly from it, so the model meets every strength it may be asked to restore (blind)."""
+    eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+    if isinstance(sigma, tuple):
+        low, high = sigma
+        u = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device)
+        sigma = (low + (high - low) * u).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
+    return (x + sigma * eps).clamp(0.0, 1.0)
+
+
+class NearestClean:
+    """x_i* of Eq. 20: the clean image nearest to each noisy sample, over a whole clean pool."""
+
+    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator):
+        self.pool = pool
+        self.flat = pool.flatten(1)
+        self.mode = mode
+        k = min(64, self.flat.shape[1])
+        self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=pool.device) / math.sqrt(k)
+
+    def __call__(self, x_noisy: torch.Tensor) -> torch.Tensor:
+        if self.mode == "exact":
+            idx, _ = nearest(x_noisy, self.flat)
+        else:
+            idx, _ = nearest_approximate(x_noisy, self.flat, self.projection)
+        return self.pool[idx]
+
+
+class LmppmObjective:
+    """Eq. 20 with x* searched over the training images (over train + validation when validating)."""
+
+    def __init__(self, config, data, tcfg, device):
+        self.tcfg = tcfg
+        self.model = LMPPM(config).to(device)
+        if tcfg.init:
+            warm_start(self.model, tcfg.init)
+        train, val = data.train.images.to(device), data.val.images.to(device)
+        gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
+        self.nearest_train = NearestClean(train, tcfg.neighbours, gen)
+        self.nearest_all = NearestClean(torch.cat([train, val]), tcfg.neighbours, gen)
+
+    def param_groups(self):
+        return [
+            {"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr},
+            {"params": self.model.distance.parameters(), "lr": self.tcfg.lr_distance},
+        ]
+
+    def loss(self, x, labels, generator, validation: bool):
+        x_noisy = noisy(x, self.tcfg.training_noise, generator)
+        x_star = (self.nearest_all if validation else self.nearest_train)(x_noisy)
+        return lmppm_loss(self.model.autoencoder, self.model.distance, x, x_noisy, x_star, self.tcfg.weights)
+
+    def finish(self, loop) -> dict:
+        return _bank_and_flow(self.model, loop, ALPHAS)
+
+
+def warm_start(model: LMPPM, path: str) -> None:
+    """Start F and G from the autoencoder of another model file (e.g. a trained DAE of the same
+    architecture); D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20."""
+    from lmppm_cli.files.weights import load_model
+
+    source = load_model(path, model.device)
+    if source.config.autoencoder != model.config.autoencoder:
+        raise LmppmError(f"--init {path}: its autoencoder differs from the one being trained (architecture, size or widths).")
+    model.autoencoder.load_state_dict(source.autoencoder.state_dict())
+
+
+class DaeObjective:
+    """The DAE baseline: the same autoencoder, L2 from noisy to clean, the same noise."""
+
+    def __init__(self, config, data, tcfg, device):
+        self.tcfg = tcfg
+        self.model = LMPPM(config).to(device)
+
+    def param_groups(self):
+        return [{"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr}]
+
+    def loss(self, x, labels, generator, validation: bool):
+        ae = self.model.autoencoder
+        z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator))
+        recon = denoising_error(ae, z, skips, x)
+        return recon, {"recon": recon}
+
+    def finish(self, loop) -> dict:
+        """The bank of DAE latents and a kernel-only flow (alpha = 0): Ablation_dae."""
+        return _bank_and_flow(self.model, loop, (0.0,))
+
+
+def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
+    """S = F(train images), the base sigma_ker and (unless turned off) the calibrated flow defaults."""
+    model.build_bank(loop.train_x)
+    flow = dataclasses.replace(model.config.flow, sigma_ker=default_sigma_ker(model.bank))
+    if alphas == (0.0,):
+        flow = dataclasses.replace(flow, alpha=0.0)
+    rows = []
+    if loop.tcfg.calibrate:
+        gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
+        model.config = dataclasses.replace(model.config, flow=flow)
+        flow, rows = calibrate_flow(model, loop.val_x, loop.tcfg.sigma_d, gen, alphas)
+    model.config = dataclasses.replace(model.config, flow=flow)
+    return {"flow": dataclasses.asdict(flow), "calibration_top": sorted(rows, key=lambda r: -r["worst"])[:10]}
+
+
+class ClassifierObjective:
+    """Cross-entropy on labelled clean images, with small random affine jitter while training."""
+
+    def __init__(self, config, data, tcfg, device):
+        if data.train.labels is None:
+            raise LmppmError("the classifier needs labelled data (mnist-5k or mnist), not a folder of images.")
+        self.tcfg = tcfg
+        self.model = DigitClassifier(config).to(device)
+        self.jitter = v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1))
+
+    def param_groups(self):
+        return [{"params": self.model.parameters(), "lr": self.tcfg.lr}]
+
+    def loss(self, x, labels, generator, validation: bool):
+        if not validation:
+            x = self._jitter(x, generator)
+        logits = self.model(x)
+        ce = F.cross_entropy(logits, labels)
+        return ce, {"cross_entropy": ce, "error_rate": (logits.argmax(1) != labels).float().mean()}
+
+    def _jitter(self, x, generator):
+        seeds = torch.randint(0, 2**62, (len(x),), generator=generator, device=generator.device).tolist()
+        out = []
+        for img, seed in zip(x, seeds):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                out.append(self.jitter(img))
+        return torch.stack(out)
+
+    def finish(self, loop) -> dict:
+        """Accuracy on the held-out test split (on validation where the data has no test split)."""
+        split = loop.data.test if loop.data.test is not None and loop.data.test.labels is not None else loop.data.val
+        self.model.eval()
+        with torch.no_grad():
+            x, y = split.images.to(loop.device), split.labels.to(loop.device)
+            pred = torch.cat([self.model(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)])
+        accuracy = (pred == y).float().mean().item()
+        return {"test_accuracy": accuracy, "test_images": len(y)}
+
+
+def make_objective(config, data, tcfg, device, base=None):
+    """The objective for `config.method`; `ldm` also needs `base`, a trained DAE model."""
+    if config.method == "lmppm":
+        return LmppmObjective(config, data, tcfg, device)
+    if config.method == "dae":
+        return DaeObjective(config, data, tcfg, device)
+    if config.method == "classifier":
+        return ClassifierObjective(config, data, tcfg, device)
+    if config.method == "ldm":
+        from lmppm_cli.experiments.baselines.ldm import LdmObjective
+
+        if base is None or base.config.method != "dae":
+            raise LmppmError("an ldm is trained on a DAE's latents: pass --base with a trained DAE model file.")
+        return LdmObjective(config, data, tcfg, device, base)
+    raise LmppmError(f"unknown method {config.method!r}; use lmppm, dae, ldm or classifier.")

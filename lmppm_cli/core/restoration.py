@@ -1,0 +1,129 @@
+"""Restoration and generation with a trained model: F, the latent flow of Alg. 4, G."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from lmppm_cli.core.config import FlowConfig
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.flow import run_flow
+from lmppm_cli.core.models import LMPPM
+
+
+@dataclass
+class Restored:
+    images: torch.Tensor  # (B, C, H, W) = G(z^N)
+    steps_taken: torch.Tensor  # (B,)
+    trajectory: list[torch.Tensor]  # decoded images per step, [G(z^1), ..., G(z^N)] when asked for
+    latents: list[torch.Tensor] = dataclasses.field(default_factory=list)  # [z^1, ..., z^N] when asked for
+
+
+def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
+    """The model's saved flow defaults with the given (non-None) fields replaced, checked."""
+    flow = dataclasses.replace(model.config.flow, **{k: v for k, v in overrides.items() if v is not None})
+    check_flow(flow)
+    return flow
+
+
+def check_flow(flow: FlowConfig) -> None:
+    """Alg. 4's constraints: alpha, beta >= 0 (0 for the ablations) and alpha + beta < 1."""
+    if min(flow.alpha, flow.beta) < 0 or flow.alpha + flow.beta >= 1.0:
+        raise LmppmError(f"alpha + beta must be below 1 (Alg. 4); got {flow.alpha} + {flow.beta}.")
+    if flow.schedule not in ("constant", "growing"):
+        raise LmppmError(f"unknown schedule {flow.schedule!r}; use constant or growing.")
+
+
+@torch.no_grad()
+def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_trajectory=False) -> Restored:
+    """Alg. 4, Reconstruction: z^1 = F(x), N flow steps, return G(z^N). x: (B, C, H, W) in [0, 1]."""
+    model.eval()
+    z, skips = model.autoencoder.encode(x.to(model.device))  # (B, d)
+    return _flow_and_decode(model, z, skips, flow or model.config.flow, keep_trajectory)
+
+
+def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool) -> Restored:
+    skip_flow = SkipFlow(model.autoencoder, z, skips, keep_trajectory) if skips else None
+    result = run_flow(
+        z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
+        steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
+        adaptive=flow.adaptive and model.distance is not None,
+    )  # fmt: skip
+    if skip_flow is not None:
+        return Restored(skip_flow.images, result.steps_taken, skip_flow.trajectory, result.trajectory)
+    decode = model.autoencoder.decode
+    trajectory = [decode(zn) for zn in result.trajectory]
+    return Restored(decode(result.z), result.steps_taken, trajectory, result.trajectory)
+
+
+class SkipFlow:
+    """Appendix B's update rule for U-Nets: with F(x^n) = (S^n_1..S^n_k, z^n),
+    x^{n+1} = G(S^n_1 + S_hat_1(z^{n+1}), ..., S^n_k + S_hat_k(z^{n+1}), z^{n+1}).
+
+    Called by the flow after each step with the moved latents z^{n+1} of the rows still running: decodes
+    them with their current skips, then encodes x^{n+1} again, so the next step starts from F(x^{n+1})
+    (skips and latent). Holds x^n of every row and, when asked, the images of every step."""
+
+    def __init__(self, autoencoder, z, skips, keep_trajectory: bool):
+        self.ae, self.skips, self.keep = autoencoder, [s.clone() for s in skips], keep_trajectory
+        self.images = autoencoder.decode(z, skips)  # x^1 seen through the model: the single pass
+        self.trajectory = [self.images.clone()] if keep_trajectory else []
+
+    def __call__(self, z_next: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        x = self.ae.decode(z_next, tuple(s[rows] for s in self.skips))
+        self.images[rows] = x
+        z, skips = self.ae.encode(x)
+        for held, new in zip(self.skips, skips):
+            held[rows] = new
+        if self.keep:
+            self.trajectory.append(self.images.clone())
+        return z
+
+
+@torch.no_grad()
+def single_pass(model: LMPPM, x: torch.Tensor) -> torch.Tensor:
+    """G(F(x)): the autoencoder alone, the reference the flow has to beat."""
+    model.eval()
+    z, skips = model.autoencoder.encode(x.to(model.device))
+    return model.autoencoder.decode(z, skips)
+
+
+def sample_seeds(seed: int, first: int, count: int) -> list[int]:
+    """One seed per sample, so sample i is the same whatever the batch size or the number asked for."""
+    return [seed * 1_000_003 + i for i in range(first, first + count)]
+
+
+def start_latents(model: LMPPM, seeds: list[int], start: str = "latent"):
+    """z^1 and the skips for generation, one noise draw per seed.
+
+    start="latent": z^1 ~ N(mean(S), cov(S)), Gaussian noise in latent space with the bank's first two
+    moments, as a latent diffusion model starts; start="pixel": z^1 = F(noise image), the noise image
+    N(0, 1) clamped to [0, 1]. Pixel noise encodes to a narrow region of the latent space, so its samples
+    are far less diverse (docs/reproduction.md, "Choices"). U-Net skips: none for a latent start (there is no image
+    yet; a model trained with skip dropout decodes z alone), those of the noise image for a pixel start."""
+    if start not in ("latent", "pixel"):
+        raise ValueError(f"unknown generation start {start!r}; expected 'latent' or 'pixel'.")
+    ae, bank = model.config.autoencoder, model.bank
+    images, eps = [], []
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        images.append(torch.randn(ae.channels, ae.height, ae.width, generator=g).clamp(0.0, 1.0))
+        eps.append(torch.randn(bank.shape[1], generator=g))
+    z, skips = model.autoencoder.encode(torch.stack(images).to(model.device))  # (n, d)
+    if start == "latent":
+        cov = torch.cov(bank.T) + 1e-6 * torch.eye(bank.shape[1], device=bank.device)
+        z, skips = bank.mean(0) + torch.stack(eps).to(bank.device) @ torch.linalg.cholesky(cov).T, ()
+    return z, skips
+
+
+@torch.no_grad()
+def generate(model: LMPPM, seeds: list[int], flow: FlowConfig | None = None, keep_trajectory=False, start="latent"):
+    """Images from pure noise through the flow (Fig. 9): `flow.generate_steps` steps, no early stop."""
+    model.eval()
+    flow = flow or model.config.flow
+    alpha = flow.generate_alpha if model.distance is not None else 0.0  # a DAE has no D: kernel step only
+    flow = dataclasses.replace(flow, alpha=alpha, beta=flow.generate_beta, steps=flow.generate_steps, tol=0.0)
+    z, skips = start_latents(model, seeds, start)
+    return _flow_and_decode(model, z, skips, flow, keep_trajectory)

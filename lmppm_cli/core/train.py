@@ -1,0 +1,309 @@
+"""The training loop shared by every method (objectives.py): shuffled batches, a validation loss each
+epoch with fixed randomness, early stopping, an atomic checkpoint per epoch, exact `--resume`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
+from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig
+from lmppm_cli.files.data import Dataset
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.losses import LossWeights
+from lmppm_cli.core.objectives import make_objective
+from lmppm_cli.files.weights import save_model
+
+# per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)
+ARCH_DEFAULTS = {"conv": ((32, 64), (100, 50, 20)), "unet": ((32, 64, 128, 256), (300, 100, 30))}
+CHECKPOINT = "checkpoint.safetensors"
+MODEL = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Table 11 (MNIST): Adam, lr 1e-3 (F and G; the LDM's denoiser; the classifier), batch 128,
+    200 epochs, patience 10. D's lr is 1e-3, not Table 11's 1e-5 for MNIST: with 1e-5 D stayed
+    nearly constant on mnist-5k and its flow step changed nothing (docs/reproduction.md, "Choices")."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_distance: float = 1e-3
+    sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
+    sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
+    init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
+    patience: int = 10
+    seed: int = 0
+    neighbours: str = "exact"  # or "approximate" (random projection + exact re-rank; see neighbours.py)
+    calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
+    weights: LossWeights = field(default_factory=LossWeights)
+
+    @property
+    def training_noise(self):
+        """What `objectives.noisy` draws from: sigma_d, or the (low, high) range when one is set."""
+        return self.sigma_range or self.sigma_d
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        sigma_range = tuple(raw["sigma_range"]) if raw.get("sigma_range") else None
+        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), "sigma_range": sigma_range})
+
+
+def build_configs(
+    *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
+    sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
+    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "",
+) -> tuple[ModelConfig, TrainConfig]:
+    """Model and training configuration from flat option values (what the CLI collects)."""
+    try:
+        values = [float(v) for v in lambdas.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 6 or min(values) < 0:
+        raise LmppmError(f"--lambdas needs six non-negative numbers separated by commas, not {lambdas!r}.")
+    if neighbours not in ("exact", "approximate"):
+        raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
+    if method not in METHODS:
+        raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
+    if init and method != "lmppm":
+        raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
+    if arch not in ARCH_DEFAULTS:
+        raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
+    default_widths, distance_hidden = ARCH_DEFAULTS[arch]
+    ae = AutoencoderConfig(arch=arch, channels=channels, height=height, width=width, latent_dim=latent_dim,
+                           widths=tuple(widths or default_widths), projections=projections,
+                           skip_dropout=skip_dropout)  # fmt: skip
+    tcfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
+        patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
+        weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
+    )  # fmt: skip
+    return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method), tcfg
+
+
+def parse_sigma_range(text: str | None) -> tuple[float, float] | None:
+    """`LOW,HIGH` with 0 <= LOW <= HIGH, or None."""
+    if text is None:
+        return None
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        low, high = 1.0, 0.0
+    if not 0.0 <= low <= high:
+        raise LmppmError(f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {text!r}.")
+    return low, high
+
+
+@dataclass
+class Progress:
+    """Callbacks the caller may set; the core never prints."""
+
+    on_start: Callable[[int, int], None] = lambda epochs, batches: None
+    on_batch: Callable[[int, dict], None] = lambda epoch, terms: None
+    on_epoch: Callable[[dict], None] = lambda record: None
+
+
+def train(
+    config: ModelConfig,
+    data: Dataset,
+    tcfg: TrainConfig,
+    run_dir: str | Path,
+    device: torch.device,
+    resume: bool = False,
+    progress: Progress | None = None,
+    base=None,
+) -> dict:
+    """Train a model of `config.method` into `run_dir` (checkpoint each epoch, model file and summary at
+    the end); `base` is the trained DAE an ldm is built on. Returns the summary dictionary."""
+    run_dir = Path(run_dir)
+    progress = progress or Progress()
+    ckpt = run_dir / CHECKPOINT
+    if resume and not ckpt.is_file():
+        raise LmppmError(f"nothing to resume: {ckpt} does not exist.")
+    if not resume and ckpt.is_file():
+        raise LmppmError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new folder.")
+    torch.manual_seed(tcfg.seed)
+    loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device)
+    if resume:
+        loop.restore(ckpt, tcfg.epochs)
+    progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
+    while not loop.finished():
+        record = loop.epoch(progress)
+        loop.save(ckpt)
+        progress.on_epoch(record)
+    return _finish(loop, run_dir)
+
+
+class _Loop:
+    """The training state and one epoch of it."""
+
+    def __init__(self, objective, data: Dataset, tcfg: TrainConfig, device: torch.device):
+        self.objective, self.model, self.data = objective, objective.model, data
+        self.tcfg, self.device = tcfg, device
+        self.config_json = self.model.config.to_json()
+        self.train_x, self.val_x = data.train.images.to(device), data.val.images.to(device)
+        self.train_y = None if data.train.labels is None else data.train.labels.to(device)
+        self.val_y = None if data.val.labels is None else data.val.labels.to(device)
+        self.optimizer = torch.optim.Adam(objective.param_groups())
+        self.shuffle_gen = torch.Generator().manual_seed(tcfg.seed)
+        self.noise_gen = torch.Generator(device).manual_seed(tcfg.seed + 1)
+        self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
+        self.history: list[dict] = []
+        self.best_state = _copy_state(self.model)
+        self.started, self.elapsed_before = time.perf_counter(), 0.0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train_x) / self.tcfg.batch_size)
+
+    def finished(self) -> bool:
+        return self.epoch_no >= self.tcfg.epochs or self.bad_epochs >= self.tcfg.patience
+
+    def epoch(self, progress: Progress) -> dict:
+        self.model.train()
+        sums: dict[str, float] = {}
+        order = torch.randperm(len(self.train_x), generator=self.shuffle_gen).to(self.device)
+        for start in range(0, len(order), self.tcfg.batch_size):
+            idx = order[start : start + self.tcfg.batch_size]
+            labels = None if self.train_y is None else self.train_y[idx]
+            total, terms = self.objective.loss(self.train_x[idx], labels, self.noise_gen, validation=False)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            values = {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v / self.batches_per_epoch
+            progress.on_batch(self.epoch_no + 1, values)
+        return self._end_epoch(sums)
+
+    def _end_epoch(self, train_terms: dict) -> dict:
+        self.epoch_no += 1
+        val = self.validate()
+        improved = val["total"] < self.best_loss
+        if improved:
+            self.best_loss, self.best_epoch, self.bad_epochs = val["total"], self.epoch_no, 0
+            self.best_state = _copy_state(self.model)
+        else:
+            self.bad_epochs += 1
+        record = {"epoch": self.epoch_no, "train": train_terms, "val": val, "improved": improved}
+        self.history.append(record)
+        return record
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """The objective's loss on the validation images, eval mode, the same random draws every epoch."""
+        self.model.eval()
+        gen = torch.Generator(self.device).manual_seed(self.tcfg.seed + 2)
+        sums: dict[str, float] = {}
+        n = len(self.val_x)
+        for start in range(0, n, 256):
+            labels = None if self.val_y is None else self.val_y[start : start + 256]
+            x = self.val_x[start : start + 256]
+            total, terms = self.objective.loss(x, labels, gen, validation=True)
+            for k, v in {"total": total, **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
+        return sums
+
+    def rng_state(self) -> dict[str, torch.Tensor]:
+        rng = {"shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def save(self, path: Path) -> None:
+        state = {
+            "epoch": self.epoch_no, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config_json,
+            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.data.name,
+        }  # fmt: skip
+        save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
+
+    def restore(self, path: Path, epochs: int) -> None:
+        """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
+        model_state, best_state, optim_state, rng, state = load_checkpoint(path)
+        if state.get("dataset") != self.data.name:
+            raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data.")
+        if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
+            raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
+        saved = TrainConfig.from_dict(state["train_config"])
+        if dataclasses.replace(saved, epochs=epochs, calibrate=self.tcfg.calibrate) != self.tcfg:
+            raise LmppmError(f"{path} was trained with other training options; only --epochs and --calibrate may change on resume.")
+        self.model.load_state_dict(model_state)
+        self.best_state = best_state
+        self.optimizer.load_state_dict(optim_state)
+        self.shuffle_gen.set_state(rng["shuffle"])
+        self.noise_gen.set_state(rng["noise"])
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.epoch_no, self.best_loss = state["epoch"], state["best_loss"]
+        self.best_epoch, self.bad_epochs = state["best_epoch"], state["bad_epochs"]
+        self.history, self.elapsed_before = state["history"], state["elapsed"]
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+
+def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _finish(loop: _Loop, run_dir: Path) -> dict:
+    """Best weights, then the objective's additions (bank, calibration, accuracy); write model and summary."""
+    model = loop.model
+    model.load_state_dict(loop.best_state)
+    model.eval()
+    train_seconds = loop.elapsed()
+    extras = loop.objective.finish(loop)
+    model.config = dataclasses.replace(model.config, dataset=loop.data.name)
+    summary = {
+        "method": model.config.method, "dataset": loop.data.name, "train_images": len(loop.train_x),
+        "val_images": len(loop.val_x), "skipped_files": list(loop.data.skipped), "epochs_run": loop.epoch_no,
+        "best_epoch": loop.best_epoch, "best_val_loss": loop.best_loss,
+        "stopped_early": loop.epoch_no < loop.tcfg.epochs, "seconds": round(loop.elapsed(), 1),
+        "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2), **_peak_memory(loop.device),
+        "device": str(loop.device), "train_config": loop.tcfg.to_dict(),
+        "model_config": json.loads(model.config.to_json()), "final": loop.history[-1] if loop.history else None,
+        **extras,
+    }  # fmt: skip
+    save_model(model, run_dir / MODEL, {"lmppm.training": json.dumps(summary)})
+    write_text(run_dir / "summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
+    write_text(run_dir / "summary.md", _summary_markdown(summary))
+    return summary
+
+
+def _peak_memory(device: torch.device) -> dict:
+    """Peak GPU memory the process allocated (CUDA only), for the README's time-and-memory figures."""
+    if device.type != "cuda":
+        return {}
+    return {"peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
+
+
+def _summary_markdown(s: dict) -> str:
+    final = s["final"] or {"train": {}, "val": {}}
+    rows = "\n".join(f"| {k} | {v:.4f} | {final['val'].get(k, float('nan')):.4f} |" for k, v in final["train"].items())
+    lines = [
+        f"# lmppm training run ({s['method']})", "",
+        f"- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)",
+        f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), {s['seconds']} s on {s['device']}",
+        f"- {s['seconds_per_epoch']} s per training epoch" + (f", peak GPU memory {s['peak_gpu_memory_mib']} MiB" if "peak_gpu_memory_mib" in s else ""),
+    ]  # fmt: skip
+    if "flow" in s:
+        lines.append("- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker")))
+    if "start_step" in s:
+        lines.append(f"- restoration start step: {s['start_step']} of {s['model_config']['diffusion']['steps']}")
+    if "test_accuracy" in s:
+        lines.append(f"- accuracy on {s['test_images']} held-out images: {100 * s['test_accuracy']:.2f}%")
+    return "\n".join(lines) + f"\n\nLoss terms in the last epoch:\n\n| term | train | val |\n|---|---|---|\n{rows}\n"

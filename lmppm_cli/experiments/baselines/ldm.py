@@ -1,0 +1,93 @@
+"""The LDM baseline: a DDPM (ddpm.py: Alg. 2 training, Alg. 3 sampling; linear betas 1e-4..0.02,
+T = 2000) on the DAE's standardised latents.
+Restoration encodes the degraded image, noises its latent to `start_step` and runs Alg. 3 from there;
+generation runs the full chain from N(0, I).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from lmppm_cli.core.calibrate import gains_row, noisy_cases
+from lmppm_cli.experiments.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
+from lmppm_cli.core.metrics import psnr
+from lmppm_cli.core.models import LatentDiffusion, encode_all
+
+START_STEPS = (0, 10, 25, 50, 100, 200, 300, 500, 800)
+
+
+def standardise(model: LatentDiffusion, z):
+    return (z - model.latent_mean) / model.latent_std
+
+
+def unstandardise(model: LatentDiffusion, z):
+    return z * model.latent_std + model.latent_mean
+
+
+@torch.no_grad()
+def restore(model: LatentDiffusion, x: torch.Tensor, generator, start_step: int | None = None) -> torch.Tensor:
+    """Encode, noise the latent to `start_step` (Alg. 2, line 8), denoise with Alg. 3, decode."""
+    start = model.config.diffusion.start_step if start_step is None else start_step
+    z, skips = model.autoencoder.encode(x.to(model.device))
+    z0 = restore_from(model.denoiser, schedule(model.config.diffusion, z.device), standardise(model, z), start, generator)
+    return model.autoencoder.decode(unstandardise(model, z0), skips)
+
+
+@torch.no_grad()
+def generate(model: LatentDiffusion, seeds: list[int]) -> torch.Tensor:
+    """The full chain of Alg. 3 from N(0, I), one seed per sample, decoded."""
+    d, out = model.config.autoencoder.latent_dim, []
+    sched = schedule(model.config.diffusion, model.device)
+    for seed in seeds:
+        g = torch.Generator().manual_seed(seed)
+        z_t = torch.randn(1, d, generator=g).to(model.device)
+        out.append(reverse(model.denoiser, sched, z_t, sched.steps - 1, g))
+    return model.autoencoder.decode(unstandardise(model, torch.cat(out)), ())
+
+
+class LdmObjective:
+    """Alg. 2 on the latents of a trained DAE, whose F and G are copied in and kept frozen."""
+
+    def __init__(self, config, data, tcfg, device, base):
+        self.tcfg = tcfg
+        self.model = LatentDiffusion(dataclasses.replace(config, autoencoder=base.config.autoencoder)).to(device)
+        self.model.autoencoder.load_state_dict(base.autoencoder.state_dict())
+        self.model.autoencoder.requires_grad_(False)
+        z = encode_all(self.model.autoencoder, data.train.images.to(device))
+        self.model.latent_mean.copy_(z.mean(0))
+        self.model.latent_std.copy_(z.std(0).clamp_min(1e-6))
+
+    def param_groups(self):
+        return [{"params": self.model.denoiser.parameters(), "lr": self.tcfg.lr}]
+
+    def loss(self, x, labels, generator, validation: bool):
+        with torch.no_grad():
+            z0 = standardise(self.model, self.model.autoencoder.encode(x)[0])
+        loss = diffusion_loss(self.model.denoiser, schedule(self.model.config.diffusion, z0.device), z0, generator)
+        return loss, {"eps_mse": loss}
+
+    def finish(self, loop) -> dict:
+        """The start step, on the validation images (see `matched_start_step`), with the PSNR of
+        each candidate start for the record."""
+        gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
+        cases = noisy_cases(self.model, loop.val_x, loop.tcfg.sigma_d, gen)
+        start = matched_start_step(self.model, loop.val_x, cases[0][0])
+        diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
+        self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
+        rows = []
+        for step in sorted({*START_STEPS, start}):
+            gains = [psnr(restore(self.model, noisy, gen, step), loop.val_x).mean().item() - single
+                     for noisy, single in cases]  # fmt: skip
+            rows.append(gains_row({"start_step": step}, gains))
+        return {"start_step": start, "start_step_psnr": rows}
+
+
+@torch.no_grad()
+def matched_start_step(model: LatentDiffusion, clean: torch.Tensor, noisy: torch.Tensor) -> int:
+    """SDEdit's rule: start where the diffusion's noise-to-signal ratio sqrt((1 - abar_t) / abar_t)
+    equals the RMS error that training-level noise causes in the standardised latent. (A PSNR rule
+    always picks t = 0, where the LDM is its DAE: every resampling step costs PSNR.)"""
+    err = standardise(model, model.autoencoder.encode(noisy)[0]) - standardise(model, model.autoencoder.encode(clean)[0])
+    return noise_matched_step(schedule(model.config.diffusion, clean.device), float(err.pow(2).mean().sqrt()))

@@ -1,0 +1,107 @@
+"""Suites `mnist-noise` and `photo-noise`: Gaussian noise on held-out images. Does the flow earn its steps?
+
+mnist-noise: sigma 0.4, 0.7 and 0.85 on the 1,000 held-out mnist-5k digits. Rows: the noisy input, the
+DAE, the single pass G(F(x)), the flow with the model's calibrated defaults, Ablation_lmppm (alpha = 0),
+the flow with the paper's stated alpha 0.15, beta 0.1 (8 steps), and the classical blind denoisers.
+
+photo-noise: sigma 0.2, 0.25 and 0.3 on the 1,000 test patches of the held-out photo (photo-patches,
+bundled RGB U-Net). Rows as above, plus the U-Net's own questions: the flow with alpha = beta = 0 (only
+Appendix B's re-encoding of each new image, as many steps), and the model trained without latent-to-skip
+projections (its single pass and its calibrated flow).
+"""
+
+from __future__ import annotations
+
+from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, spread, suite
+from lmppm_cli.files.data import conform, mnist_5k, photo_patches
+from lmppm_cli.methods import restorer
+from lmppm_cli.core.restoration import single_pass
+
+
+def images_of(restore_fn):
+    return lambda x: restore_fn(x, False).images
+
+
+def flow_rows(model, tag: str = "") -> dict:
+    """The single pass, the calibrated flow and Ablation_lmppm of one model; `tag` names the model."""
+    return {
+        f"single pass G(F(x)){tag}": lambda x: single_pass(model, x),
+        f"LMPPM{tag}": images_of(restorer(model)),
+        f"Ablation_lmppm (alpha=0){tag}": images_of(restorer(model, "ablation-lmppm")),
+    }
+
+
+CLASSICAL_ROWS = {"BM3D (blind)": "bm3d", "NL-means (blind)": "nlmeans", "wavelet (blind)": "wavelet"}
+
+
+def classical_rows(n_images: int, bm3d_limit: int | None = None, on: bool = True) -> tuple[dict, dict]:
+    """(methods, limits): the classical blind denoisers a user would otherwise run (none when not `on`).
+    BM3D costs about a second per image here whatever its size, so a suite may score it on
+    `bm3d_limit` images spread over the set; its row then says how many."""
+    methods, limits = {}, {}
+    if not on:
+        return methods, limits
+    for label, name in CLASSICAL_ROWS.items():
+        if name == "bm3d" and bm3d_limit is not None and bm3d_limit < n_images:
+            label = f"{label[:-1]}; {bm3d_limit} of {n_images} images)"
+            limits[label] = bm3d_limit
+        methods[label] = lambda x, name=name: denoise(x, name)
+    return methods, limits
+
+
+def describe(model, name: str) -> str:
+    f = model.config.flow
+    return f"{name} flow defaults: alpha {f.alpha:g}, beta {f.beta:g}, steps {f.steps}, sigma_ker {f.sigma_ker:.4g}, tol {f.tol:g}."
+
+
+MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits (about 1 s each)
+
+
+@suite("mnist-noise", needs={"lmppm": "mnist", "dae": "mnist-dae"})
+def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
+    model = models["lmppm"]
+    test = _held_out(mnist_5k().test.images, model, limit)
+    classical, limits = classical_rows(len(test), MNIST_BM3D_IMAGES, classical)
+    methods = {
+        "noisy input": lambda x: x,
+        "DAE": images_of(restorer(models["dae"], "dae")),
+        **flow_rows(model),
+        "LMPPM, paper alpha/beta (0.15/0.1, 8 steps)": images_of(restorer(model, alpha=0.15, beta=0.1, steps=8)),
+        **classical,
+    }
+    notes = [f"{len(test)} held-out digits (mnist-5k test split), seed {seed}.", describe(model, "model")]
+    degs = {f"noise {s}": at_strength("noise", s) for s in (0.4, 0.7, 0.85)}
+    return Suite("mnist-noise", test.to(model.device), degs, methods, notes, ["DAE", "single pass G(F(x))", "LMPPM"], limits=limits)
+
+
+@suite("photo-noise", needs={"lmppm": "photos", "ablation": "photos-noproj"})
+def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
+    check_same_input(models)
+    model, ablation = models["lmppm"], models["ablation"]
+    test = _held_out(photo_patches(model.config.autoencoder.height).test.images, model, limit)
+    classical, limits = classical_rows(len(test), on=classical)
+    methods = {"noisy input": lambda x: x, **flow_rows(model), **unet_rows(model, ablation), **classical}
+    notes = [
+        f"{len(test)} patches of the held-out test photo (photo-patches test split: coffee), seed {seed}.",
+        describe(model, "model"), describe(ablation, "no-projections model"),
+    ]  # fmt: skip
+    degs = {f"noise {s}": at_strength("noise", s) for s in (0.2, 0.25, 0.3)}
+    return Suite("photo-noise", test.to(model.device), degs, methods, notes, ["single pass G(F(x))", "LMPPM"], limits=limits)
+
+
+def unet_rows(model, ablation) -> dict:
+    """Appendix B's re-encoding alone (alpha = beta = 0, the model's step count, no early stop) and the
+    projections-off model's single pass and flow."""
+    reencode_only = restorer(model, alpha=0.0, beta=0.0, tol=0.0)
+    return {
+        f"re-encoding only (alpha=beta=0, {model.config.flow.steps} steps)": images_of(reencode_only),
+        "single pass, no projections": lambda x: single_pass(ablation, x),
+        "LMPPM, no projections": images_of(restorer(ablation)),
+    }
+
+
+def _held_out(images, model, limit):
+    ae = model.config.autoencoder
+    return conform(images[spread(len(images), limit)], ae.channels, ae.height, ae.width)
+

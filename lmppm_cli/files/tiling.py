@@ -1,0 +1,79 @@
+"""Tiled restoration of images larger than the model's input: overlapping tiles, each restored at the
+model's size, blended back with weights that ramp linearly across every overlap, so neighbouring tiles
+hand over smoothly and no seam remains. Tiles go through the model `batch_size` at a time: memory is
+bounded by the batch (plus two full-size float buffers for the sums), not by the image."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.images import resize
+
+
+def resolve(tile: int | None, overlap: int | None, model) -> tuple[int, int]:
+    """The tile size and overlap for a model. No --tile: U-Net models (trained on patches) tile at their
+    input size, conv models (trained on whole images, e.g. digits) resize the whole image (tile 0).
+    No --tile-overlap: a quarter of the tile."""
+    ae = model.config.autoencoder
+    if tile is None:
+        tile = max(ae.height, ae.width) if ae.arch == "unet" else 0
+    if tile == 0:
+        return 0, 0
+    overlap = tile // 4 if overlap is None else overlap
+    check_tile(tile, overlap, (ae.height, ae.width))
+    return tile, overlap
+
+
+def check_tile(tile: int, overlap: int, model_hw: tuple[int, int]) -> None:
+    if tile < max(model_hw):
+        raise LmppmError(f"--tile {tile} is smaller than the model's input ({model_hw[0]}x{model_hw[1]}); use at least {max(model_hw)}, or 0 to resize whole images.")
+    if not 0 <= overlap < tile:
+        raise LmppmError(f"--tile-overlap must be at least 0 and below the tile size ({tile}), not {overlap}.")
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length `tile` covering [0, size) with at least `overlap` shared; the
+    last tile is aligned to the end. One tile when the image fits."""
+    if size <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, size - tile, step))
+    return starts + [size - tile]
+
+
+def ramp(length: int, overlap: int) -> torch.Tensor:
+    """1-D blending weights: rising linearly over the first `overlap` samples, falling over the last,
+    1 in between; never 0, so image borders (covered by one tile) keep their value."""
+    w = torch.ones(length)
+    if overlap:
+        edge = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+        n = min(overlap, length)
+        w[:n] = torch.minimum(w[:n], edge[:n])
+        w[-n:] = torch.minimum(w[-n:], edge[:n].flip(0))
+    return w
+
+
+@torch.no_grad()
+def restore_tiled(
+    image: torch.Tensor, restore: Callable[[torch.Tensor], torch.Tensor], model_hw: tuple[int, int],
+    tile: int, overlap: int, batch_size: int,
+) -> torch.Tensor:
+    """image (C, H, W) -> restored (C, H, W). Each tile (at most tile x tile) is resized to the model's
+    input, restored by `restore` (B, C, h, w) -> (B, C, h, w) in batches, resized back and blended."""
+    check_tile(tile, overlap, model_hw)
+    c, h, w = image.shape
+    th, tw = min(tile, h), min(tile, w)
+    boxes = [(y, x) for y in tile_starts(h, th, overlap) for x in tile_starts(w, tw, overlap)]
+    weight = (ramp(th, overlap).unsqueeze(1) * ramp(tw, overlap).unsqueeze(0)).unsqueeze(0)  # (1, th, tw)
+    total, norm = torch.zeros(c, h, w), torch.zeros(1, h, w)
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i : i + batch_size]
+        tiles = torch.stack([resize(image[:, y : y + th, x : x + tw], *model_hw) for y, x in chunk])
+        out = restore(tiles).cpu()
+        for (y, x), t in zip(chunk, out):
+            total[:, y : y + th, x : x + tw] += weight * resize(t, th, tw)
+            norm[:, y : y + th, x : x + tw] += weight
+    return total / norm
