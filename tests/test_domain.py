@@ -125,3 +125,12 @@ def test_api_returns_the_input_type_size_and_channels():
     assert picked.name == "photos" and choice.reason == "colour image"
     with pytest.raises(lmppm_cli.api.LmppmError):
         model.restore("not an image")
+
+
+def test_the_readme_examples_go_to_their_models(tmp_path):
+    """The README's "Choosing a model" command, on the committed example files."""
+    result = runner.invoke(app, ["restore", "examples/noisy_photo.png", "examples/noisy_digit.png", "-o", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "model: photos for 1 file(s) (colour image)." in result.stderr
+    assert "model: mnist for 1 file(s) (gray 28x28 image" in result.stderr
+    assert Image.open(tmp_path / "noisy_photo.png").size == (256, 256)
