@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from lmppm_cli.experiments.baselines import classical, ldm
+from lmppm_cli.experiments.baselines import classical
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.restoration import Restored, flow_settings, restore, single_pass
 
@@ -48,6 +48,8 @@ def restorer(model, method: str | None = None, seed: int = 0, start_step: int | 
         return lambda x, keep=False: restore(model, x, settings, keep)
     if method == "dae":
         return lambda x, keep=False: _plain(single_pass(model, x))
+    from lmppm_cli.experiments.baselines import ldm  # only here: it pulls in the DDPM and the metrics
+
     gen = torch.Generator().manual_seed(seed)
     return lambda x, keep=False: _plain(ldm.restore(model, x, gen, start_step))
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -179,3 +180,17 @@ def test_generate_with_the_ldm_runs_its_chain(tiny_bundle, tmp_path):
     res = run("generate", "--n", "3", "-o", tmp_path / "g", "-m", tiny_bundle["ldm"], "--seed", "2")
     assert res.exit_code == 0, res.output
     assert len(list((tmp_path / "g").glob("sample_*.png"))) == 3
+
+
+def test_restoring_a_digit_does_not_import_the_baselines_or_metrics(tmp_path):
+    """Start-up: `lmppm restore` with an LMPPM model loads neither the LDM baseline nor torchmetrics,
+    scipy or matplotlib (issue 14); a fresh process, so earlier tests' imports do not count."""
+    code = (
+        "import sys\nfrom lmppm_cli.cli import main\n"
+        f"sys.argv = ['lmppm', 'restore', 'examples/noisy_digit.png', '-o', {str(tmp_path / 'x.png')!r}, '--device', 'cpu']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('torchmetrics', 'scipy', 'matplotlib', 'lmppm_cli.experiments.baselines.ldm') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "x.png").is_file()

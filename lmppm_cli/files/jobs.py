@@ -23,7 +23,6 @@ from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
-from lmppm_cli.experiments.baselines import ldm
 from lmppm_cli.core.restoration import generate, sample_seeds
 
 
@@ -272,6 +271,8 @@ def generate_files(
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
     (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
     chain instead of the flow (and has no progression)."""
+    from lmppm_cli.experiments.baselines import ldm  # only for ldm models: it pulls in the DDPM and the metrics
+
     out_dir = Path(out_dir)
     report = Report()
     ae = model.config.autoencoder
