@@ -194,3 +194,20 @@ def test_restoring_a_digit_does_not_import_the_baselines_or_metrics(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]" and (tmp_path / "x.png").is_file()
+
+
+def test_threads_option_and_passive_openmp_wait(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        result = run("--threads", "1", "restore", "examples/noisy_digit.png", "-o", tmp_path / "x.png", "-m", "mnist")
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    refused = run("--threads", "0", "restore", "examples/noisy_digit.png", "-o", tmp_path / "y.png")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output and not (tmp_path / "y.png").exists()
+    probe = "import os, lmppm_cli.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
+    mine = subprocess.run([sys.executable, "-c", probe], env=env | {"OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True)
+    assert mine.stdout.strip() == "ACTIVE"
