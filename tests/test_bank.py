@@ -43,3 +43,38 @@ def test_default_sigma_ker_scales_with_the_bank(rng):
     s1, s3 = default_sigma_ker(bank), default_sigma_ker(3.0 * bank)
     assert s1 > 0
     assert math.isclose(s3, 3.0 * s1, rel_tol=1e-4)
+
+
+def test_clamped_underflow_leaves_the_kernel_mean_unchanged(rng):
+    """Most shifted logits fall far below exp's float32 range here; clamping them before exp (for speed)
+    gives the float64 softmax's answer to float32 precision."""
+    bank = torch.randn(2000, 18, generator=rng)
+    z = bank[:64] + 0.05 * torch.randn(64, 18, generator=rng)
+    sigma = 0.3
+    logits = -torch.cdist(z.double(), bank.double()).pow(2) / (2 * sigma**2)
+    assert (logits - logits.max(1, keepdim=True).values < -87).float().mean() > 0.9
+    expected = (torch.softmax(logits, dim=1) @ bank.double()).float()
+    torch.testing.assert_close(kernel_mean(z, bank, sigma), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_top_k_kernel_mean_is_exact_at_k_equal_n_and_close_for_small_k(rng):
+    bank = torch.randn(500, 6, generator=rng)
+    z = torch.randn(8, 6, generator=rng)
+    exact = kernel_mean(z, bank, 0.4)
+    torch.testing.assert_close(kernel_mean(z, bank, 0.4, top_k=500, chunk=64), exact)
+    torch.testing.assert_close(kernel_mean(z, bank, 0.4, top_k=499, chunk=64), exact, atol=1e-5, rtol=0)
+    rough = kernel_mean(z, bank, 0.4, top_k=32, chunk=64)
+    assert (rough - exact).norm(dim=1).max() < 0.05 * exact.norm(dim=1).min()
+
+
+def test_kernel_mean_keeps_float32_under_autocast_and_for_half_inputs(rng):
+    bank = torch.randn(300, 6, generator=rng)
+    z = torch.randn(5, 6, generator=rng)
+    exact = kernel_mean(z, bank, 0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = kernel_mean(z, bank, 0.5)
+    assert auto.dtype == torch.float32
+    torch.testing.assert_close(auto, exact)
+    half = kernel_mean(z.bfloat16(), bank, 0.5)
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), kernel_mean(z.bfloat16().float(), bank, 0.5), atol=1e-2, rtol=1e-2)

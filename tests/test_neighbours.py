@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from lmppm_cli.core.neighbours import nearest, nearest_approximate, squared_distances
+from lmppm_cli.core.neighbours import nearest, nearest_approximate, nearest_k, squared_distances
 
 
 def test_squared_distances_match_cdist(rng):
@@ -33,3 +33,14 @@ def test_approximate_search_finds_near_duplicates(rng):
     projection = torch.randn(64, 16, generator=rng) / math.sqrt(16)
     idx, _ = nearest_approximate(queries, pool, projection, candidates=16)
     assert idx.tolist() == list(range(40))
+
+
+def test_k_nearest_matches_a_full_sort_in_any_chunking(rng):
+    pool = torch.randn(300, 7, generator=rng)
+    q = torch.randn(9, 7, generator=rng)
+    d2 = torch.cdist(q, pool).pow(2)
+    want_d, want_i = d2.sort(dim=1)
+    for chunk in (1000, 50, 7):
+        idx, dist = nearest_k(q, pool, 10, chunk=chunk)
+        assert torch.equal(idx, want_i[:, :10])
+        torch.testing.assert_close(dist, want_d[:, :10], atol=1e-4, rtol=1e-4)

@@ -40,6 +40,21 @@ def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclud
 
 
 @torch.no_grad()
+def nearest_k(queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 8192):
+    """Exact k nearest pool rows for each query, scanning the pool in chunks: (indices (M, k), squared
+    distances (M, k)), nearest first. Memory O(M * (chunk + k))."""
+    q = queries.flatten(1)
+    best_d = q.new_empty((q.shape[0], 0))
+    best_i = torch.empty((q.shape[0], 0), dtype=torch.long, device=q.device)
+    for start in range(0, pool.shape[0], chunk):
+        d2 = squared_distances(q, pool[start : start + chunk].flatten(1))
+        cols = torch.arange(start, start + d2.shape[1], device=q.device).expand_as(d2)
+        best_d, pick = torch.cat([best_d, d2], 1).topk(min(k, best_d.shape[1] + d2.shape[1]), dim=1, largest=False)
+        best_i = torch.cat([best_i, cols], 1).gather(1, pick)
+    return best_i, best_d
+
+
+@torch.no_grad()
 def nearest_approximate(
     queries: torch.Tensor, pool: torch.Tensor, projection: torch.Tensor, candidates: int = 32
 ):
