@@ -40,7 +40,7 @@ class Model:
     def restore(self, image, method: str | None = None, tile: int | None = None, overlap: int | None = None,
                 batch_size: int = 64, **flow):  # fmt: skip
         """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
-        steps, sigma_ker, schedule, adaptive) as in `lmppm restore`."""
+        steps, sigma_ker, schedule, adaptive, top_k) and `precision` as in `lmppm restore`."""
         fn = restorer(self.net, method, **flow)
         tiles = resolve(tile, overlap, self.net)
         return _convert(image, lambda x: restore_one(self.net, fn, x, tiles, batch_size))

@@ -41,6 +41,7 @@ SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel wid
 ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
 AdaptiveOpt = Annotated[Optional[bool], typer.Option("--adaptive/--no-adaptive", help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].", show_default=False)]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
+PrecisionOpt = Annotated[str, typer.Option(help="Network precision on a GPU: fp32, bf16 or fp16 (autocast; the flow's latents and kernel mean stay fp32). CPU: fp32 only.")]
 
 
 def _version(value: bool) -> None:
@@ -118,6 +119,8 @@ def restore(
     sigma_ker: SigmaKerOpt = None,
     schedule: ScheduleOpt = None,
     adaptive: AdaptiveOpt = None,
+    top_k: Annotated[Optional[int], typer.Option(min=0, help="Kernel mean over the k nearest bank points only, for large banks (0: all, as Eq. 21) [default: the model's].")] = None,
+    precision: PrecisionOpt = "fp32",
     start_step: Annotated[Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")] = None,
     seed: Annotated[int, typer.Option(help="ldm only: seed of its sampling noise.")] = 0,
     device: DeviceOpt = "auto",
@@ -136,14 +139,14 @@ def restore(
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
         raise LmppmError(f"--report {report} must end in .csv or .json.")
     jobs = plan_outputs(inputs, output)
-    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive)
+    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)
     chosen = model is None and (method or "lmppm") == "lmppm"
     if chosen:
         groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
     else:
         reference = model or default_model(method or "lmppm")
         groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
-    fns = {name: restorer(net, method, seed=seed, start_step=start_step, **flow) for name, (net, _) in groups.items()}
+    fns = {name: restorer(net, method, seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
     _say_choices(groups, choices)
     with _bar() as bar:
         task = bar.add_task("restoring", total=len(jobs))
@@ -232,10 +235,11 @@ def generate(
     batch_size: BatchOpt = 256,
     progression: Annotated[bool, typer.Option(help="Also write progression.png: the first 8 samples after each step.")] = False,
     start: Annotated[str, typer.Option(help="latent: Gaussian noise in latent space; pixel: F(noise image).")] = "latent",
+    precision: PrecisionOpt = "fp32",
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
     from lmppm_cli.files.jobs import generate_files
-    from lmppm_cli.core.restoration import check_flow, flow_settings
+    from lmppm_cli.core.restoration import autocast, check_flow, flow_settings
 
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
@@ -244,7 +248,8 @@ def generate(
     check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
     if start not in ("latent", "pixel"):
         raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
-    report = generate_files(net, n, output, seed, flow, batch_size, progression, start)
+    autocast(net.device, precision)  # refused here, before anything is written, if it cannot run
+    report = generate_files(net, n, output, seed, flow, batch_size, progression, start, precision)
     _report(report, "wrote")
 
 

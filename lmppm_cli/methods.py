@@ -11,13 +11,14 @@ wavelet          image's own size and channels
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
 
 from lmppm_cli.experiments.baselines import classical
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.core.restoration import Restored, flow_settings, restore, single_pass
+from lmppm_cli.core.restoration import Restored, autocast, flow_settings, restore, single_pass
 
 NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
 NEEDS.update({name: None for name in classical.CLASSICAL})
@@ -32,13 +33,30 @@ def default_model(method: str) -> str | None:
     return DEFAULT_MODEL[kind] if kind else None
 
 
-def restorer(model, method: str | None = None, seed: int = 0, start_step: int | None = None, **flow) -> Restorer:
+def restorer(model, method: str | None = None, seed: int = 0, start_step: int | None = None, precision: str = "fp32", **flow) -> Restorer:
     """A function (images, keep_trajectory) -> Restored for `method` (None: the model's own method).
-    `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule) of flow methods.
-    A classical method takes `model=None`."""
+    `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule, ...) of flow methods;
+    `precision` (fp32, bf16, fp16) is the networks' (restoration.autocast). A classical method takes
+    `model=None`."""
     method = _known(method or model.config.method)
     if NEEDS[method] is None:
+        if precision != "fp32":
+            raise LmppmError(f"--precision {precision} applies to learned models; {method} runs in float64/float32.")
         return lambda x, keep=False: _plain(classical.denoise(x, method))
+    fn = _learned(model, method, seed, start_step, **flow)
+    if precision == "fp32":
+        return fn
+    context = functools.partial(autocast, model.device, precision)
+    context()  # an unknown precision fails here, before any file is read
+
+    def run(x, keep=False):
+        with context():
+            return fn(x, keep)
+
+    return run
+
+
+def _learned(model, method: str, seed: int, start_step: int | None, **flow) -> Restorer:
     if model.config.method != NEEDS[method]:
         raise LmppmError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
     if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
@@ -55,7 +73,7 @@ def restorer(model, method: str | None = None, seed: int = 0, start_step: int | 
 
 
 def _plain(images: torch.Tensor) -> Restored:
-    return Restored(images, torch.zeros(len(images), dtype=torch.long), [])
+    return Restored(images.float(), torch.zeros(len(images), dtype=torch.long), [])
 
 
 def _known(method: str) -> str:

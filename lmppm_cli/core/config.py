@@ -45,6 +45,7 @@ class FlowConfig:
     sigma_ker: kernel width of Eq. 21 (set from the bank when the model is trained);
     schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
     adaptive: cap the kernel step's length at the learned distance D (flow.flow_step; not in the paper).
+    top_k: the kernel mean over only the k bank points nearest to z^n (0: all, as Eq. 21; for large banks).
     generate_*: generation from noise (Fig. 9: 16 steps) keeps the paper's alpha 0.15 and beta 0.1; the
     calibrated restoration values are tuned for fidelity to an input, which generation does not have.
     """
@@ -56,6 +57,7 @@ class FlowConfig:
     sigma_ker: float = 1.0
     schedule: str = "constant"
     adaptive: bool = False
+    top_k: int = 0
     generate_steps: int = 16
     generate_alpha: float = 0.15
     generate_beta: float = 0.1

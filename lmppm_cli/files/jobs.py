@@ -14,16 +14,14 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torchvision.utils import make_grid
 
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.config import FlowConfig
-from lmppm_cli.core.degradations import degrade
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
-from lmppm_cli.core.restoration import generate, sample_seeds
+from lmppm_cli.core.restoration import autocast, generate, sample_seeds
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,8 @@ def _check_targets(jobs: list[Job]) -> None:
 def degrade_files(jobs: list[Job], kind: str, value: float, seed: int, on_done=lambda job: None) -> Report:
     """Degrade each file at its own size and channels and write it back in its own mode. A file's
     seed comes from `seed` and its output name, so it does not depend on the other files."""
+    from lmppm_cli.core.degradations import degrade  # here: it needs torchvision, which restore does not load
+
     report = Report()
     for job in jobs:
         try:
@@ -266,11 +266,11 @@ def _channel_note(model, report: Report) -> None:
 
 def generate_files(
     model, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
-    progression: bool = False, start: str = "latent",
+    progression: bool = False, start: str = "latent", precision: str = "fp32",
 ) -> Report:
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
     (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
-    chain instead of the flow (and has no progression)."""
+    chain instead of the flow (and has no progression). `precision`: restoration.autocast."""
     from lmppm_cli.experiments.baselines import ldm  # only for ldm models: it pulls in the DDPM and the metrics
 
     out_dir = Path(out_dir)
@@ -282,10 +282,11 @@ def generate_files(
     images, steps = [], []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
-        if model.config.method == "ldm":
-            images.append(ldm.generate(model, seeds).cpu())
-            continue
-        result = generate(model, seeds, flow, progression and first == 0, start)
+        with autocast(model.device, precision):
+            if model.config.method == "ldm":
+                images.append(ldm.generate(model, seeds).float().cpu())
+                continue
+            result = generate(model, seeds, flow, progression and first == 0, start)
         images.append(result.images.cpu())
         steps = steps or [t[:8].cpu() for t in result.trajectory]
     images = torch.cat(images)
@@ -304,6 +305,8 @@ def generate_files(
 
 def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     """torchvision's make_grid, kept single-channel for gray images."""
+    from torchvision.utils import make_grid  # here: torchvision costs ~1.5 s of start-up (issue 14)
+
     grid = make_grid(images, nrow=per_row, padding=2)
     return grid[:1] if images.shape[1] == 1 else grid
 
