@@ -18,7 +18,6 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torchvision.transforms.functional as TF
 
 from lmppm_cli.files.images import resize, to_channels
 
@@ -74,6 +73,8 @@ def views(x: torch.Tensor, model) -> torch.Tensor:
 @torch.no_grad()
 def scores(model, x: torch.Tensor) -> Scores:
     """Scores of one image (C, H, W) in [0, 1] under `model` (see the module docstring)."""
+    import torchvision.transforms.functional as TF  # here: torchvision costs ~1.5 s of start-up (issue 14)
+
     v = views(x, model).to(model.device)
     z, skips = model.autoencoder.encode(v)
     residual = TF.gaussian_blur(v - model.autoencoder.decode(z, skips), [9, 9], [BLUR_SIGMA, BLUR_SIGMA])

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from lmppm_cli.files.atomic import atomic_path
@@ -21,6 +21,7 @@ IMAGE_SUFFIXES = {
     ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
 }  # fmt: skip
 _GRAY = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L") and torchvision's rgb_to_grayscale
 _SCALE = {"I": 65535.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "F": 1.0}
 
 
@@ -76,15 +77,19 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     if x.shape[-3] == channels:
         return x
     if channels == 1:
-        return TF.rgb_to_grayscale(x, num_output_channels=1)
+        weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        return (x * weights).sum(-3, keepdim=True)
     return x.expand(*x.shape[:-3], channels, *x.shape[-2:]).contiguous()
 
 
 def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Antialiased bilinear resize of (..., C, H, W), clamped back to [0, 1]."""
+    """Antialiased bilinear resize of (..., C, H, W), clamped back to [0, 1] (torch's own interpolate, which
+    torchvision's resize calls too; torchvision is not imported on the restore path: it costs ~1.5 s)."""
     if tuple(x.shape[-2:]) == (height, width):
         return x
-    return TF.resize(x, [height, width], antialias=True).clamp(0.0, 1.0)
+    flat = x.reshape(-1, *x.shape[-3:])
+    out = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return out.reshape(*x.shape[:-2], height, width).clamp(0.0, 1.0)
 
 
 def fit(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -92,7 +97,8 @@ def fit(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     scale = max(height / h, width / w)
     x = resize(x, max(height, round(h * scale)), max(width, round(w * scale)))
-    return TF.center_crop(x, [height, width])
+    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
+    return x[..., top : top + height, left : left + width]
 
 
 def encode(x: torch.Tensor, info: ImageInfo) -> Image.Image:
