@@ -119,3 +119,39 @@ def test_outputs_get_normal_permissions(tiny_model_file, tmp_path):
         os.umask(old)
     for name in ("a.txt", "m.safetensors"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+
+
+def test_read_ahead_keeps_order_reports_errors_in_place_and_reads_one_batch_ahead(tmp_path, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lmppm_cli.files import jobs as jobs_module
+
+    for i in range(7):
+        _img(tmp_path / "in" / f"{i}.png", size=(10 + i, 10))
+    (tmp_path / "in" / "3.png").write_bytes(b"not an image")
+    planned = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
+    reads = []
+    real = jobs_module.read_image
+    monkeypatch.setattr(jobs_module, "read_image", lambda path: (reads.append(path), real(path))[1])
+    with ThreadPoolExecutor(4) as pool:
+        batches = jobs_module.read_ahead(pool, planned, 2)
+        first = next(batches)
+        assert len(reads) <= 4  # the first batch and the one after it, no more
+        rest = [item for batch in batches for item in batch]
+    got = first + rest
+    assert [job.source.name for job, _ in got] == [j.source.name for j in planned]
+    assert [isinstance(r, LmppmError) for _, r in got] == [j.source.name == "3.png" for j in planned]
+    assert all(r[0].shape[-1] == int(job.source.stem) + 10 for job, r in got if not isinstance(r, LmppmError))
+
+
+def test_pooled_writes_report_every_file_once_in_order_and_a_failed_write(tiny_model_file, tmp_path):
+    model = load_model(tiny_model_file)
+    for i in range(6):
+        _img(tmp_path / "in" / f"{i}.png")
+    jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
+    (tmp_path / "out" / "4.png").mkdir(parents=True)  # a folder where a result should go: its write fails
+    done = []
+    report = restore_files(model, jobs, restorer(model), batch_size=4, on_done=lambda job: done.append(job.source.name))
+    assert [p.name for p in report.written] == ["0.png", "1.png", "2.png", "3.png", "5.png"]
+    assert [p.name for p, _ in report.failed] == ["4.png"] and sorted(done) == [f"{i}.png" for i in range(6)]
+    assert all((tmp_path / "out" / f"{i}.png").is_file() for i in (0, 1, 2, 3, 5))

@@ -9,6 +9,7 @@ import io
 import json
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,8 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, read_image, resize, save_image, tensor_to_image, to_channels
 from lmppm_cli.core.restoration import autocast, generate, sample_seeds
+
+IO_THREADS = 4  # threads that decode input files and encode results beside the model
 
 
 @dataclass(frozen=True)
@@ -153,23 +156,39 @@ def restore_files(
     scores (`row`) to `report.rows`."""
     report = Report()
     tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
-    batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as)
-    pending: list[tuple[Job, torch.Tensor, ImageInfo]] = []
-    for job in jobs:
-        try:
-            x, info = read_image(job.source)
-        except LmppmError as exc:
-            report.failed.append((job.source, str(exc)))
-            on_done(job)
-            continue
-        pending.append((job, x, info))
-        if len(pending) == batch_size:
-            batch.run(pending)
+    with ThreadPoolExecutor(IO_THREADS) as pool:
+        batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as, pool)
+        for chunk in read_ahead(pool, jobs, batch_size):
             pending = []
-    if pending:
-        batch.run(pending)
+            for job, read in chunk:
+                if isinstance(read, LmppmError):
+                    report.failed.append((job.source, str(read)))
+                    on_done(job)
+                else:
+                    pending.append((job, *read))
+            if pending:
+                batch.run(pending)
+        batch.finish()
     _channel_note(model, report)
     return report
+
+
+def read_ahead(pool: ThreadPoolExecutor, jobs: list[Job], size: int):
+    """Batches of (job, (image, info) or the LmppmError that reading it raised), decoded by the pool's
+    threads: batch i + 1 is read while the caller restores batch i (Pillow and torch release the GIL)."""
+    chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    submit = lambda chunk: [(job, pool.submit(_try_read, job.source)) for job in chunk]  # noqa: E731
+    ahead = submit(chunks[0]) if chunks else []
+    for i in range(len(chunks)):
+        current, ahead = ahead, submit(chunks[i + 1]) if i + 1 < len(chunks) else []
+        yield [(job, future.result()) for job, future in current]
+
+
+def _try_read(path: Path):
+    try:
+        return read_image(path)
+    except LmppmError as exc:
+        return exc
 
 
 @dataclass
@@ -184,8 +203,20 @@ class _Batch:
     tiles: tuple[int, int]
     batch_size: int
     report_as: dict | None
+    pool: ThreadPoolExecutor | None = None  # encodes and writes results while the model works on
+    writing: list = field(default_factory=list)  # (job, future of the write, report row or None)
 
     def run(self, pending) -> None:
+        done_before = self.writing
+        self.writing = []
+        self._run(pending)
+        self._settle(done_before)  # at most two batches of results are in flight
+
+    def finish(self) -> None:
+        self._settle(self.writing)
+        self.writing = []
+
+    def _run(self, pending) -> None:
         if self.model is None:
             for job, x, info in pending:
                 started = time.perf_counter()
@@ -217,10 +248,26 @@ class _Batch:
         return result.images
 
     def _done(self, job, x, out, info, steps, seconds) -> bool:
-        ok = _write(job, out, info, self.report)
-        if ok and self.report_as is not None:
-            self.report.rows.append(row(job, self.report_as, self.model, x, out.cpu(), steps, seconds))
-        self.on_done(job)
+        """Write one result: in the pool (settled later, in order), or here when a trajectory strip
+        must follow only a successful write. -> whether it was written (True while in flight)."""
+        line = row(job, self.report_as, self.model, x, out.cpu(), steps, seconds) if self.report_as is not None else None
+        if self.pool is not None and not self.trajectory:
+            self.writing.append((job, self.pool.submit(_write_one, job, out.cpu(), info), line))
+            return True
+        return self._settle([(job, _Done(_write_one(job, out, info)), line)])
+
+    def _settle(self, writing) -> bool:
+        ok = True
+        for job, future, line in writing:
+            error = future.result()
+            if error is None:
+                self.report.written.append(job.target)
+                if line is not None:
+                    self.report.rows.append(line)
+            else:
+                self.report.failed.append((job.source, error))
+                ok = False
+            self.on_done(job)
         return ok
 
     def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
@@ -231,14 +278,23 @@ class _Batch:
             self.report.failed.append((job.source, str(exc)))
 
 
-def _write(job: Job, image: torch.Tensor, info: ImageInfo, report: Report) -> bool:
+def _write_one(job: Job, image: torch.Tensor, info: ImageInfo) -> str | None:
+    """Encode and write one result atomically; -> None, or why it could not be written."""
     try:
         save_image(encode(image, info), job.target, info)
     except LmppmError as exc:
-        report.failed.append((job.source, str(exc)))
-        return False
-    report.written.append(job.target)
-    return True
+        return str(exc)
+    return None
+
+
+@dataclass
+class _Done:
+    """An already computed write result, shaped like a finished Future."""
+
+    value: str | None
+
+    def result(self) -> str | None:
+        return self.value
 
 
 def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps: float | None, seconds: float) -> dict:
