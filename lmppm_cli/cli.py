@@ -97,10 +97,10 @@ def _load(model: str, revision, offline, device: str, method: str | None = None)
     return load_model(resolve_model(model, revision=revision, offline=offline), dev, method)
 
 
-def _bar() -> Progress:
+def _bar(quiet: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err, transient=False,
+        TimeRemainingColumn(), console=err, transient=False, disable=quiet,
     )  # fmt: skip
 
 
@@ -133,29 +133,42 @@ def restore(
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
+    from lmppm_cli.files import shards
+    from lmppm_cli.files.devices import pick_device
     from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
     from lmppm_cli.methods import default_model, restorer
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
         raise LmppmError(f"--report {report} must end in .csv or .json.")
-    jobs = plan_outputs(inputs, output)
-    flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)
-    chosen = model is None and (method or "lmppm") == "lmppm"
-    if chosen:
-        groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
-    else:
-        reference = model or default_model(method or "lmppm")
-        groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
-    fns = {name: restorer(net, method, seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
-    _say_choices(groups, choices)
-    with _bar() as bar:
-        task = bar.add_task("restoring", total=len(jobs))
-        for name, (net, group) in groups.items():
-            label = {"model": name, "method": method or (net.config.method if net is not None else "")} if report else None
-            result.extend(restore_files(net, group, fns[name], batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap, label))
-    if report is not None:
-        write_rows(result.rows, report)
-    _report(result, "restored")
+    world = shards.world_from_env()
+    dev = shards.rank_device(pick_device(device), world)
+    device = str(dev)
+    jobs = shards.share(plan_outputs(inputs, output), world)
+    shards.start(world, dev)
+    try:
+        flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)
+        if model is None and (method or "lmppm") == "lmppm":
+            groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
+        else:
+            reference = model or default_model(method or "lmppm")
+            groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
+        fns = {name: restorer(net, method, seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
+        summaries = shards.gather(_choice_summary(groups, choices), world)
+        if world.main:
+            _say_choices(summaries)
+        with _bar(quiet=not world.main) as bar:
+            task = bar.add_task("restoring" if world.size == 1 else f"restoring (rank 0 of {world.size})", total=len(jobs))
+            for name, (net, group) in groups.items():
+                label = {"model": name, "method": method or (net.config.method if net is not None else "")} if report else None
+                result.extend(restore_files(net, group, fns[name], batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap, label))
+        merged = Report()
+        for part in shards.gather(result, world):
+            merged.extend(part)
+        if report is not None and world.main:
+            write_rows(merged.rows, report)
+        _report(merged, "restored", quiet=not world.main)
+    finally:
+        shards.stop()
 
 
 def _auto_groups(jobs, revision, offline, device, strict: bool):
@@ -174,23 +187,37 @@ def _auto_groups(jobs, revision, offline, device, strict: bool):
     return {n: (nets[n], g) for n, g in groups.items()}, choices, report
 
 
-def _say_choices(groups: dict, choices: dict) -> None:
-    """Which model each file went to and why, and every warning."""
-    for name, (_, group) in groups.items():
-        reasons = sorted({choices[j.source].reason for j in group if j.source in choices})
+def _choice_summary(groups: dict, choices: dict) -> tuple[dict, list[str]]:
+    """({model name: (files, reasons)}, warnings) of one rank's share, for _say_choices."""
+    counts = {name: (len(group), sorted({choices[j.source].reason for j in group if j.source in choices})) for name, (_, group) in groups.items()}
+    return counts, [f"{src}: {w}" for src, c in choices.items() for w in c.warnings]
+
+
+def _say_choices(summaries: list[tuple[dict, list[str]]]) -> None:
+    """Which model the files went to and why, and every warning, summed over the ranks."""
+    counts: dict[str, tuple[int, set]] = {}
+    for part, _ in summaries:
+        for name, (n, reasons) in part.items():
+            total, seen = counts.get(name, (0, set()))
+            counts[name] = (total + n, seen | set(reasons))
+    for name, (n, reasons) in counts.items():
         if reasons:
-            err.print(f"model: {name} for {len(group)} file(s) ({'; '.join(reasons[:3])}{'; ...' if len(reasons) > 3 else ''}).", highlight=False, soft_wrap=True)
-    for src, choice in choices.items():
-        for warning in choice.warnings:
-            err.print(f"[yellow]warning:[/yellow] {src}: {warning}", highlight=False, soft_wrap=True)
+            listed = sorted(reasons)
+            err.print(f"model: {name} for {n} file(s) ({'; '.join(listed[:3])}{'; ...' if len(listed) > 3 else ''}).", highlight=False, soft_wrap=True)
+    for _, warnings in summaries:
+        for warning in warnings:
+            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
-def _report(report, verb: str) -> None:
-    for note in report.notes:
+def _report(report, verb: str, quiet: bool = False) -> None:
+    """The run's notes, failures and counts (`quiet`: say nothing, as torchrun's ranks other than 0);
+    exit code 1 if any file failed."""
+    for note in [] if quiet else report.notes:
         err.print(f"note: {note}", highlight=False, soft_wrap=True)
-    for path, reason in report.failed:
+    for path, reason in [] if quiet else report.failed:
         err.print(f"[red]failed:[/red] {path}: {reason}", highlight=False, soft_wrap=True)
-    out.print(f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + ".")
+    if not quiet:
+        out.print(f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + ".")
     if report.failed:
         raise typer.Exit(1)
 
@@ -363,10 +390,10 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, faces (Table 2), or circle (Figs. 4-7).", show_default=False)],
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, faces (Table 2), circle (Figs. 4-7), or speed (images/s of every restorer on --device).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.")] = None,
     degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")] = None,
     ablation: Annotated[Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")] = None,
@@ -387,7 +414,7 @@ def bench(
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
     if suite in STANDALONE:
-        return _bench_standalone(suite, output, seed, limit)
+        return _bench_standalone(suite, output, seed, limit, {"device": device, "classical": classical} if suite == "speed" else {})
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
     models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))
               for kind, default in SUITES[suite].needs.items()}  # fmt: skip
@@ -407,18 +434,18 @@ def bench(
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
 
-def _bench_standalone(suite: str, output: str, seed: int, limit: int | None) -> None:
-    """A suite that trains its own models (the circle): a spinner per stage, then its table."""
+def _bench_standalone(suite: str, output: str, seed: int, limit: int | None, options: dict) -> None:
+    """A suite with its own runner (circle, speed): a spinner per stage, then its table."""
     from lmppm_cli.experiments.bench import STANDALONE
 
     with out.status(f"{suite}: starting") as status:
-        rows = STANDALONE[suite](output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"))
+        rows = STANDALONE[suite](output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"), **options)
     from rich.table import Table
 
-    keys = list(next(iter(rows.values())))
+    keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     table = Table("method", *keys)
     for method, row in rows.items():
-        table.add_row(method, *(f"{row[k]:.5f}" for k in keys))
+        table.add_row(method, *("" if k not in row else f"{row[k]:.5f}" if abs(row[k]) < 10 else f"{row[k]:,.1f}" for k in keys))
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
