@@ -1,11 +1,13 @@
 """`lmppm bench`: the paper's experiments as tables, JSON and figures. Image suites are listed in
-SUITES (run by the shared runner); STANDALONE suites train and score their own models."""
+SUITES (run by the shared runner); STANDALONE suites train and score their own models (circle) or time
+the bundled ones (speed)."""
 
 from lmppm_cli.experiments.bench import faces, mnist, noise  # noqa: F401  (each registers its suite)
 from lmppm_cli.experiments.bench.circle import run_circle
 from lmppm_cli.experiments.bench.runner import SUITES, run_suite
+from lmppm_cli.experiments.bench.speed import run_speed
 
-STANDALONE = {"circle": run_circle}
+STANDALONE = {"circle": run_circle, "speed": run_speed}
 ALL_SUITES = sorted([*SUITES, *STANDALONE])
 
 __all__ = ["ALL_SUITES", "STANDALONE", "SUITES", "run_suite"]
