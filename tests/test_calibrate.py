@@ -2,7 +2,7 @@ import torch
 
 from lmppm_cli.core.calibrate import ALPHAS, BETAS, KERNEL_MULTIPLIERS, STEPS, calibrate_flow, choose
 from lmppm_cli.core.restoration import restore, single_pass
-from lmppm_cli.core.metrics import psnr
+from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.files.weights import load_model
 
 from conftest import blob_images
@@ -17,6 +17,7 @@ def test_calibration_follows_its_rule_within_the_papers_constraints(tiny_model_f
     assert {r["adaptive"] for r in rows} == {False, True}
     assert 0 < flow.alpha and 0 < flow.beta and flow.alpha + flow.beta < 1 and flow.steps in STEPS
     best = choose(rows)
+    assert all((r["clean_ssim_loss"] is None) == (r["worst"] < 0) for r in rows)  # scored only where it can matter
     safe = [r for r in rows if r["worst"] >= 0 and r["clean_ssim_loss"] <= 0.02]
     if safe:
         assert best["worst"] >= 0 and best["distance_to_bank"] == min(r["distance_to_bank"] for r in safe)
@@ -25,6 +26,10 @@ def test_calibration_follows_its_rule_within_the_papers_constraints(tiny_model_f
     noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     gain = psnr(restore(model, noisy, flow).images, clean).mean() - psnr(single_pass(model, noisy), clean).mean()
     assert abs(gain.item() - best["gains"]["1x"]) < 1e-3
+    assert best["clean_ssim_loss"] is not None or not safe
+    if best["clean_ssim_loss"] is not None:  # and so is the SSIM its restoration costs a clean image
+        loss = ssim(single_pass(model, clean), clean).mean() - ssim(restore(model, clean, flow).images, clean).mean()
+        assert abs(loss.item() - best["clean_ssim_loss"]) < 1e-4
 
 
 def test_choose_prefers_fidelity_then_closeness_to_the_bank():
@@ -37,3 +42,22 @@ def test_choose_prefers_fidelity_then_closeness_to_the_bank():
     assert choose(rows) is rows[3]
     losing = [{"worst": -0.5, "distance_to_bank": 0.1, "clean_ssim_loss": 0.0}, {"worst": -0.2, "distance_to_bank": 0.9, "clean_ssim_loss": 0.0}]
     assert choose(losing) is losing[1]  # nothing safe: the smallest loss
+
+
+def test_calibration_rows_match_restoring_at_each_step_count(tiny_model_file):
+    """The batched search (one flow run per input, only the needed steps decoded, metrics over all step
+    counts at once) records what restoring with that exact setting gives, at every step count."""
+    import dataclasses
+
+    model = load_model(tiny_model_file)
+    clean = blob_images(16, seed=5)
+    flow, rows = calibrate_flow(model, clean, sigma_d=0.3, generator=torch.Generator().manual_seed(1), alphas=(0.3,), betas=(0.2,), multipliers=(1.0,))
+    noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    single = psnr(single_pass(model, noisy), clean).mean()
+    for r in rows:
+        setting = dataclasses.replace(model.config.flow, alpha=r["alpha"], beta=r["beta"], steps=r["steps"], sigma_ker=r["sigma_ker"], adaptive=r["adaptive"])
+        gain = psnr(restore(model, noisy, setting).images, clean).mean() - single
+        assert abs(gain.item() - r["gains"]["1x"]) < 1e-3
+        if r["clean_ssim_loss"] is not None:
+            loss = ssim(single_pass(model, clean), clean).mean() - ssim(restore(model, clean, setting).images, clean).mean()
+            assert abs(loss.item() - r["clean_ssim_loss"]) < 1e-4

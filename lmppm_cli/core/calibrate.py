@@ -26,7 +26,7 @@ import torch
 from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.neighbours import nearest
-from lmppm_cli.core.restoration import restore, single_pass
+from lmppm_cli.core.restoration import restore_steps, single_pass
 
 ALPHAS = (0.05, 0.15, 0.3, 0.45, 0.6)
 BETAS = (0.03, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -50,7 +50,7 @@ def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: to
 def choose(rows: list[dict]) -> dict:
     """Rule of the module docstring: no PSNR loss at either noise level, at most CLEAN_SSIM_SLACK of
     SSIM lost on clean images, then closest to the bank."""
-    safe = [r for r in rows if r["worst"] >= 0.0 and r["clean_ssim_loss"] <= CLEAN_SSIM_SLACK]
+    safe = [r for r in rows if r["worst"] >= 0.0 and r["clean_ssim_loss"] is not None and r["clean_ssim_loss"] <= CLEAN_SSIM_SLACK]
     return min(safe, key=lambda r: r["distance_to_bank"]) if safe else max(rows, key=lambda r: r["worst"])
 
 
@@ -75,17 +75,36 @@ def calibrate_flow(
         if alpha + beta >= 1.0:
             continue
         flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(STEPS), sigma_ker=base.sigma_ker * mult, adaptive=adaptive)
-        on_clean = restore(model, clean, flow, keep_trajectory=True).trajectory
-        runs = [(restore(model, noisy, flow, keep_trajectory=True), single) for noisy, single in cases]
-        for n in STEPS:  # a trajectory ends early once every sample has met the tolerance
-            at = [min(n, len(r.trajectory) - 1) for r, _ in runs]
-            gains = [psnr(r.trajectory[k], clean).mean().item() - single for k, (r, single) in zip(at, runs)]
-            near = [nearest(r.latents[k], model.bank)[1].sqrt().mean().item() for k, (r, _) in zip(at, runs)]
-            clean_loss = ssim_single - ssim(on_clean[min(n, len(on_clean) - 1)], clean).mean().item()
-            setting = {"alpha": alpha, "beta": beta, "steps": n, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
-            rows.append(gains_row(setting, gains) | {"distance_to_bank": sum(near) / len(near), "clean_ssim_loss": clean_loss})
+        setting = {"alpha": alpha, "beta": beta, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
+        rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting)
     best = choose(rows)
     keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
     chosen = dataclasses.replace(base, **{k: best[k] for k in keys})
     return chosen, rows
 
+
+def _rows_by_steps(model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict) -> list[dict]:
+    """One row per step count of STEPS for one setting, from one flow run per input (restore_steps);
+    each metric is computed once over all step counts together. The clean images are restored and
+    scored only at step counts that lose no PSNR: elsewhere the rule rejects the row whatever its SSIM
+    (clean_ssim_loss None). Same choice as restoring and scoring everything at each count."""
+    n, s = len(clean), len(STEPS)
+    per_step = lambda values, k=s: values.view(k, n).mean(1).tolist()  # noqa: E731
+    gains, near = [], []
+    for noisy, single in cases:
+        images, latents = restore_steps(model, noisy, flow, STEPS)
+        gains.append([v - single for v in per_step(psnr(images.flatten(0, 1), clean.repeat(s, 1, 1, 1)))])
+        near.append(per_step(nearest(latents.flatten(0, 1), model.bank)[1].sqrt()))
+    worst = [min(g[i] for g in gains) for i in range(s)]
+    kept = tuple(steps for steps, w in zip(STEPS, worst) if w >= 0.0)
+    clean_loss = dict.fromkeys(STEPS)
+    if kept:
+        budget = max(kept) if flow.schedule == "constant" else flow.steps  # a growing ramp depends on the budget
+        on_clean, _ = restore_steps(model, clean, dataclasses.replace(flow, steps=budget), kept)
+        scores = per_step(ssim(on_clean.flatten(0, 1), clean.repeat(len(kept), 1, 1, 1)), len(kept))
+        clean_loss |= {steps: ssim_single - v for steps, v in zip(kept, scores)}
+    return [
+        gains_row(setting | {"steps": steps}, [g[i] for g in gains])
+        | {"distance_to_bank": sum(d[i] for d in near) / len(near), "clean_ssim_loss": clean_loss[steps]}
+        for i, steps in enumerate(STEPS)
+    ]

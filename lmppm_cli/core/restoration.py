@@ -65,6 +65,15 @@ def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_
 
 
 def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool) -> Restored:
+    result, skip_flow = _run(model, z, skips, flow, keep_trajectory)
+    if skip_flow is not None:
+        return Restored(skip_flow.images, result.steps_taken, skip_flow.trajectory, result.trajectory)
+    decode = lambda z: model.autoencoder.decode(z).float()  # noqa: E731
+    trajectory = [decode(zn) for zn in result.trajectory]
+    return Restored(decode(result.z), result.steps_taken, trajectory, result.trajectory)
+
+
+def _run(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool):
     z = z.float()  # under autocast F gives bf16/fp16 latents; the flow's state stays float32
     skip_flow = SkipFlow(model.autoencoder, z, skips, keep_trajectory) if skips else None
     result = run_flow(
@@ -72,11 +81,22 @@ def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: 
         steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
         adaptive=flow.adaptive and model.distance is not None, top_k=flow.top_k or None,
     )  # fmt: skip
+    return result, skip_flow
+
+
+@torch.no_grad()
+def restore_steps(model: LMPPM, x: torch.Tensor, flow: FlowConfig, steps: tuple[int, ...]):
+    """One run of the flow (flow.steps of them), seen after each step count in `steps`: (images
+    (S, B, C, H, W), latents (S, B, d)). A conv model decodes only those S latents, in one batch; a
+    sample that stopped early keeps its last state (as `restore` with fewer steps would give)."""
+    model.eval()
+    z, skips = model.autoencoder.encode(x.to(model.device))
+    result, skip_flow = _run(model, z, skips, flow, keep_trajectory=True)
+    at = [min(n, len(result.trajectory) - 1) for n in steps]
+    latents = torch.stack([result.trajectory[k] for k in at])
     if skip_flow is not None:
-        return Restored(skip_flow.images, result.steps_taken, skip_flow.trajectory, result.trajectory)
-    decode = lambda z: model.autoencoder.decode(z).float()  # noqa: E731
-    trajectory = [decode(zn) for zn in result.trajectory]
-    return Restored(decode(result.z), result.steps_taken, trajectory, result.trajectory)
+        return torch.stack([skip_flow.trajectory[k] for k in at]), latents
+    return model.autoencoder.decode(latents.flatten(0, 1)).float().unflatten(0, latents.shape[:2]), latents
 
 
 class SkipFlow:
