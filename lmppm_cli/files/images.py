@@ -107,7 +107,16 @@ def encode(x: torch.Tensor, info: ImageInfo) -> Image.Image:
     A palette image with transparency comes back as RGBA (a palette cannot hold the restored alpha
     exactly); every other mode comes back as itself.
     """
-    arr = x.detach().clamp(0.0, 1.0).cpu().permute(1, 2, 0).numpy()  # (H, W, C)
+    return encode_array(to_array(x), info)
+
+
+def to_array(x: torch.Tensor) -> np.ndarray:
+    """Colour tensor (C, H, W) -> float array (H, W, C) in [0, 1]."""
+    return x.detach().clamp(0.0, 1.0).cpu().permute(1, 2, 0).numpy()
+
+
+def encode_array(arr: np.ndarray, info: ImageInfo) -> Image.Image:
+    """`encode` for an array from `to_array` (no torch: safe in forked writer processes)."""
     mode = info.mode
     if mode == "F":
         return Image.fromarray(_gray(arr).astype(np.float32), "F")
