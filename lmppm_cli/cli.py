@@ -143,7 +143,7 @@ def restore(
     world = shards.world_from_env()
     dev = shards.rank_device(pick_device(device), world)
     device = str(dev)
-    jobs = shards.share(plan_outputs(inputs, output), world)
+    jobs = shards.share(plan_outputs(inputs, output, save_trajectory), world)
     shards.start(world, dev)
     try:
         flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)

@@ -57,11 +57,36 @@ def test_plan_refuses_to_overwrite_inputs_and_collisions(tmp_path):
         plan_outputs([str(tmp_path / "*.jpg")], str(tmp_path / "o"))
 
 
-def test_earlier_outputs_inside_the_input_folder_are_not_restored_again(tmp_path):
+def test_an_output_folder_inside_the_input_never_replaces_what_it_holds(tmp_path):
+    """Files already in an output folder that lies inside an input folder are not restored as inputs, and
+    none of them is replaced: it may be the user's own image, not an earlier result (issue 13)."""
     _img(tmp_path / "a.png")
-    _img(tmp_path / "out" / "a.png")
+    _img(tmp_path / "out" / "c.png")
     jobs = plan_outputs([str(tmp_path)], str(tmp_path / "out"))
     assert [j.source for j in jobs] == [tmp_path / "a.png"]
+    _img(tmp_path / "out" / "a.png", size=(5, 5))
+    with pytest.raises(LmppmError, match="lies inside an input folder and already holds"):
+        plan_outputs([str(tmp_path)], str(tmp_path / "out"))
+    assert Image.open(tmp_path / "out" / "a.png").size == (5, 5)
+
+
+def test_trajectory_strips_never_land_on_an_input_or_another_output(tmp_path):
+    _img(tmp_path / "in" / "a.png")
+    _img(tmp_path / "in" / "a.trajectory.png")
+    assert len(plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))) == 2
+    with pytest.raises(LmppmError, match="would both be written to"):
+        plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"), trajectory=True)
+    _img(tmp_path / "out" / "a.trajectory.png")  # given as an input below, where a.png's strip would go
+    with pytest.raises(LmppmError, match="a.trajectory.png"):
+        plan_outputs([str(tmp_path / "in" / "a.png"), str(tmp_path / "out" / "a.trajectory.png")], str(tmp_path / "out"), trajectory=True)
+
+
+def test_a_glob_through_a_symlink_loop_restores_each_real_file_once(tmp_path):
+    _img(tmp_path / "in" / "a.png")
+    _img(tmp_path / "in" / "d" / "b.png")
+    (tmp_path / "in" / "d" / "loop").symlink_to("..")
+    jobs = plan_outputs([str(tmp_path / "in" / "**" / "*.png")], str(tmp_path / "out"))
+    assert sorted(str(j.target.relative_to(tmp_path / "out")) for j in jobs) == ["a.png", "d/b.png"]
 
 
 def test_restore_files_batches_and_reports_the_bad_file(tiny_model_file, tmp_path):

@@ -50,11 +50,14 @@ class Report:
         self.rows += other.rows
 
 
-def plan_outputs(inputs: list[str], output: str) -> list[Job]:
+def plan_outputs(inputs: list[str], output: str, trajectory: bool = False) -> list[Job]:
     """Expand files, folders (recursive) and globs, and map each to its output path (restore, degrade).
 
     One plain file and an output with an image suffix: file to file. Anything else: `output` is a
-    folder and every result keeps its name relative to the folder or glob it came from.
+    folder and every result keeps its name relative to the folder or glob it came from. A file reached
+    by several paths (symlinks) is restored once. Refused, before anything is written: any output
+    (with `trajectory`, also NAME.trajectory.png) that is an input, that two inputs would both write,
+    or that already exists in an output folder lying inside an input folder (it may be the user's own).
     """
     out = Path(output)
     if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
@@ -64,9 +67,13 @@ def plan_outputs(inputs: list[str], output: str) -> list[Job]:
     found: list[tuple[Path, Path]] = []  # (source, name relative to its root)
     real: dict[Path, str] = {}  # each source's real path, found once (10,000 files: 1.3 s -> 0.4 s of planning)
     out_dir = os.path.join(os.path.realpath(out), "") if out.is_dir() else None
+    seen: set[str] = set()
     for item in inputs:
         for src, rel in _expand(item):
             real[src] = os.path.realpath(src)
+            if real[src] in seen:
+                continue
+            seen.add(real[src])
             if out_dir is None or not real[src].startswith(out_dir):  # earlier outputs are not restored again
                 found.append((src, rel))
     if not found:
@@ -78,11 +85,22 @@ def plan_outputs(inputs: list[str], output: str) -> list[Job]:
         jobs = [Job(found[0][0], out)]
     else:
         jobs = [Job(src, out / rel) for src, rel in found]
-    _check_targets(jobs, real)
+    _check_targets(jobs, real, trajectory, output)
     return jobs
 
 
+def trajectory_path(target: Path) -> Path:
+    """Where --save-trajectory writes the strip of a result."""
+    return target.with_name(target.stem + ".trajectory.png")
+
+
+def _written(job: Job, trajectory: bool) -> list[Path]:
+    return [job.target, trajectory_path(job.target)] if trajectory else [job.target]
+
+
 def _expand(item: str) -> list[tuple[Path, Path]]:
+    """(file, name relative to its root) for a file, a folder (recursive, symlinked folders not followed)
+    or a glob (whose ** follows symlinked folders: shortest paths first, so the loop-free name wins)."""
     path = Path(item)
     if path.is_file():
         return [(path, Path(path.name))]
@@ -93,7 +111,7 @@ def _expand(item: str) -> list[tuple[Path, Path]]:
         return [(p, p.relative_to(path)) for p in files]
     if glob.has_magic(item):
         base = Path(*_prefix_parts(item))
-        files = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        files = sorted((Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file()), key=lambda p: (len(p.parts), p))
         if not files:
             raise LmppmError(f"the pattern {item} matches no files.")
         return [(p, p.relative_to(base)) for p in files]
@@ -110,16 +128,21 @@ def _prefix_parts(pattern: str) -> list[str]:
     return prefix
 
 
-def _check_targets(jobs: list[Job], real: dict[Path, str]) -> None:
+def _check_targets(jobs: list[Job], real: dict[Path, str], trajectory: bool, output: str) -> None:
     sources = {real[j.source] for j in jobs}
+    others = set(real.values()) - sources  # files of the input folders that lie in the output folder
     seen: dict[str, Path] = {}
     for job in jobs:
-        target = os.path.realpath(job.target)
-        if target in sources:
-            raise LmppmError(f"refusing to write {job.target}: it is one of the inputs (choose another -o).")
-        if target in seen:
-            raise LmppmError(f"{seen[target]} and {job.source} would both be written to {job.target}.")
-        seen[target] = job.source
+        for path in _written(job, trajectory):
+            target = os.path.realpath(path)
+            if target in sources:
+                raise LmppmError(f"refusing to write {path}: it is one of the inputs (choose another -o).")
+            if target in others:
+                raise LmppmError(f"-o {output} lies inside an input folder and already holds {path}, which may be one of your "
+                                 "images: choose an output folder outside the inputs, or an empty one.")  # fmt: skip
+            if target in seen:
+                raise LmppmError(f"{seen[target]} and {job.source} would both be written to {path}.")
+            seen[target] = job.source
 
 
 def degrade_files(jobs: list[Job], kind: str, value: float, seed: int, on_done=lambda job: None) -> Report:
@@ -317,7 +340,7 @@ class _Batch:
     def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
         strip = _grid(torch.stack(frames).cpu(), len(frames))
         try:
-            save_image(tensor_to_image(strip), job.target.with_name(job.target.stem + ".trajectory.png"))
+            save_image(tensor_to_image(strip), trajectory_path(job.target))
         except LmppmError as exc:
             self.report.failed.append((job.source, str(exc)))
 
