@@ -212,3 +212,23 @@ def test_threads_option_and_passive_openmp_wait(tmp_path):
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
     mine = subprocess.run([sys.executable, "-c", probe], env=env | {"OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True)
     assert mine.stdout.strip() == "ACTIVE"
+
+
+def test_a_bomb_a_pipe_and_stdin_are_named_and_the_rest_restored(tmp_path, monkeypatch):
+    import os
+
+    from PIL import Image as PILImage
+
+    for name in ("a.png", "c.png"):
+        _digit_like(tmp_path / "in" / name)
+    _digit_like(tmp_path / "in" / "b.png", size=(100, 100))  # 10,000 pixels: over twice the limit below
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 2000)
+    result = run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist")
+    assert result.exit_code == 1 and "restored 2 file(s), 1 failed." in result.output and "Traceback" not in result.output
+    assert "b.png is too large to decode safely" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    degraded = run("degrade", tmp_path / "in", "-o", tmp_path / "deg", "--kind", "noise", "--severity", "mild")
+    assert degraded.exit_code == 1 and sorted(p.name for p in (tmp_path / "deg").iterdir()) == ["a.png", "c.png"]
+    os.mkfifo(tmp_path / "pipe.png")
+    assert "not a regular file" in one_sentence_error(run("restore", tmp_path / "pipe.png", "-o", tmp_path / "p.png"))
+    assert "not standard input" in one_sentence_error(run("restore", "-", "-o", tmp_path / "s.png"))

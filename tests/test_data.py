@@ -85,3 +85,14 @@ def test_lfw_faces_are_real_held_out_faces_with_fixed_augmented_copies():
     nearest_train = torch.cdist(a.test.images.flatten(1), a.train.images.flatten(1)).min(1).values
     assert nearest_train.min() > 1.0  # no test face among the training copies
     assert sniff_channels("lfw-faces") == 1 and data.NATIVE_SIZE["lfw-faces"] == 25
+
+
+def test_channel_guess_skips_unreadable_files_and_pipes(tmp_path):
+    """A corrupt first file no longer makes a gray folder look RGB, and a FIFO is never opened (it would
+    block for ever waiting for a writer)."""
+    import os
+
+    (tmp_path / "a.png").write_bytes(b"broken")
+    os.mkfifo(tmp_path / "b.png")
+    write_png(tmp_path / "c.png", (np.random.default_rng(0).random((9, 9)) * 255).astype(np.uint8))
+    assert sniff_channels(str(tmp_path)) == 1

@@ -92,3 +92,44 @@ def test_unreadable_files_give_one_sentence(tmp_path):
         read_image(tmp_path / "absent.png")
     with pytest.raises(LmppmError, match="cannot tell an image format"):
         save_image(Image.new("L", (2, 2)), tmp_path / "out.xyz")
+
+
+def test_exif_orientation_is_applied_and_not_applied_twice_on_output(tmp_path):
+    arr = np.zeros((20, 30), np.uint8)
+    arr[:, :5] = 255  # a bright band on the stored image's left edge
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to view"
+    Image.fromarray(arr).save(tmp_path / "turned.png", exif=exif.tobytes())
+    x, info = read_image(tmp_path / "turned.png")
+    assert x.shape == (1, 30, 20) and (info.width, info.height) == (20, 30)
+    assert x[0, :5].mean() > 0.9 and x[0, 5:].mean() < 0.1  # upright: the band is now on top
+    save_image(encode(x, info), tmp_path / "out.png", info)
+    written = Image.open(tmp_path / "out.png")
+    assert written.size == (20, 30) and written.getexif().get(0x0112) in (None, 1)
+
+
+def test_multi_frame_bombs_and_non_finite_pixels_are_refused_in_one_sentence(tmp_path, monkeypatch):
+    frames = [Image.fromarray(np.full((8, 8), v, np.uint8)) for v in (0, 128)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    with pytest.raises(LmppmError, match="holds 2 frames"):
+        read_image(tmp_path / "anim.gif")
+    bad = np.ones((6, 6), np.float32)
+    bad[2, 3] = np.nan
+    Image.fromarray(bad, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(LmppmError, match="NaN or infinite"):
+        read_image(tmp_path / "nan.tif")
+    Image.fromarray(np.full((6, 6), 900.0, np.float32), "F").save(tmp_path / "far.tif")
+    with pytest.raises(LmppmError, match="0-1 or a 0-255 scale"):
+        read_image(tmp_path / "far.tif")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # the 36-pixel images above now count as bombs (> 2x)
+    with pytest.raises(LmppmError, match="too large to decode safely"):
+        read_image(tmp_path / "nan.tif")
+
+
+def test_float_images_on_a_0_255_scale_are_read_and_written_on_it(tmp_path):
+    values = np.linspace(0, 255, 36, dtype=np.float32).reshape(6, 6)
+    Image.fromarray(values, "F").save(tmp_path / "f255.tif")
+    x, info = read_image(tmp_path / "f255.tif")
+    assert float(x.max()) == pytest.approx(1.0) and info.scale == 255.0 and info.notes
+    save_image(encode(x, info), tmp_path / "back.tif", info)
+    np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "back.tif")), values, atol=1e-3)

@@ -57,20 +57,20 @@ def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 
 
 
 def sniff_channels(source: str) -> int:
-    """1 for the digit datasets and for folders whose first image is grayscale, else 3."""
+    """1 for the digit datasets and for folders whose first readable image is grayscale, else 3 (1 for a
+    folder with no readable image; training then says so). Pipes and other special files are not opened."""
     if source == "photo-patches":
         return 3
     if source == "lfw-faces":
         return 1
     if source in BUILTIN or not Path(source).is_dir():
         return 1
-    first = next((p for p in sorted(Path(source).rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES), None)
-    if first is None:
-        return 1
-    try:
-        return read_image(first)[0].shape[0]
-    except LmppmError:
-        return 3
+    for path in sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            return read_image(path)[0].shape[0]
+        except LmppmError:
+            continue
+    return 1
 
 
 def mnist_5k() -> Dataset:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.core.errors import LmppmError
@@ -34,14 +34,22 @@ class ImageInfo:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     notes: list[str] = field(default_factory=list)
+    scale: float = 1.0  # float images: the scale their values were read on (1 or 255), used to write them back
 
 
 def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
-    """Decode a file to (colour tensor (C, H, W) in [0, 1] with C = 1 or 3, ImageInfo)."""
+    """Decode a file to (colour tensor (C, H, W) in [0, 1] with C = 1 or 3, ImageInfo), turned upright by
+    its EXIF orientation. Refused with one sentence: multi-frame files, images over Pillow's
+    decompression-bomb limit, and pixels that are NaN or infinite or off a float scale."""
     try:
         with Image.open(path) as img:
+            if getattr(img, "n_frames", 1) > 1:
+                raise LmppmError(f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first.")
             img.load()
+            ImageOps.exif_transpose(img, in_place=True)
             return decode(img)
+    except Image.DecompressionBombError as exc:
+        raise LmppmError(f"{path} is too large to decode safely: {exc}") from exc
     except FileNotFoundError as exc:
         raise LmppmError(f"{path} does not exist.") from exc
     except UnidentifiedImageError as exc:
@@ -60,7 +68,9 @@ def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     if img.mode in ("LA", "La", "RGBA", "RGBa"):
         info.alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
         img = img.convert("L" if img.mode in ("LA", "La") else "RGB")
-    if img.mode in _SCALE:
+    if img.mode == "F":
+        arr = _float_pixels(np.asarray(img, dtype=np.float32), info)
+    elif img.mode in _SCALE:
         arr = np.asarray(img, dtype=np.float32) / _SCALE[img.mode]
     elif img.mode in _GRAY:
         arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
@@ -70,6 +80,20 @@ def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     tensor = torch.from_numpy(arr.copy())
     tensor = tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1)
     return tensor.contiguous(), info
+
+
+def _float_pixels(arr: np.ndarray, info: ImageInfo) -> np.ndarray:
+    """Float pixels to [0, 1] by a stated rule: values within [0, 1] as they are, within [0, 255] on a
+    0-255 scale (and written back on it); NaN, infinities and anything else are refused."""
+    if not np.isfinite(arr).all():
+        raise ValueError("its pixels include NaN or infinite values")
+    low, high = float(arr.min()), float(arr.max())
+    if low < 0.0 or high > 255.0:
+        raise ValueError(f"its float pixels run from {low:g} to {high:g}; lmppm reads float images on a 0-1 or a 0-255 scale")
+    if high > 1.0:
+        info.scale = 255.0
+        info.notes.append("float pixels read on a 0-255 scale and written back on it")
+    return arr / info.scale
 
 
 def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
@@ -119,7 +143,7 @@ def encode_array(arr: np.ndarray, info: ImageInfo) -> Image.Image:
     """`encode` for an array from `to_array` (no torch: safe in forked writer processes)."""
     mode = info.mode
     if mode == "F":
-        return Image.fromarray(_gray(arr).astype(np.float32), "F")
+        return Image.fromarray((_gray(arr) * info.scale).astype(np.float32), "F")
     if mode in _SCALE:  # 16-bit and 32-bit integer gray
         values = np.rint(_gray(arr) * 65535.0)
         img = Image.fromarray(values.astype(np.int32 if mode == "I" else np.uint16))

@@ -102,8 +102,12 @@ def _expand(item: str) -> list[tuple[Path, Path]]:
     """(file, name relative to its root) for a file, a folder (recursive, symlinked folders not followed)
     or a glob (whose ** follows symlinked folders: shortest paths first, so the loop-free name wins)."""
     path = Path(item)
+    if item == "-":
+        raise LmppmError("lmppm reads image files, not standard input ('-'): save the image to a file first.")
     if path.is_file():
         return [(path, Path(path.name))]
+    if path.exists() and not path.is_dir():
+        raise LmppmError(f"{item} is not a regular file (a pipe, device or socket); lmppm reads image files.")
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
@@ -308,6 +312,7 @@ class _Batch:
                 self._strip(job, [t[k - 1] for t in result.trajectory])
             if x.shape[0] != ae.channels:
                 self.report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
+            self.report.notes += [f"{job.source}: {note}." for note in info.notes]
 
     def _tile(self, b: torch.Tensor, steps: list) -> torch.Tensor:
         result = self.restorer(b.to(self.model.device), False)
