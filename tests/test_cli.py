@@ -232,3 +232,8 @@ def test_a_bomb_a_pipe_and_stdin_are_named_and_the_rest_restored(tmp_path, monke
     os.mkfifo(tmp_path / "pipe.png")
     assert "not a regular file" in one_sentence_error(run("restore", tmp_path / "pipe.png", "-o", tmp_path / "p.png"))
     assert "not standard input" in one_sentence_error(run("restore", "-", "-o", tmp_path / "s.png"))
+
+
+def test_generate_with_a_classifier_model_is_one_sentence(tmp_path):
+    assert "cannot generate" in one_sentence_error(run("generate", "--n", "2", "-o", tmp_path / "g", "-m", "mnist-classifier"))
+    assert not (tmp_path / "g").exists()

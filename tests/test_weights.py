@@ -117,3 +117,34 @@ def test_hf_hub_offline_environment_is_honoured(tiny_model, tmp_path):
     assert bad.returncode != 0
     assert "not in the local cache" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_nan_weights_and_malformed_configurations_are_named(tiny_model, tmp_path):
+    tensors = {k: v.contiguous().clone() for k, v in tiny_model.state_dict().items()}
+    good = json.loads(tiny_model.config.to_json())
+    first = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[first][0] = float("nan")
+    save_file(tensors, tmp_path / "nan.safetensors", metadata={CONFIG_KEY: json.dumps(good)})
+    with pytest.raises(LmppmError, match=f"NaN or infinite weights \\(in {first}\\)"):
+        load_model(tmp_path / "nan.safetensors")
+    clean = {k: v.contiguous() for k, v in tiny_model.state_dict().items()}
+    cases = {
+        "latent_dim": ({**good, "autoencoder": {**good["autoencoder"], "latent_dim": "four"}}, "autoencoder.latent_dim = 'four'"),
+        "absurd": ({**good, "autoencoder": {**good["autoencoder"], "height": 10**9}}, "autoencoder.height = 1000000000"),
+        "not a dict": ([1, 2], "not a JSON object"),
+        "section": ({**good, "flow": 3}, "FlowConfig is not a JSON object"),
+        "two channels": ({**good, "autoencoder": {**good["autoencoder"], "channels": 2}}, "gray \\(1\\) or RGB \\(3\\)"),
+        "schedule": ({**good, "flow": {**good["flow"], "schedule": 7}}, "flow.schedule = 7"),
+    }
+    for name, (config, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(clean, path, metadata={CONFIG_KEY: json.dumps(config)})
+        with pytest.raises(LmppmError, match=message):
+            load_model(path)
+
+
+def test_revision_is_refused_for_local_and_bundled_models(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "m.safetensors")
+    for ref in (str(path), "mnist"):
+        with pytest.raises(LmppmError, match="--revision v1 applies to Hugging Face Hub models"):
+            resolve_model(ref, revision="v1")

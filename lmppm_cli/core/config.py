@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from lmppm_cli.core.errors import LmppmError
@@ -107,7 +108,9 @@ class ModelConfig:
     def from_json(cls, text: str) -> ModelConfig:
         try:
             raw = json.loads(text)
-            return cls(
+            if not isinstance(raw, dict):
+                raise TypeError("it is not a JSON object")
+            config = cls(
                 autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
                 distance=_build(DistanceConfig, raw["distance"]),
                 flow=_build(FlowConfig, raw["flow"]),
@@ -119,8 +122,52 @@ class ModelConfig:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise LmppmError(f"the model's configuration is unreadable ({exc}).") from exc
+        check_config(config)
+        return config
 
 
 def _build(kind, raw: dict):
     """Rebuild a frozen dataclass from JSON, turning lists back into tuples."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"its {kind.__name__} is not a JSON object")
     return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+SIZE_LIMIT = 4096  # pixels per side, latent dimensions, network widths: far above any model we train
+LIMITS = {"channels": (1, 3), "height": (2, SIZE_LIMIT), "width": (2, SIZE_LIMIT), "latent_dim": (1, SIZE_LIMIT),
+          "features": (1, SIZE_LIMIT), "steps": (0, 100_000), "generate_steps": (0, 100_000)}  # fmt: skip
+CHOICES = {"arch": ("conv", "unet"), "schedule": ("constant", "growing"), "method": METHODS}
+
+
+def check_config(config: ModelConfig) -> None:
+    """Every field of the right type and within sane bounds, or one sentence that names the field (a
+    model file from elsewhere must not fail later with a shape error or allocate absurd sizes)."""
+    sections = {"autoencoder": config.autoencoder, "distance": config.distance, "flow": config.flow,
+                "diffusion": config.diffusion, "classifier": config.classifier}  # fmt: skip
+    for name, section in sections.items():
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            expected = _expectation(f.name, f.default, value)
+            if expected:
+                raise LmppmError(f"the model's configuration has {name}.{f.name} = {value!r}, which is not {expected}.")
+    if config.method not in METHODS:
+        raise LmppmError(f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}.")
+    if config.autoencoder.channels == 2:
+        raise LmppmError("the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3).")
+
+
+def _expectation(name: str, default, value) -> str:
+    """What `value` should have been ('' if it is fine), judged by the field's default's type."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "true or false"
+    if isinstance(default, (int, float)):
+        number = is_int or (isinstance(default, float) and isinstance(value, float) and math.isfinite(value))
+        low, high = LIMITS.get(name, (0, math.inf))
+        return "" if number and low <= value <= high else f"a {'number' if isinstance(default, float) else 'whole number'} from {low} to {high}"
+    if isinstance(default, str):
+        return "" if value in CHOICES.get(name, (value,)) and isinstance(value, str) else f"one of {', '.join(CHOICES.get(name, ('a string',)))}"
+    if isinstance(default, tuple):
+        ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= SIZE_LIMIT for v in value)
+        return "" if ok else f"a list of whole numbers from 1 to {SIZE_LIMIT}"
+    return ""

@@ -404,6 +404,8 @@ def generate_files(
     chain instead of the flow (and has no progression). `precision`: restoration.autocast."""
     from lmppm_cli.experiments.baselines import ldm  # only for ldm models: it pulls in the DDPM and the metrics
 
+    if model.config.method == "classifier":
+        raise LmppmError("a classifier model cannot generate images; pick an lmppm, dae or ldm model.")
     out_dir = Path(out_dir)
     report = Report()
     ae = model.config.autoencoder

@@ -53,6 +53,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", method: str
     if CONFIG_KEY not in meta:
         raise LmppmError(f"{path} is a safetensors file but not an lmppm model (no {CONFIG_KEY} metadata).")
     config = ModelConfig.from_json(meta[CONFIG_KEY])
+    broken = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if broken is not None:
+        raise LmppmError(f"{path} holds NaN or infinite weights (in {broken}); it cannot restore or generate anything.")
     if method is not None and config.method != method:
         raise LmppmError(f"{path} holds a {config.method} model, not a {method} model.")
     bank = tensors.get("bank")
@@ -93,17 +96,18 @@ def bundled_models() -> list[str]:
 def resolve_model(
     ref: str, *, revision: str | None = None, offline: bool = False, cache_dir: str | None = None
 ) -> Path:
-    """Turn a model reference into a local file path (see the module docstring for the order)."""
+    """Turn a model reference into a local file path (see the module docstring for the order).
+    A `revision` is for Hub models only: with a local file or a bundled name it is refused."""
     path = Path(ref).expanduser()
-    if path.is_file():
-        return path
-    if (path / HUB_FILENAME).is_file():  # a Hub-style model folder (`lmppm export`, a cloned repo)
-        return path / HUB_FILENAME
-    if path.suffix == ".safetensors" or path.exists():
+    local = path if path.is_file() else path / HUB_FILENAME if (path / HUB_FILENAME).is_file() else None  # a Hub-style folder too
+    if local is None and (path.suffix == ".safetensors" or path.exists()):
         raise LmppmError(f"no model file at {ref}.")
     bundled = bundled_dir() / f"{ref}.safetensors"
-    if bundled.is_file():
-        return bundled
+    local = local or (bundled if bundled.is_file() else None)
+    if local is not None:
+        if revision is not None:
+            raise LmppmError(f"--revision {revision} applies to Hugging Face Hub models, and {ref} is a local or bundled model.")
+        return local
     if _REPO_ID.match(ref):
         return _from_hub(ref, revision=revision, offline=offline, cache_dir=cache_dir)
     names = ", ".join(bundled_models()) or "none"
