@@ -79,9 +79,13 @@ def test_build_configs_validates_lambdas():
               lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
     cfg, tcfg = build_configs(lambdas="1,2,3,4,5,6", **kw)
     assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18
-    for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1"):
+    for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1", "1,1,nan,1,1,1", "1,inf,1,1,1,1"):
         with pytest.raises(LmppmError, match="lambdas"):
             build_configs(lambdas=bad, **kw)
+    nonsense = {"lr": float("inf"), "lr_distance": 0.0, "sigma_d": float("nan"), "latent_dim": 0, "height": 10**7, "channels": 2}
+    for key, value in nonsense.items():  # refused up front, naming the option or the field
+        with pytest.raises(LmppmError, match="lr|sigma-d|latent_dim|height|channels"):
+            build_configs(lambdas="1,2,3,4,5,6", **{**kw, key: value})
 
 
 def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
@@ -157,3 +161,44 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
     with pytest.raises(LmppmError, match="--method lmppm only"):
         build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
                       lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, method="dae", init="x")  # fmt: skip
+
+
+def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no_model(blob_dataset, tmp_path, device, monkeypatch):
+    """The recon term turns NaN in epoch 2 (as after a blow-up): the run stops naming it, the checkpoint
+    of epoch 1 stays as it was, and no model file is written. A run that diverges at once is refused too."""
+    from safetensors import safe_open
+
+    from lmppm_cli.core import train as train_module
+
+    diverged = {"now": False}
+    real = train_module.make_objective
+
+    def wrapped(*args, **kwargs):
+        objective = real(*args, **kwargs)
+        loss = objective.loss
+
+        def poisoned(*a, **k):
+            total, terms = loss(*a, **k)
+            if diverged["now"]:
+                terms = {**terms, "recon": terms["recon"] * float("nan")}
+                total = total + terms["recon"]
+            return total, terms
+
+        objective.loss = poisoned
+        return objective
+
+    monkeypatch.setattr(train_module, "make_objective", wrapped)
+    snapshot = {}
+
+    def after_epoch(record):
+        with safe_open(str(tmp_path / "run" / "checkpoint.safetensors"), "pt") as f:
+            snapshot.update({k: f.get_tensor(k) for k in f.keys()})
+        diverged["now"] = True
+
+    with pytest.raises(LmppmError, match="the recon term of the loss became nan.*last good checkpoint .* epoch 1.* no model was written"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "run", device, progress=train_module.Progress(on_epoch=after_epoch))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    with safe_open(str(tmp_path / "run" / "checkpoint.safetensors"), "pt") as f:
+        assert all(torch.equal(f.get_tensor(k), v) for k, v in snapshot.items())
+    with pytest.raises(LmppmError, match="term of the loss became .*no epoch finished"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "fresh", device)

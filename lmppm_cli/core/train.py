@@ -15,7 +15,7 @@ import torch
 
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
-from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig
+from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig, check_config
 from lmppm_cli.files.data import Dataset
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import LossWeights
@@ -71,8 +71,12 @@ def build_configs(
         values = [float(v) for v in lambdas.split(",")]
     except ValueError:
         values = []
-    if len(values) != 6 or min(values) < 0:
-        raise LmppmError(f"--lambdas needs six non-negative numbers separated by commas, not {lambdas!r}.")
+    if len(values) != 6 or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise LmppmError(f"--lambdas needs six non-negative finite numbers separated by commas, not {lambdas!r}.")
+    rates = {"--lr": lr, "--lr-distance": lr_distance, "--sigma-d": sigma_d, "--lambda-denoise": lambda_denoise}
+    for flag, value in rates.items():
+        if not (math.isfinite(value) and (value > 0 if flag.startswith("--lr") else value >= 0)):
+            raise LmppmError(f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}.")
     if neighbours not in ("exact", "approximate"):
         raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
     if method not in METHODS:
@@ -90,7 +94,9 @@ def build_configs(
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
     )  # fmt: skip
-    return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method), tcfg
+    config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
+    check_config(config)
+    return config, tcfg
 
 
 def parse_sigma_range(text: str | None) -> tuple[float, float] | None:
@@ -101,7 +107,7 @@ def parse_sigma_range(text: str | None) -> tuple[float, float] | None:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         low, high = 1.0, 0.0
-    if not 0.0 <= low <= high:
+    if not 0.0 <= low <= high < math.inf:
         raise LmppmError(f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {text!r}.")
     return low, high
 
@@ -140,10 +146,26 @@ def train(
         loop.restore(ckpt, tcfg.epochs)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
     while not loop.finished():
-        record = loop.epoch(progress)
+        try:
+            record = loop.epoch(progress)
+        except NonFiniteLoss as exc:
+            kept = f"its last good checkpoint ({ckpt}, epoch {loop.epoch_no}) is kept" if ckpt.is_file() else "no epoch finished"
+            raise NonFiniteLoss(f"{exc}; {kept} and no model was written.") from None
         loop.save(ckpt)
         progress.on_epoch(record)
     return _finish(loop, run_dir)
+
+
+class NonFiniteLoss(LmppmError):
+    """Training diverged: the run keeps its last good checkpoint and writes no model."""
+
+
+def _check_finite(total: torch.Tensor, terms: dict, epoch: int) -> None:
+    if torch.isfinite(total):
+        return
+    term = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
+    raise NonFiniteLoss(f"training stopped in epoch {epoch}: the {term} term of the loss became {float(terms.get(term, total).detach())} "
+                        "(try a lower --lr or other --lambdas)")  # fmt: skip
 
 
 class _Loop:
@@ -179,6 +201,7 @@ class _Loop:
             idx = order[start : start + self.tcfg.batch_size]
             labels = None if self.train_y is None else self.train_y[idx]
             total, terms = self.objective.loss(self.train_x[idx], labels, self.noise_gen, validation=False)
+            _check_finite(total, terms, self.epoch_no + 1)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -212,6 +235,7 @@ class _Loop:
             labels = None if self.val_y is None else self.val_y[start : start + 256]
             x = self.val_x[start : start + 256]
             total, terms = self.objective.loss(x, labels, gen, validation=True)
+            _check_finite(total, terms, self.epoch_no)
             for k, v in {"total": total, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
         return sums
