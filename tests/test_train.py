@@ -202,3 +202,22 @@ def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no
         assert all(torch.equal(f.get_tensor(k), v) for k, v in snapshot.items())
     with pytest.raises(LmppmError, match="term of the loss became .*no epoch finished"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "fresh", device)
+
+
+def test_resume_refuses_changed_data_a_model_file_and_a_file_as_run_folder(blob_dataset, tmp_path, device):
+    import shutil
+
+    from lmppm_cli.files.data import Dataset, Split
+
+    train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
+    changed = Dataset(blob_dataset.name, Split(blob_dataset.train.images.flip(-1)), blob_dataset.val)
+    with pytest.raises(LmppmError, match="changed since"):
+        train(tiny_config(), changed, _tcfg(epochs=2), tmp_path / "run", device, resume=True)
+    (tmp_path / "model").mkdir()
+    shutil.copy(tmp_path / "run" / "model.safetensors", tmp_path / "model" / "checkpoint.safetensors")
+    with pytest.raises(LmppmError, match="not a training checkpoint"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=2), tmp_path / "model", device, resume=True)
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(LmppmError, match="is a file"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "file", device)
+    assert (tmp_path / "file").read_text() == "mine"

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.files.weights import read_tensors
 
@@ -31,7 +32,13 @@ def save_checkpoint(path, model_state, best_state, optimizer, rng: dict[str, tor
 def load_checkpoint(path: str | Path):
     """-> (model_state, best_state, optimizer_state_dict, rng, state)."""
     tensors, meta = read_tensors(path)
-    state = json.loads(meta[STATE_KEY])
+    if STATE_KEY not in meta:
+        raise LmppmError(f"{path} is not a training checkpoint: it holds no training state (a model file cannot be resumed).")
+    try:
+        state = json.loads(meta[STATE_KEY])
+        param_groups = state.pop("param_groups")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LmppmError(f"{path} holds an unreadable training state ({exc}).") from exc
 
     def group(prefix):
         return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -40,5 +47,5 @@ def load_checkpoint(path: str | Path):
     for key, value in group("optim.").items():
         idx, name = key.split(".", 1)
         optim_state.setdefault(int(idx), {})[name] = value
-    optimizer = {"state": optim_state, "param_groups": state.pop("param_groups")}
+    optimizer = {"state": optim_state, "param_groups": param_groups}
     return group("model."), group("best."), optimizer, group("rng."), state

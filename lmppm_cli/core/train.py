@@ -4,6 +4,7 @@ epoch with fixed randomness, early stopping, an atomic checkpoint per epoch, exa
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -134,6 +135,8 @@ def train(
     """Train a model of `config.method` into `run_dir` (checkpoint each epoch, model file and summary at
     the end); `base` is the trained DAE an ldm is built on. Returns the summary dictionary."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise LmppmError(f"-o {run_dir} is a file; training writes a run folder (checkpoint, model, summary).")
     progress = progress or Progress()
     ckpt = run_dir / CHECKPOINT
     if resume and not ckpt.is_file():
@@ -240,6 +243,14 @@ class _Loop:
                 sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
         return sums
 
+    def fingerprint(self) -> str:
+        """What the data were: image counts and a SHA-256 of both splits' pixels (a file added, removed
+        or changed shows)."""
+        digest = hashlib.sha256()
+        for x in (self.train_x, self.val_x):
+            digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+        return f"{len(self.train_x)} + {len(self.val_x)} images, sha256 {digest.hexdigest()[:16]}"
+
     def rng_state(self) -> dict[str, torch.Tensor]:
         rng = {"shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
         if self.device.type == "cuda":
@@ -251,6 +262,7 @@ class _Loop:
             "epoch": self.epoch_no, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config_json,
             "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.data.name,
+            "data": self.fingerprint(),
         }  # fmt: skip
         save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
 
@@ -259,6 +271,9 @@ class _Loop:
         model_state, best_state, optim_state, rng, state = load_checkpoint(path)
         if state.get("dataset") != self.data.name:
             raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data.")
+        if state.get("data", self.fingerprint()) != self.fingerprint():  # checkpoints from before it have none
+            raise LmppmError(f"the images of {self.data.name} changed since {path} was written ({state['data']} then, "
+                             f"{self.fingerprint()} now); resume with the same data or start a new run.")  # fmt: skip
         if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
