@@ -133,3 +133,25 @@ def test_float_images_on_a_0_255_scale_are_read_and_written_on_it(tmp_path):
     assert float(x.max()) == pytest.approx(1.0) and info.scale == 255.0 and info.notes
     save_image(encode(x, info), tmp_path / "back.tif", info)
     np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "back.tif")), values, atol=1e-3)
+
+
+def test_big_endian_16_bit_round_trips_exactly_and_16_bit_colour_is_said(tmp_path):
+    import struct
+    import zlib
+
+    values = np.linspace(0, 65535, 64).reshape(8, 8).astype(">u2")
+    Image.frombytes("I;16B", (8, 8), values.tobytes()).save(tmp_path / "be.tif")
+    x, info = read_image(tmp_path / "be.tif")
+    save_image(encode(x, info), tmp_path / "out.tif", info)
+    back = Image.open(tmp_path / "out.tif")
+    assert back.mode == "I;16B" and np.array_equal(np.asarray(back), np.asarray(Image.open(tmp_path / "be.tif")))
+    rgb16 = (np.random.default_rng(0).random((4, 4, 3)) * 65535).astype(">u2")  # a 16-bit RGB PNG, by hand
+    rows = b"".join(b"\x00" + row.tobytes() for row in rgb16)
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
+    (tmp_path / "deep.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    x, info = read_image(tmp_path / "deep.png")
+    assert x.shape == (3, 4, 4) and any("8 bits per channel" in n for n in info.notes)

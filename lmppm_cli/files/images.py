@@ -45,9 +45,13 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
         with Image.open(path) as img:
             if getattr(img, "n_frames", 1) > 1:
                 raise LmppmError(f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first.")
+            deep = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
-            return decode(img)
+            x, info = decode(img)
+            if deep:  # Pillow's colour modes hold 8 bits per channel
+                info.notes.append("16-bit colour is read and written with 8 bits per channel (Pillow's colour modes hold 8)")
+            return x, info
     except Image.DecompressionBombError as exc:
         raise LmppmError(f"{path} is too large to decode safely: {exc}") from exc
     except FileNotFoundError as exc:
@@ -144,10 +148,12 @@ def encode_array(arr: np.ndarray, info: ImageInfo) -> Image.Image:
     mode = info.mode
     if mode == "F":
         return Image.fromarray((_gray(arr) * info.scale).astype(np.float32), "F")
-    if mode in _SCALE:  # 16-bit and 32-bit integer gray
+    if mode in _SCALE:  # 16-bit and 32-bit integer gray, in the input's own byte order
         values = np.rint(_gray(arr) * 65535.0)
-        img = Image.fromarray(values.astype(np.int32 if mode == "I" else np.uint16))
-        return img if img.mode == mode else img.convert(mode)
+        if mode == "I":
+            return Image.fromarray(values.astype(np.int32))
+        order = {"I;16B": ">u2", "I;16L": "<u2", "I;16": "<u2"}.get(mode, "=u2")
+        return Image.frombytes(mode, (values.shape[1], values.shape[0]), values.astype(order).tobytes())
     gray = mode in _GRAY or mode in ("LA", "La")
     base = np.rint((_gray(arr) if gray else _rgb(arr)) * 255.0).astype(np.uint8)
     img = Image.fromarray(base, "L" if gray else "RGB")
