@@ -18,13 +18,14 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lmppm_cli import __version__  # noqa: E402
-from lmppm_cli.core.errors import LmppmError  # noqa: E402
+from lmppm_cli.core.errors import EXIT_CODES, LmppmError  # noqa: E402
 
 app = typer.Typer(
     rich_markup_mode="rich",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Learned, manifold-aware image restoration and generation (LMPPM).",
+    help="Learned, manifold-aware image restoration and generation (LMPPM).\n\nExit codes: "
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
 )
 err = Console(stderr=True)
 out = Console()
@@ -84,7 +85,7 @@ def friendly(command):
             if _state["debug"]:
                 raise
             err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)", soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(70) from None
 
     return wrapper
 
@@ -130,6 +131,7 @@ def restore(
     tile_overlap: Annotated[Optional[int], typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile].")] = None,
     report: Annotated[Optional[str], typer.Option(help="Also write per-image scores (learned distance D and residual before and after, steps, time) to this .csv or .json file.")] = None,
     strict: Annotated[bool, typer.Option(help="With no --model: stop, writing nothing, when an image is far from the picked model's data.")] = False,
+    skip_existing: Annotated[bool, typer.Option(help="Leave out the files whose result already exists (to finish an interrupted run).")] = False,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
@@ -143,7 +145,11 @@ def restore(
     world = shards.world_from_env()
     dev = shards.rank_device(pick_device(device), world)
     device = str(dev)
-    jobs = shards.share(plan_outputs(inputs, output, save_trajectory), world)
+    planned = plan_outputs(inputs, output, save_trajectory, skip_existing)
+    if not planned:
+        out.print("every result already exists; nothing to do.")
+        return
+    jobs = shards.share(planned, world)
     shards.start(world, dev)
     try:
         flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)

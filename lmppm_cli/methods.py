@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from lmppm_cli.experiments.baselines import classical
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.restoration import Restored, autocast, flow_settings, restore, single_pass
 
 NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
@@ -58,7 +58,7 @@ def restorer(model, method: str | None = None, seed: int = 0, start_step: int | 
 
 def _learned(model, method: str, seed: int, start_step: int | None, **flow) -> Restorer:
     if model.config.method != NEEDS[method]:
-        raise LmppmError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
+        raise ModelError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
     if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
         if method != "lmppm":
             flow["alpha"] = 0.0
@@ -78,7 +78,7 @@ def _plain(images: torch.Tensor) -> Restored:
 
 def _known(method: str) -> str:
     if method == "classifier":
-        raise LmppmError("a classifier model cannot restore images; pick an lmppm, dae or ldm model.")
+        raise ModelError("a classifier model cannot restore images; pick an lmppm, dae or ldm model.")
     if method not in NEEDS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(NEEDS)}.")
     return method

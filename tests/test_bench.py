@@ -79,7 +79,7 @@ def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_p
     res = CliRunner().invoke(app, ["bench", "--suite", "mnist", "-o", str(tmp_path / "b"), "--limit", "10",
                                    "--model", str(tiny_bundle["lmppm"]), "--dae", str(tiny_bundle["dae"]),
                                    "--ldm", str(tiny_bundle["ldm"]), "--classifier", str(tiny_bundle["lmppm"])])  # fmt: skip
-    assert res.exit_code == 2 and "not a classifier model" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 3 and "not a classifier model" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "b").exists()
     res = CliRunner().invoke(app, ["bench", "--suite", "cifar", "-o", str(tmp_path / "c")])
     assert res.exit_code == 2 and "unknown bench suite" in res.stderr

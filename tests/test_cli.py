@@ -237,3 +237,30 @@ def test_a_bomb_a_pipe_and_stdin_are_named_and_the_rest_restored(tmp_path, monke
 def test_generate_with_a_classifier_model_is_one_sentence(tmp_path):
     assert "cannot generate" in one_sentence_error(run("generate", "--n", "2", "-o", tmp_path / "g", "-m", "mnist-classifier"))
     assert not (tmp_path / "g").exists()
+
+
+def test_exit_codes_by_class_are_those_of_the_help(tmp_path):
+    from lmppm_cli.core.errors import EXIT_CODES
+
+    _digit_like(tmp_path / "a.png")
+    (tmp_path / "broken.png").write_bytes(b"no")
+    assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o.png", "--steps", "-1").exit_code == 2  # usage
+    assert run("restore", tmp_path / "nothing.png", "-o", tmp_path / "o.png").exit_code == 2  # input
+    assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o.png", "-m", "no-such-model").exit_code == 3  # model
+    assert run("restore", tmp_path / "a.png", tmp_path / "broken.png", "-o", tmp_path / "out", "-m", "mnist").exit_code == 1  # partial
+    assert (tmp_path / "out" / "a.png").is_file()
+    shown = " ".join(run("--help").output.split())
+    assert all(f"{code} {meaning.split()[0]}" in shown for code, meaning in EXIT_CODES.items())
+
+
+def test_skip_existing_finishes_an_interrupted_folder_run(tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        _digit_like(tmp_path / "in" / name)
+    assert run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist").exit_code == 0
+    (tmp_path / "out" / "b.png").unlink()  # as if the run had been stopped before b.png
+    kept = (tmp_path / "out" / "a.png").stat().st_mtime_ns
+    again = run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist", "--skip-existing")
+    assert again.exit_code == 0 and "restored 1 file(s)." in again.output
+    assert (tmp_path / "out" / "b.png").is_file() and (tmp_path / "out" / "a.png").stat().st_mtime_ns == kept
+    done = run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist", "--skip-existing")
+    assert done.exit_code == 0 and "nothing to do" in done.output

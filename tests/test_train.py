@@ -221,3 +221,18 @@ def test_resume_refuses_changed_data_a_model_file_and_a_file_as_run_folder(blob_
     with pytest.raises(LmppmError, match="is a file"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "file", device)
     assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(blob_dataset, tmp_path, device):
+    from lmppm_cli.core.errors import Interrupted
+    from lmppm_cli.core.train import Progress
+
+    def stop(epoch, terms):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="interrupted in epoch 2; .*checkpoint.safetensors holds epoch 1: .*--resume"):
+        train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "run", device, progress=Progress(on_batch=stop))
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "run", device, resume=True)
+    assert summary["epochs_run"] == 3

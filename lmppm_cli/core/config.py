@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import ModelError
 
 FORMAT_VERSION = 1
 
@@ -121,7 +121,7 @@ class ModelConfig:
                 version=raw.get("version", FORMAT_VERSION),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise LmppmError(f"the model's configuration is unreadable ({exc}).") from exc
+            raise ModelError(f"the model's configuration is unreadable ({exc}).") from exc
         check_config(config)
         return config
 
@@ -149,11 +149,11 @@ def check_config(config: ModelConfig) -> None:
             value = getattr(section, f.name)
             expected = _expectation(f.name, f.default, value)
             if expected:
-                raise LmppmError(f"the model's configuration has {name}.{f.name} = {value!r}, which is not {expected}.")
+                raise ModelError(f"the model's configuration has {name}.{f.name} = {value!r}, which is not {expected}.")
     if config.method not in METHODS:
-        raise LmppmError(f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}.")
+        raise ModelError(f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}.")
     if config.autoencoder.channels == 2:
-        raise LmppmError("the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3).")
+        raise ModelError("the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3).")
 
 
 def _expectation(name: str, default, value) -> str:

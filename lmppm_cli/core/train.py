@@ -18,7 +18,7 @@ from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig, check_config
 from lmppm_cli.files.data import Dataset
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.objectives import make_objective
 from lmppm_cli.files.weights import save_model
@@ -96,7 +96,10 @@ def build_configs(
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
-    check_config(config)
+    try:
+        check_config(config)
+    except ModelError as exc:  # here the fields come from the user's options
+        raise LmppmError(str(exc).replace("the model's configuration has", "the options give")) from None
     return config, tcfg
 
 
@@ -154,12 +157,17 @@ def train(
         except NonFiniteLoss as exc:
             kept = f"its last good checkpoint ({ckpt}, epoch {loop.epoch_no}) is kept" if ckpt.is_file() else "no epoch finished"
             raise NonFiniteLoss(f"{exc}; {kept} and no model was written.") from None
+        except KeyboardInterrupt:
+            if not ckpt.is_file():
+                raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}, before any epoch finished; nothing was kept.") from None
+            raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}; {ckpt} holds epoch {loop.epoch_no}: "
+                              "run the same command with --resume to go on from there.") from None  # fmt: skip
         loop.save(ckpt)
         progress.on_epoch(record)
     return _finish(loop, run_dir)
 
 
-class NonFiniteLoss(LmppmError):
+class NonFiniteLoss(TrainingError):
     """Training diverged: the run keeps its last good checkpoint and writes no model."""
 
 

@@ -22,7 +22,7 @@ import torch
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, encode_array, read_image, resize, save_image, tensor_to_image, to_array, to_channels
 from lmppm_cli.core.restoration import autocast, generate, sample_seeds
@@ -50,7 +50,7 @@ class Report:
         self.rows += other.rows
 
 
-def plan_outputs(inputs: list[str], output: str, trajectory: bool = False) -> list[Job]:
+def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_existing: bool = False) -> list[Job]:
     """Expand files, folders (recursive) and globs, and map each to its output path (restore, degrade).
 
     One plain file and an output with an image suffix: file to file. Anything else: `output` is a
@@ -58,6 +58,8 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False) -> li
     by several paths (symlinks) is restored once. Refused, before anything is written: any output
     (with `trajectory`, also NAME.trajectory.png) that is an input, that two inputs would both write,
     or that already exists in an output folder lying inside an input folder (it may be the user's own).
+    `skip_existing` leaves out the jobs whose result is already there (an interrupted run goes on; results
+    are written atomically, so one that exists is whole).
     """
     out = Path(output)
     if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
@@ -85,6 +87,8 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False) -> li
         jobs = [Job(found[0][0], out)]
     else:
         jobs = [Job(src, out / rel) for src, rel in found]
+    if skip_existing:
+        jobs = [j for j in jobs if not all(p.exists() for p in _written(j, trajectory))]
     _check_targets(jobs, real, trajectory, output)
     return jobs
 
@@ -405,7 +409,7 @@ def generate_files(
     from lmppm_cli.experiments.baselines import ldm  # only for ldm models: it pulls in the DDPM and the metrics
 
     if model.config.method == "classifier":
-        raise LmppmError("a classifier model cannot generate images; pick an lmppm, dae or ldm model.")
+        raise ModelError("a classifier model cannot generate images; pick an lmppm, dae or ldm model.")
     out_dir = Path(out_dir)
     report = Report()
     ae = model.config.autoencoder

@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.core.config import ModelConfig
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import ModelError
 from lmppm_cli.core.models import build_model
 
 FORMAT_KEY = "lmppm.format"
@@ -43,7 +43,7 @@ def read_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         with safe_open(str(path), framework="pt") as f:
             return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
     except (SafetensorError, OSError) as exc:
-        raise LmppmError(f"{path} is not a readable safetensors model file ({exc}).") from exc
+        raise ModelError(f"{path} is not a readable safetensors model file ({exc}).") from exc
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu", method: str | None = None):
@@ -51,20 +51,20 @@ def load_model(path: str | Path, device: torch.device | str = "cpu", method: str
     With `method`, a file holding another kind of model is refused in one sentence."""
     tensors, meta = read_tensors(path)
     if CONFIG_KEY not in meta:
-        raise LmppmError(f"{path} is a safetensors file but not an lmppm model (no {CONFIG_KEY} metadata).")
+        raise ModelError(f"{path} is a safetensors file but not an lmppm model (no {CONFIG_KEY} metadata).")
     config = ModelConfig.from_json(meta[CONFIG_KEY])
     broken = next((k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all()), None)
     if broken is not None:
-        raise LmppmError(f"{path} holds NaN or infinite weights (in {broken}); it cannot restore or generate anything.")
+        raise ModelError(f"{path} holds NaN or infinite weights (in {broken}); it cannot restore or generate anything.")
     if method is not None and config.method != method:
-        raise LmppmError(f"{path} holds a {config.method} model, not a {method} model.")
+        raise ModelError(f"{path} holds a {config.method} model, not a {method} model.")
     bank = tensors.get("bank")
     model = build_model(config, bank_size=0 if bank is None else bank.shape[0])
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[-1].strip()
-        raise LmppmError(f"{path} does not match the architecture it declares: {first}") from exc
+        raise ModelError(f"{path} does not match the architecture it declares: {first}") from exc
     return model.to(device).eval()
 
 
@@ -74,7 +74,7 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             return dict(f.metadata() or {})
     except (SafetensorError, OSError) as exc:
-        raise LmppmError(f"{path} is not a readable safetensors model file ({exc}).") from exc
+        raise ModelError(f"{path} is not a readable safetensors model file ({exc}).") from exc
 
 
 def model_metadata(path: str | Path) -> dict[str, str]:
@@ -101,17 +101,17 @@ def resolve_model(
     path = Path(ref).expanduser()
     local = path if path.is_file() else path / HUB_FILENAME if (path / HUB_FILENAME).is_file() else None  # a Hub-style folder too
     if local is None and (path.suffix == ".safetensors" or path.exists()):
-        raise LmppmError(f"no model file at {ref}.")
+        raise ModelError(f"no model file at {ref}.")
     bundled = bundled_dir() / f"{ref}.safetensors"
     local = local or (bundled if bundled.is_file() else None)
     if local is not None:
         if revision is not None:
-            raise LmppmError(f"--revision {revision} applies to Hugging Face Hub models, and {ref} is a local or bundled model.")
+            raise ModelError(f"--revision {revision} applies to Hugging Face Hub models, and {ref} is a local or bundled model.")
         return local
     if _REPO_ID.match(ref):
         return _from_hub(ref, revision=revision, offline=offline, cache_dir=cache_dir)
     names = ", ".join(bundled_models()) or "none"
-    raise LmppmError(f"unknown model {ref!r}: not a file, not a bundled model ({names}), not a Hub repo id.")
+    raise ModelError(f"unknown model {ref!r}: not a file, not a bundled model ({names}), not a Hub repo id.")
 
 
 def _from_hub(repo_id: str, *, revision, offline, cache_dir) -> Path:
@@ -132,15 +132,15 @@ def _from_hub(repo_id: str, *, revision, offline, cache_dir) -> Path:
             )
         )
     except LocalEntryNotFoundError as exc:
-        raise LmppmError(
+        raise ModelError(
             f"the Hub model {where} is not in the local cache and the Hub cannot be reached "
             "(offline); download it once while online or pass a local file."
         ) from exc
     except RevisionNotFoundError as exc:
-        raise LmppmError(f"the Hub repo {repo_id} has no revision {revision}.") from exc
+        raise ModelError(f"the Hub repo {repo_id} has no revision {revision}.") from exc
     except RepositoryNotFoundError as exc:
-        raise LmppmError(f"there is no Hub repo {repo_id} (or it is private).") from exc
+        raise ModelError(f"there is no Hub repo {repo_id} (or it is private).") from exc
     except EntryNotFoundError as exc:
-        raise LmppmError(f"the Hub repo {where} has no {HUB_FILENAME}.") from exc
+        raise ModelError(f"the Hub repo {where} has no {HUB_FILENAME}.") from exc
     except (HfHubHTTPError, OSError) as exc:
-        raise LmppmError(f"could not download {where} from the Hub ({exc}).") from exc
+        raise ModelError(f"could not download {where} from the Hub ({exc}).") from exc
