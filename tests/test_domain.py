@@ -134,3 +134,11 @@ def test_the_readme_examples_go_to_their_models(tmp_path):
     assert "model: photos for 1 file(s) (colour image)." in result.stderr
     assert "model: mnist for 1 file(s) (gray 28x28 image" in result.stderr
     assert Image.open(tmp_path / "noisy_photo.png").size == (256, 256)
+
+
+def test_a_malformed_training_summary_is_ignored_not_fatal():
+    from lmppm_cli.files.domain import trained_noise, training_summary
+
+    assert training_summary({"lmppm.training": "[1, 2]"}) == {} and training_summary({"lmppm.training": "{oops"}) == {}
+    assert trained_noise({"train_config": "sigma"}) is None and trained_noise({"train_config": {"sigma_range": 5}}) is None
+    assert trained_noise({"train_config": {"sigma_d": 0.4}}) == 0.4

@@ -70,3 +70,17 @@ def test_models_lists_every_bundled_model_with_a_headline():
     assert set(rows) == set(bundled_models())
     assert all(r["headline"] for r in rows.values())
     assert rows["photos"]["input CxHxW"] == "3x32x32" and rows["mnist"]["auto-pick for"] == "handwritten digits"
+
+
+def test_models_lists_a_malformed_file_as_unreadable_with_the_reason(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from lmppm_cli.files.catalog import local_entries
+    from lmppm_cli.files.weights import CONFIG_KEY
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "odd.safetensors", metadata={CONFIG_KEY: '{"autoencoder": 3}'})
+    (row,) = local_entries([str(tmp_path)])
+    assert row["method"] == "unreadable" and "not a JSON object" in row["headline"]
+    listed = CliRunner().invoke(app, ["models", str(tmp_path)], env={"COLUMNS": "250"})
+    assert listed.exit_code == 0 and "unreadable" in listed.stdout

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
+from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, bundled_dir, read_metadata
 
@@ -22,15 +23,18 @@ def entry(path: Path, name: str, source: str, headlines: dict | None = None) -> 
         return None
     if CONFIG_KEY not in meta:
         return None
-    config = json.loads(meta[CONFIG_KEY])
-    ae, training = config["autoencoder"], training_summary(meta)
-    data = config.get("dataset") or training.get("dataset") or "?"
+    try:
+        config = ModelConfig.from_json(meta[CONFIG_KEY])
+    except LmppmError as exc:  # listed, not fatal: the listing is where a user looks for what is wrong
+        return dict.fromkeys(COLUMNS, "") | {"name": name, "source": source, "method": "unreadable", "headline": str(exc)}
+    ae, training = config.autoencoder, training_summary(meta)
+    data = config.dataset or str(training.get("dataset") or "?")
     if "train_images" in training:
         data += f" ({training['train_images']} images)"
     return {
-        "name": name, "source": source, "method": config.get("method", "lmppm"),
+        "name": name, "source": source, "method": config.method,
         "auto-pick for": DOMAIN_MODELS.get(name, "").split(",")[0] if source == "bundled" else "",
-        "arch": ae["arch"], "input CxHxW": f"{ae['channels']}x{ae['height']}x{ae['width']}", "training data": data,
+        "arch": ae.arch, "input CxHxW": f"{ae.channels}x{ae.height}x{ae.width}", "training data": data,
         "headline": meta.get(HEADLINE_KEY) or (headlines or {}).get(name, ""),
         "MB": round(path.stat().st_size / 2**20, 2),
     }  # fmt: skip

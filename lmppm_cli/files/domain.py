@@ -87,11 +87,14 @@ def scores(model, x: torch.Tensor) -> Scores:
 
 
 def trained_noise(training: dict) -> float | None:
-    """The strongest noise a model met in training, from its saved training summary."""
-    cfg = training.get("train_config") or {}
-    if cfg.get("sigma_range"):
-        return float(cfg["sigma_range"][1])
-    return float(cfg["sigma_d"]) if "sigma_d" in cfg else None
+    """The strongest noise a model met in training, from its saved training summary (None if unknown)."""
+    try:
+        cfg = training.get("train_config") or {}
+        if cfg.get("sigma_range"):
+            return float(cfg["sigma_range"][1])
+        return float(cfg["sigma_d"]) if "sigma_d" in cfg else None
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError):
+        return None
 
 
 def is_colour(x: torch.Tensor) -> bool:
@@ -138,8 +141,10 @@ def warnings(x: torch.Tensor, model, training: dict) -> list[str]:
 
 
 def training_summary(metadata: dict[str, str]) -> dict:
-    """The training summary a model file carries (empty for files written without one)."""
+    """The training summary a model file carries (empty for files written without one, or with one that
+    is not a JSON object: it is advice, never a reason to fail)."""
     try:
-        return json.loads(metadata.get("lmppm.training", "{}"))
+        summary = json.loads(metadata.get("lmppm.training", "{}"))
     except json.JSONDecodeError:
         return {}
+    return summary if isinstance(summary, dict) else {}
