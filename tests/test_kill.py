@@ -1,0 +1,92 @@
+"""Runs killed with SIGKILL (issue 13): a training run resumes from its last checkpoint and ends with the
+weights of a run that was never killed; a folder restore finishes with --skip-existing, every output
+written exactly once and whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lmppm_cli.files.weights import read_metadata, read_tensors
+
+from conftest import blob_images, write_png
+
+ENV = os.environ | {"OMP_NUM_THREADS": "1"}
+TRAIN = ["--epochs", "20", "--image-size", "12", "--latent-dim", "4", "--widths", "8,16", "--batch-size", "8",
+         "--patience", "50", "--no-calibrate", "--device", "cpu", "--seed", "1"]  # fmt: skip
+
+
+def _lmppm(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lmppm_cli", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+
+
+def _epoch_of(checkpoint: Path) -> int:
+    try:
+        return json.loads(read_metadata(checkpoint)["lmppm.train_state"])["epoch"]
+    except Exception:  # noqa: BLE001 - not written yet, or being replaced
+        return 0
+
+
+def _folder(root: Path, n: int) -> Path:
+    for i, img in enumerate(blob_images(n, size=12, seed=4)):
+        write_png(root / f"{i:03d}.png", (img[0].numpy() * 255).astype(np.uint8))
+    return root
+
+
+def test_training_killed_mid_run_resumes_to_the_weights_of_an_unkilled_run(tmp_path):
+    data = _folder(tmp_path / "data", 120)  # ~0.2 s an epoch: the kill lands many epochs before the end
+    straight = _lmppm("train", data, "-o", tmp_path / "straight", *TRAIN)
+    assert straight.returncode == 0, straight.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "train", str(data), "-o", str(tmp_path / "killed"), *TRAIN],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)  # fmt: skip
+    target = random.Random(0).randint(1, 4)
+    deadline = time.time() + 300
+    while _epoch_of(tmp_path / "killed" / "checkpoint.safetensors") < target and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(random.Random(1).random() * 0.15)  # somewhere inside the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "model.safetensors").exists(), "killed before the end"
+    done_before = _epoch_of(tmp_path / "killed" / "checkpoint.safetensors")
+    assert done_before >= target and not list((tmp_path / "killed").glob("*.part*"))
+    resumed = _lmppm("train", data, "-o", tmp_path / "killed", *TRAIN, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert summary["epochs_run"] == 20 and [h["epoch"] for h in summary["history"]] == list(range(1, 21))
+    a, _ = read_tensors(tmp_path / "straight" / "model.safetensors")
+    b, _ = read_tensors(tmp_path / "killed" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(0)
+    for i in range(600):
+        write_png(src / f"{i:04d}.png", (rng.random((28, 28)) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(out), "-m", "mnist", "--batch-size", "16", "--device", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)  # fmt: skip
+    deadline = time.time() + 300
+    while (not out.exists() or len(list(out.glob("*.png"))) < 50) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {p.name for p in out.glob("*.png")}
+    assert 0 < len(first) < 600, len(first)
+    again = _lmppm("restore", src, "-o", out, "-m", "mnist", "--batch-size", "16", "--device", "cpu", "--skip-existing")
+    assert again.returncode == 0, again.stderr
+    assert f"restored {600 - len(first)} file(s)." in again.stdout
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in src.iterdir())  # every output once, no temporary file left
+    for name in names[:: 37]:
+        assert Image.open(out / name).size == (28, 28)
