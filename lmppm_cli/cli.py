@@ -79,7 +79,7 @@ def friendly(command):
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted.")
+            err.print("interrupted; every file written so far is whole (`lmppm restore --skip-existing` finishes a folder run).")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the edge of the program
             if _state["debug"]:
