@@ -90,3 +90,20 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
     assert names == sorted(p.name for p in src.iterdir())  # every output once, no temporary file left
     for name in names[:: 37]:
         assert Image.open(out / name).size == (28, 28)
+
+
+def test_ctrl_c_stops_a_folder_restore_with_130_and_only_whole_files(tmp_path):
+    src = tmp_path / "in"
+    rng = np.random.default_rng(1)
+    for i in range(600):
+        write_png(src / f"{i:04d}.png", (rng.random((28, 28)) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(out), "-m", "mnist", "--batch-size", "16", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while (not out.exists() or len(list(out.glob("*.png"))) < 50) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err and "--skip-existing" in err and "Traceback" not in err
+    assert not list(out.glob("*.part*")) and all(Image.open(p).size == (28, 28) for p in out.glob("*.png"))
