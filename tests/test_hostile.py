@@ -102,6 +102,7 @@ CASES = {  # name: (arguments, with {in}, {out} and {m_NAME} filled in; exit cod
     "output folder inside the input holds a user file": (R + ["{in}/nested", "-o", "{in}/nested/out"], USAGE, "lies inside an input folder"),
     "trajectory strip over another output": (R + ["{in}/traj", "-o", "{out}", "--save-trajectory"], USAGE, "would both be written"),
     "not an image": (R + ["{in}/fake.png", "-o", "{out}/x.png"], PARTIAL, "not an image file Pillow can read"),
+    "output under a file": (R + ["{in}/a.png", "-o", "{in}/notes.txt/x.png"], PARTIAL, "could not write"),
     "zero bytes": (R + ["{in}/zero.png", "-o", "{out}/x.png"], PARTIAL, "not an image file Pillow can read"),
     "truncated image": (R + ["{in}/truncated.png", "-o", "{out}/x.png"], PARTIAL, "could not be read"),
     "animation": (R + ["{in}/anim.gif", "-o", "{out}/x.gif"], PARTIAL, "holds 2 frames"),
