@@ -68,17 +68,22 @@ def test_training_killed_mid_run_resumes_to_the_weights_of_an_unkilled_run(tmp_p
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
-    src = tmp_path / "in"
-    rng = np.random.default_rng(0)
+def _restore_until_50_written(tmp_path: Path, seed: int, **popen):
+    """600 noise PNGs, and a folder restore of them, running, with at least 50 results written."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    rng = np.random.default_rng(seed)
     for i in range(600):
         write_png(src / f"{i:04d}.png", (rng.random((28, 28)) * 255).astype(np.uint8))
-    out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(out), "-m", "mnist", "--batch-size", "16", "--device", "cpu"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)  # fmt: skip
+                            env=ENV, **popen)  # fmt: skip
     deadline = time.time() + 300
     while (not out.exists() or len(list(out.glob("*.png"))) < 50) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
+    return proc, src, out
+
+
+def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
+    proc, src, out = _restore_until_50_written(tmp_path, 0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     first = {p.name for p in out.glob("*.png")}
@@ -93,16 +98,7 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
 
 
 def test_ctrl_c_stops_a_folder_restore_with_130_and_only_whole_files(tmp_path):
-    src = tmp_path / "in"
-    rng = np.random.default_rng(1)
-    for i in range(600):
-        write_png(src / f"{i:04d}.png", (rng.random((28, 28)) * 255).astype(np.uint8))
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(out), "-m", "mnist", "--batch-size", "16", "--device", "cpu"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)  # fmt: skip
-    deadline = time.time() + 300
-    while (not out.exists() or len(list(out.glob("*.png"))) < 50) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.02)
+    proc, _, out = _restore_until_50_written(tmp_path, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "--skip-existing" in err and "Traceback" not in err
