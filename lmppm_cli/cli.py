@@ -310,7 +310,7 @@ def train(
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
     image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28).")] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
-    neighbours: Annotated[str, typer.Option(help="x* search: exact, or approximate (faster on large sets).")] = "exact",
+    neighbours: Annotated[str, typer.Option(help="x* search: exact (chunked), approximate (random projection), faiss (HNSW; pip install 'lmppm[scale]'), or auto (exact up to 20,000 images, else faiss); the run prints the recall of an approximate search.")] = "exact",
     calibrate: Annotated[bool, typer.Option(help="Choose the flow defaults on the validation split after training.")] = True,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
     device: DeviceOpt = "auto",
@@ -389,7 +389,8 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
             mark = " *" if rec["improved"] else ""
             bar.console.print(f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False)
 
-        hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch)
+        hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch,
+                      on_note=lambda text: bar.console.print(text, highlight=False, soft_wrap=True))  # fmt: skip
         return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks, base=base_model)
 
 

@@ -56,9 +56,18 @@ def test_early_stopping_stops_when_validation_stalls(blob_dataset, tmp_path, dev
     assert summary["stopped_early"] and summary["epochs_run"] == 2 and summary["best_epoch"] == 1
 
 
-def test_approximate_neighbour_search_trains(blob_dataset, tmp_path, device):
-    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, neighbours="approximate"), tmp_path, device)
-    assert summary["train_config"]["neighbours"] == "approximate"
+def test_approximate_neighbour_searches_train_and_report_their_recall(blob_dataset, tmp_path, device):
+    from lmppm_cli.core.train import Progress
+
+    for mode in ("approximate", "faiss", "auto"):
+        said = []
+        summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, neighbours=mode), tmp_path / mode, device, progress=Progress(on_note=said.append))
+        assert summary["train_config"]["neighbours"] == mode and said == summary["notes"] and len(said) == 1
+        if mode == "auto":  # 48 images: searched exactly, and it says why
+            assert "exact: 48 clean images" in said[0] and "recall" not in said[0]
+        else:
+            recall = float(said[0].split("recall of the exact x* on 256 noisy training images: ")[1].rstrip("%")) / 100
+            assert 0.5 <= recall <= 1.0, said[0]
 
 
 def test_run_folder_rules(blob_dataset, tmp_path, device):

@@ -71,3 +71,42 @@ def nearest_approximate(
     exact = (p[cand] - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
     d, j = exact.min(1)
     return cand.gather(1, j.unsqueeze(1)).squeeze(1), d
+
+
+class FaissIndex:
+    """Approximate nearest pool row through FAISS: an HNSW graph over the flattened images, PCA-reduced
+    to at most `dims` dimensions, whose `candidates` nearest are then compared exactly in full space.
+    Built once (the clean pool does not change while training); searched on the CPU."""
+
+    def __init__(self, pool: torch.Tensor, dims: int = 64, links: int = 32, ef_search: int = 128):
+        import faiss  # optional: pip install 'lmppm[scale]'
+
+        self.pool = pool.flatten(1)
+        x = self.pool.detach().float().cpu().numpy()
+        self.pca = None
+        if x.shape[1] > dims and len(x) >= 4 * dims:  # PCA needs more images than output dimensions
+            self.pca = faiss.PCAMatrix(x.shape[1], dims)
+            self.pca.train(x)
+            x = self.pca.apply(x)
+        self.index = faiss.IndexHNSWFlat(x.shape[1], links)
+        self.index.hnsw.efSearch = ef_search
+        self.index.add(x)
+
+    @torch.no_grad()
+    def search(self, queries: torch.Tensor, candidates: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices (M,), squared distances (M,)) of the approximate nearest pool rows."""
+        q = queries.flatten(1)
+        reduced = q.detach().float().cpu().numpy()
+        if self.pca is not None:
+            reduced = self.pca.apply(reduced)
+        _, cand = self.index.search(reduced, min(candidates, self.pool.shape[0]))
+        cand = torch.from_numpy(cand).to(q.device)  # (M, c)
+        exact = (self.pool[cand] - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
+        d, j = exact.min(1)
+        return cand.gather(1, j.unsqueeze(1)).squeeze(1), d
+
+
+def faiss_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None

@@ -20,7 +20,7 @@ from lmppm_cli.core.calibrate import ALPHAS, calibrate_flow
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier
-from lmppm_cli.core.neighbours import nearest, nearest_approximate
+from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 
 
 def noisy(x: torch.Tensor, sigma, generator: torch.Generator) -> torch.Tensor:
@@ -36,22 +36,57 @@ def noisy(x: torch.Tensor, sigma, generator: torch.Generator) -> torch.Tensor:
     return (x + sigma * eps).clamp(0.0, 1.0)
 
 
-class NearestClean:
-    """x_i* of Eq. 20: the clean image nearest to each noisy sample, over a whole clean pool."""
+AUTO_EXACT_LIMIT = 20_000  # pool size up to which `auto` searches exactly (chunked, on the device)
+RECALL_QUERIES = 256
 
-    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator):
+
+class NearestClean:
+    """x_i* of Eq. 20: the clean image nearest to each noisy sample, over a whole clean pool.
+
+    exact: chunked search on the device (memory bounded by the chunk). approximate: random projection
+    and exact re-rank. faiss: a FAISS HNSW index (neighbours.FaissIndex). auto: exact up to
+    AUTO_EXACT_LIMIT images, else faiss when installed, else approximate; `reason` says which and why.
+    An approximate mode measures its recall of the exact x* on noisy pool images at once (`recall`)."""
+
+    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator, sigma: float = 0.4):
         self.pool = pool
         self.flat = pool.flatten(1)
-        self.mode = mode
+        self.mode, self.reason = self._pick(mode, len(pool))
         k = min(64, self.flat.shape[1])
         self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=pool.device) / math.sqrt(k)
+        self.index = FaissIndex(pool) if self.mode == "faiss" else None
+        self.recall = None if self.mode == "exact" else self._recall(generator, sigma)
 
-    def __call__(self, x_noisy: torch.Tensor) -> torch.Tensor:
-        if self.mode == "exact":
+    @staticmethod
+    def _pick(mode: str, n: int) -> tuple[str, str]:
+        if mode == "faiss" and not faiss_available():
+            raise LmppmError("--neighbours faiss needs FAISS: pip install 'lmppm[scale]' (faiss-cpu).")
+        if mode != "auto":
+            return mode, f"{mode}, as asked"
+        if n <= AUTO_EXACT_LIMIT:
+            return "exact", f"exact: {n} clean images, at most {AUTO_EXACT_LIMIT:,} are searched exactly"
+        if faiss_available():
+            return "faiss", f"faiss: {n} clean images, more than {AUTO_EXACT_LIMIT:,}"
+        return "approximate", f"approximate: {n} clean images, more than {AUTO_EXACT_LIMIT:,}, and FAISS is not installed"
+
+    def _recall(self, generator: torch.Generator, sigma: float) -> float:
+        """Share of noisy pool images whose approximate x* is the exact one."""
+        pick = torch.randperm(len(self.pool), generator=generator, device=generator.device)[:RECALL_QUERIES].to(self.pool.device)
+        queries = noisy(self.pool[pick], sigma, generator)
+        return float((self(queries, exact=True) == self(queries)).all(-1).flatten(1).all(1).float().mean())
+
+    def __call__(self, x_noisy: torch.Tensor, exact: bool = False) -> torch.Tensor:
+        if exact or self.mode == "exact":
             idx, _ = nearest(x_noisy, self.flat)
+        elif self.mode == "faiss":
+            idx, _ = self.index.search(x_noisy)
         else:
             idx, _ = nearest_approximate(x_noisy, self.flat, self.projection)
         return self.pool[idx]
+
+    def describe(self) -> str:
+        measured = "" if self.recall is None else f"; recall of the exact x* on {RECALL_QUERIES} noisy training images: {100 * self.recall:.1f}%"
+        return f"nearest clean image x* ({len(self.pool)} images): {self.reason}{measured}"
 
 
 class LmppmObjective:
@@ -64,8 +99,10 @@ class LmppmObjective:
             warm_start(self.model, tcfg.init)
         train, val = data.train.images.to(device), data.val.images.to(device)
         gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
-        self.nearest_train = NearestClean(train, tcfg.neighbours, gen)
-        self.nearest_all = NearestClean(torch.cat([train, val]), tcfg.neighbours, gen)
+        sigma = tcfg.sigma_range[1] if tcfg.sigma_range else tcfg.sigma_d
+        self.nearest_train = NearestClean(train, tcfg.neighbours, gen, sigma)
+        self.nearest_all = NearestClean(torch.cat([train, val]), tcfg.neighbours, gen, sigma)
+        self.notes = [self.nearest_train.describe()]
 
     def param_groups(self):
         return [

@@ -26,6 +26,7 @@ from lmppm_cli.files.weights import save_model
 # per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)
 ARCH_DEFAULTS = {"conv": ((32, 64), (100, 50, 20)), "unet": ((32, 64, 128, 256), (300, 100, 30))}
 CHECKPOINT = "checkpoint.safetensors"
+NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 MODEL = "model.safetensors"
 
 
@@ -44,7 +45,7 @@ class TrainConfig:
     init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
     patience: int = 10
     seed: int = 0
-    neighbours: str = "exact"  # or "approximate" (random projection + exact re-rank; see neighbours.py)
+    neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
     calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
     weights: LossWeights = field(default_factory=LossWeights)
 
@@ -78,8 +79,8 @@ def build_configs(
     for flag, value in rates.items():
         if not (math.isfinite(value) and (value > 0 if flag.startswith("--lr") else value >= 0)):
             raise LmppmError(f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}.")
-    if neighbours not in ("exact", "approximate"):
-        raise LmppmError(f"--neighbours must be exact or approximate, not {neighbours!r}.")
+    if neighbours not in NEIGHBOURS:
+        raise LmppmError(f"--neighbours must be {', '.join(NEIGHBOURS[:-1])} or {NEIGHBOURS[-1]}, not {neighbours!r}.")
     if method not in METHODS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
     if init and method != "lmppm":
@@ -123,6 +124,7 @@ class Progress:
     on_start: Callable[[int, int], None] = lambda epochs, batches: None
     on_batch: Callable[[int, dict], None] = lambda epoch, terms: None
     on_epoch: Callable[[dict], None] = lambda record: None
+    on_note: Callable[[str], None] = lambda text: None  # what the run found before its first epoch
 
 
 def train(
@@ -150,6 +152,8 @@ def train(
     loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device)
     if resume:
         loop.restore(ckpt, tcfg.epochs)
+    for note in getattr(loop.objective, "notes", []):
+        progress.on_note(note)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
     while not loop.finished():
         try:
@@ -321,7 +325,7 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
         "best_epoch": loop.best_epoch, "best_val_loss": loop.best_loss,
         "stopped_early": loop.epoch_no < loop.tcfg.epochs, "seconds": round(loop.elapsed(), 1),
         "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2), **_peak_memory(loop.device),
-        "device": str(loop.device), "train_config": loop.tcfg.to_dict(),
+        "device": str(loop.device), "train_config": loop.tcfg.to_dict(), "notes": getattr(loop.objective, "notes", []),
         "model_config": json.loads(model.config.to_json()), "final": loop.history[-1] if loop.history else None,
         **extras,
     }  # fmt: skip
