@@ -11,6 +11,7 @@ import time
 import zlib
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -211,10 +212,15 @@ def _io_pool(wanted: bool):
     """Processes that decode input files and encode results beside the model: Python's GIL makes
     threads slower than none here (10,000 digits: 710 images/s with 4 threads, 1,031 without).
     Forked (Linux), so they start in milliseconds and never import anything; none for a run of one
-    batch, whose start-up matters more."""
+    batch, whose start-up matters more. They ignore Ctrl-C: the main process stops the run, and a
+    worker finishes the file it is writing."""
     if wanted and IO_WORKERS > 0 and sys.platform == "linux":
-        return ProcessPoolExecutor(IO_WORKERS, mp_context=multiprocessing.get_context("fork"))
+        return ProcessPoolExecutor(IO_WORKERS, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_ctrl_c)
     return _Inline()
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _Inline:
