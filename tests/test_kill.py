@@ -82,10 +82,24 @@ def _restore_until_50_written(tmp_path: Path, seed: int, **popen):
     return proc, src, out
 
 
+def _alive(pid: int) -> bool:
+    """A process that runs (an ended one not yet reaped is a zombie, state Z)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
     proc, src, out = _restore_until_50_written(tmp_path, 0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) == 2  # the I/O worker processes (jobs._io_pool)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10
+    while any(map(_alive, workers)) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers))  # they end with it, none left behind
     first = {p.name for p in out.glob("*.png")}
     assert 0 < len(first) < 600, len(first)
     again = _lmppm("restore", src, "-o", out, "-m", "mnist", "--batch-size", "16", "--device", "cpu", "--skip-existing")

@@ -4,6 +4,7 @@ batches; writing generated samples. Each output is written atomically and never 
 from __future__ import annotations
 
 import csv
+import ctypes
 import glob
 import io
 import json
@@ -28,6 +29,7 @@ from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, encode_array, read_image, resize, save_image, tensor_to_image, to_array, to_channels
 from lmppm_cli.core.restoration import autocast, generate, sample_seeds
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 IO_WORKERS = 2  # processes that decode input files and encode results beside the model (_io_pool)
 
 
@@ -212,15 +214,20 @@ def _io_pool(wanted: bool):
     """Processes that decode input files and encode results beside the model: Python's GIL makes
     threads slower than none here (10,000 digits: 710 images/s with 4 threads, 1,031 without).
     Forked (Linux), so they start in milliseconds and never import anything; none for a run of one
-    batch, whose start-up matters more. They ignore Ctrl-C: the main process stops the run, and a
-    worker finishes the file it is writing."""
+    batch, whose start-up matters more."""
     if wanted and IO_WORKERS > 0 and sys.platform == "linux":
-        return ProcessPoolExecutor(IO_WORKERS, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_ctrl_c)
+        return ProcessPoolExecutor(IO_WORKERS, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
     return _Inline()
 
 
-def _ignore_ctrl_c() -> None:
+def _worker_start() -> None:
+    """An I/O worker ignores Ctrl-C (the main process stops the run; the worker finishes the file it is
+    writing) and ends with the main process even when that is killed (Linux's PR_SET_PDEATHSIG)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the main process died before prctl took effect
+        os._exit(1)
 
 
 class _Inline:
