@@ -296,6 +296,7 @@ def train(
     method: Annotated[str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")] = "lmppm",
     base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
     init: Annotated[Optional[str], typer.Option(help="lmppm only: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper.")] = None,
+    freeze_init: Annotated[bool, typer.Option(help="lmppm only: keep F and G at the --init model and train D alone with Eq. 20, so the single pass G(F(x)) is that model's; not in the paper.")] = False,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
     sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level.")] = 0.4,
@@ -317,13 +318,16 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
 ) -> None:
-    """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline."""
+    """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
+    Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
+    from lmppm_cli.files import shards
     from lmppm_cli.files.data import NATIVE_SIZE, load_dataset, sniff_channels
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.core.train import build_configs
     from lmppm_cli.files.weights import resolve_model
 
-    dev = pick_device(device)
+    world = shards.world_from_env()
+    dev = shards.rank_device(pick_device(device), world)
     height, width = _size(image_size, NATIVE_SIZE.get(data, 28))
     ch = channels or sniff_channels(data)
     config, tcfg = build_configs(
@@ -332,18 +336,25 @@ def train(
         lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
-        init=str(resolve_model(init, revision=None, offline=False)) if init else "",
+        init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     with err.status(f"loading {data}"):
         dataset = load_dataset(data, ch, height, width, data_dir)
-    err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
-              f"{ch}x{height}x{width}, device {dev}", highlight=False)  # fmt: skip
-    if dataset.skipped:
-        err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
-    summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model)
-    out.print(f"model written to {Path(output) / 'model.safetensors'} "
-              f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
+    if world.main:
+        ranks = f", {world.size} processes" if world.size > 1 else ""
+        err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
+                  f"{ch}x{height}x{width}, device {dev}{ranks}", highlight=False)  # fmt: skip
+        if dataset.skipped:
+            err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
+    shards.start(world, dev)
+    try:
+        summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
+    finally:
+        shards.stop()
+    if world.main:
+        out.print(f"model written to {Path(output) / 'model.safetensors'} "
+                  f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
 
 
 def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
@@ -370,10 +381,12 @@ def _size(text: Optional[str], default: int) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
-def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
+def _run_training(config, dataset, tcfg, output, dev, resume, base_model, world):
     from lmppm_cli.core.train import Progress as Hooks
     from lmppm_cli.core.train import train as run
 
+    if not world.main:  # rank 0 alone reports
+        return run(config, dataset, tcfg, output, dev, resume=resume, base=base_model, world=world)
     with _bar() as bar:
         epochs = bar.add_task("epochs", total=tcfg.epochs)
         batches = bar.add_task("batches", total=1)
@@ -391,7 +404,7 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model):
 
         hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch,
                       on_note=lambda text: bar.console.print(text, highlight=False, soft_wrap=True))  # fmt: skip
-        return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks, base=base_model)
+        return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks, base=base_model, world=world)
 
 
 @app.command()

@@ -172,6 +172,26 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
                       lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, method="dae", init="x")  # fmt: skip
 
 
+def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_dataset, tmp_path, device):
+    """--freeze-init: F and G (a U-Net with batch norm and skip dropout) end exactly as the --init model
+    left them, running statistics included, while D learns; without --init it is refused."""
+    import dataclasses
+
+    unet = dataclasses.replace(tiny_config().autoencoder, arch="unet", projections=True, skip_dropout=0.5)
+    config = dataclasses.replace(tiny_config(), autoencoder=unet)
+    train(dataclasses.replace(config, method="dae"), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path / "dae", device)
+    init = str(tmp_path / "dae" / "model.safetensors")
+    train(config, blob_dataset, _tcfg(epochs=3, calibrate=False, init=init, freeze_init=True), tmp_path / "run", device)
+    history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
+    frozen, dae = load_model(tmp_path / "run" / "model.safetensors"), load_model(init)
+    for key, value in dae.autoencoder.state_dict().items():
+        assert torch.equal(frozen.autoencoder.state_dict()[key], value), key
+    assert history[-1]["train"]["distance"] < history[0]["train"]["distance"]  # D learns
+    with pytest.raises(LmppmError, match="give --init"):
+        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
+                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, freeze_init=True)  # fmt: skip
+
+
 def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no_model(blob_dataset, tmp_path, device, monkeypatch):
     """The recon term turns NaN in epoch 2 (as after a blow-up): the run stops naming it, the checkpoint
     of epoch 1 stays as it was, and no model file is written. A run that diverges at once is refused too."""

@@ -1,8 +1,9 @@
 """What each method trains: its model, optimiser groups, loss per batch, and what it adds when the
 run ends (bank, calibrated defaults, test accuracy). The training loop in train.py drives any of them.
 
-Interface: `.model`; `param_groups()`; `loss(x, labels, generator, validation) -> (total, {term: value})`
-(the generator gives every random draw, so validation with a re-seeded one is the same each epoch);
+Interface: `.model`; `param_groups()`; `loss(x, labels, generator, validation, share) -> (total, {term: value})`
+(the generator gives every random draw, so validation with a re-seeded one is the same each epoch;
+`share` = (rank, size) under torchrun, see `noisy`; only lmppm and dae train in several processes);
 `finish(loop) -> dict` of summary entries (it may update `model.config`).
 """
 
@@ -23,15 +24,19 @@ from lmppm_cli.core.models import LMPPM, DigitClassifier
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 
 
-def noisy(x: torch.Tensor, sigma, generator: torch.Generator) -> torch.Tensor:
+def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
 
     `sigma` is sigma_d (the paper: one level) or a range (low, high): each sample then draws its own
-    level uniformly from it, so the model meets every strength it may be asked to restore (blind)."""
-    eps = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
+    level uniformly from it, so the model meets every strength it may be asked to restore (blind).
+    `share` = (rank, size): x holds rows rank::size of a global batch (torchrun); every rank draws the
+    whole batch's noise and keeps its rows, so N processes see exactly the noise of one."""
+    rank, size = share
+    rows = len(x) * size
+    eps = torch.randn((rows, *x.shape[1:]), generator=generator, device=generator.device)[rank::size].to(x.device)
     if isinstance(sigma, tuple):
         low, high = sigma
-        u = torch.rand(x.shape[0], generator=generator, device=generator.device).to(x.device)
+        u = torch.rand(rows, generator=generator, device=generator.device)[rank::size].to(x.device)
         sigma = (low + (high - low) * u).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
     return (x + sigma * eps).clamp(0.0, 1.0)
 
@@ -105,13 +110,20 @@ class LmppmObjective:
         self.notes = [self.nearest_train.describe()]
 
     def param_groups(self):
-        return [
-            {"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr},
-            {"params": self.model.distance.parameters(), "lr": self.tcfg.lr_distance},
-        ]
+        d_group = {"params": self.model.distance.parameters(), "lr": self.tcfg.lr_distance}
+        if self.tcfg.freeze_init:
+            self.model.autoencoder.requires_grad_(False)
+            return [d_group]
+        return [{"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr}, d_group]
 
-    def loss(self, x, labels, generator, validation: bool):
-        x_noisy = noisy(x, self.tcfg.training_noise, generator)
+    def train_mode(self):
+        """Training mode; a frozen F/G stays in eval mode (batch-norm statistics, skip dropout unchanged)."""
+        self.model.train()
+        if self.tcfg.freeze_init:
+            self.model.autoencoder.eval()
+
+    def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
+        x_noisy = noisy(x, self.tcfg.training_noise, generator, share)
         x_star = (self.nearest_all if validation else self.nearest_train)(x_noisy)
         return lmppm_loss(self.model.autoencoder, self.model.distance, x, x_noisy, x_star, self.tcfg.weights)
 
@@ -140,9 +152,9 @@ class DaeObjective:
     def param_groups(self):
         return [{"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr}]
 
-    def loss(self, x, labels, generator, validation: bool):
+    def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         ae = self.model.autoencoder
-        z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator))
+        z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator, share))
         recon = denoising_error(ae, z, skips, x)
         return recon, {"recon": recon}
 
@@ -179,7 +191,7 @@ class ClassifierObjective:
     def param_groups(self):
         return [{"params": self.model.parameters(), "lr": self.tcfg.lr}]
 
-    def loss(self, x, labels, generator, validation: bool):
+    def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         if not validation:
             x = self._jitter(x, generator)
         logits = self.model(x)

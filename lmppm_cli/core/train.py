@@ -1,5 +1,10 @@
 """The training loop shared by every method (objectives.py): shuffled batches, a validation loss each
-epoch with fixed randomness, early stopping, an atomic checkpoint per epoch, exact `--resume`."""
+epoch with fixed randomness, early stopping, an atomic checkpoint per epoch, exact `--resume`.
+
+Under torchrun (`torchrun --nproc-per-node N -m lmppm_cli train ...`) each rank trains on its share of
+every global batch (a DistributedSampler) through DistributedDataParallel, which averages gradients
+(NCCL on GPUs, gloo on CPUs); every rank holds the whole data, so x* and the bank search all of it; all
+ranks validate alike, so they stop alike; only rank 0 writes checkpoints, the model and the summary."""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
@@ -21,6 +29,7 @@ from lmppm_cli.files.data import Dataset
 from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.objectives import make_objective
+from lmppm_cli.files.shards import World
 from lmppm_cli.files.weights import save_model
 
 # per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)
@@ -43,6 +52,7 @@ class TrainConfig:
     sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
     sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
     init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
+    freeze_init: bool = False  # keep F and G at `init`: Eq. 20 then trains D alone (objectives.LmppmObjective)
     patience: int = 10
     seed: int = 0
     neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
@@ -66,7 +76,7 @@ class TrainConfig:
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
-    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "",
+    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -85,6 +95,8 @@ def build_configs(
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
     if init and method != "lmppm":
         raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
+    if freeze_init and not init:
+        raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
     if arch not in ARCH_DEFAULTS:
         raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
     default_widths, distance_hidden = ARCH_DEFAULTS[arch]
@@ -95,6 +107,7 @@ def build_configs(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
+        freeze_init=freeze_init,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
@@ -136,10 +149,14 @@ def train(
     resume: bool = False,
     progress: Progress | None = None,
     base=None,
-) -> dict:
+    world: World = World(),
+) -> dict | None:
     """Train a model of `config.method` into `run_dir` (checkpoint each epoch, model file and summary at
-    the end); `base` is the trained DAE an ldm is built on. Returns the summary dictionary."""
+    the end); `base` is the trained DAE an ldm is built on; `world`: this process's rank among torchrun's
+    (the process group already started). Returns the summary dictionary (None on ranks other than 0)."""
     run_dir = Path(run_dir)
+    if world.size > 1 and config.method not in ("lmppm", "dae"):
+        raise LmppmError(f"--method {config.method} trains in one process; torchrun training is for lmppm and dae.")
     if run_dir.exists() and not run_dir.is_dir():
         raise LmppmError(f"-o {run_dir} is a file; training writes a run folder (checkpoint, model, summary).")
     progress = progress or Progress()
@@ -149,7 +166,7 @@ def train(
     if not resume and ckpt.is_file():
         raise LmppmError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new folder.")
     torch.manual_seed(tcfg.seed)
-    loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device)
+    loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device, world)
     if resume:
         loop.restore(ckpt, tcfg.epochs)
     for note in getattr(loop.objective, "notes", []):
@@ -166,35 +183,57 @@ def train(
                 raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}, before any epoch finished; nothing was kept.") from None
             raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}; {ckpt} holds epoch {loop.epoch_no}: "
                               "run the same command with --resume to go on from there.") from None  # fmt: skip
-        loop.save(ckpt)
+        if world.main:
+            loop.save(ckpt)
         progress.on_epoch(record)
-    return _finish(loop, run_dir)
+    return _finish(loop, run_dir) if world.main else None
 
 
 class NonFiniteLoss(TrainingError):
     """Training diverged: the run keeps its last good checkpoint and writes no model."""
 
 
-def _check_finite(total: torch.Tensor, terms: dict, epoch: int) -> None:
-    if torch.isfinite(total):
+def _check_finite(total: torch.Tensor, terms: dict, epoch: int, world: World = World()) -> None:
+    """Stop on a non-finite loss, naming the term; under torchrun every rank stops when any rank must."""
+    finite = bool(torch.isfinite(total))
+    if world.size > 1:
+        flag = torch.tensor([float(not finite)], device=total.device)
+        dist.all_reduce(flag)
+        if finite and flag.item():
+            raise NonFiniteLoss(f"training stopped in epoch {epoch}: another process's loss became NaN or infinite")
+    if finite:
         return
     term = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
     raise NonFiniteLoss(f"training stopped in epoch {epoch}: the {term} term of the loss became {float(terms.get(term, total).detach())} "
                         "(try a lower --lr or other --lambdas)")  # fmt: skip
 
 
+class _LossModule(torch.nn.Module):
+    """The objective's loss as a module's forward, for DistributedDataParallel to average its gradients."""
+
+    def __init__(self, objective):
+        super().__init__()
+        self.model, self.objective = objective.model, objective
+
+    def forward(self, *args, **kwargs):
+        return self.objective.loss(*args, **kwargs)
+
+
 class _Loop:
     """The training state and one epoch of it."""
 
-    def __init__(self, objective, data: Dataset, tcfg: TrainConfig, device: torch.device):
+    def __init__(self, objective, data: Dataset, tcfg: TrainConfig, device: torch.device, world: World = World()):
         self.objective, self.model, self.data = objective, objective.model, data
-        self.tcfg, self.device = tcfg, device
+        self.tcfg, self.device, self.world = tcfg, device, world
         self.config_json = self.model.config.to_json()
         self.train_x, self.val_x = data.train.images.to(device), data.val.images.to(device)
         self.train_y = None if data.train.labels is None else data.train.labels.to(device)
         self.val_y = None if data.val.labels is None else data.val.labels.to(device)
         self.optimizer = torch.optim.Adam(objective.param_groups())
-        self.shuffle_gen = torch.Generator().manual_seed(tcfg.seed)
+        self.sampler = DistributedSampler(range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed)
+        self.batch_loss = objective.loss
+        if world.size > 1:
+            self.batch_loss = DistributedDataParallel(_LossModule(objective), device_ids=[device] if device.type == "cuda" else None)
         self.noise_gen = torch.Generator(device).manual_seed(tcfg.seed + 1)
         self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.history: list[dict] = []
@@ -203,20 +242,22 @@ class _Loop:
 
     @property
     def batches_per_epoch(self) -> int:
-        return math.ceil(len(self.train_x) / self.tcfg.batch_size)
+        return math.ceil(len(self.sampler) / self.tcfg.batch_size)
 
     def finished(self) -> bool:
         return self.epoch_no >= self.tcfg.epochs or self.bad_epochs >= self.tcfg.patience
 
     def epoch(self, progress: Progress) -> dict:
-        self.model.train()
+        getattr(self.objective, "train_mode", self.model.train)()
         sums: dict[str, float] = {}
-        order = torch.randperm(len(self.train_x), generator=self.shuffle_gen).to(self.device)
+        self.sampler.set_epoch(self.epoch_no)
+        order = torch.tensor(list(self.sampler), device=self.device)  # this rank's share of the epoch
+        share = (self.world.rank, self.world.size)
         for start in range(0, len(order), self.tcfg.batch_size):
             idx = order[start : start + self.tcfg.batch_size]
             labels = None if self.train_y is None else self.train_y[idx]
-            total, terms = self.objective.loss(self.train_x[idx], labels, self.noise_gen, validation=False)
-            _check_finite(total, terms, self.epoch_no + 1)
+            total, terms = self.batch_loss(self.train_x[idx], labels, self.noise_gen, validation=False, share=share)
+            _check_finite(total, terms, self.epoch_no + 1, self.world)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
@@ -224,7 +265,15 @@ class _Loop:
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v / self.batches_per_epoch
             progress.on_batch(self.epoch_no + 1, values)
-        return self._end_epoch(sums)
+        return self._end_epoch(self._mean_over_ranks(sums))
+
+    def _mean_over_ranks(self, sums: dict[str, float]) -> dict[str, float]:
+        """The epoch's training terms averaged over torchrun's ranks (each saw its share)."""
+        if self.world.size == 1:
+            return sums
+        values = torch.tensor(list(sums.values()), dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return dict(zip(sums, (values / self.world.size).tolist()))
 
     def _end_epoch(self, train_terms: dict) -> dict:
         self.epoch_no += 1
@@ -264,7 +313,7 @@ class _Loop:
         return f"{len(self.train_x)} + {len(self.val_x)} images, sha256 {digest.hexdigest()[:16]}"
 
     def rng_state(self) -> dict[str, torch.Tensor]:
-        rng = {"shuffle": self.shuffle_gen.get_state(), "noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}
+        rng = {"noise": self.noise_gen.get_state(), "torch": torch.get_rng_state()}  # the epoch's order is seed + epoch
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
@@ -294,7 +343,6 @@ class _Loop:
         self.model.load_state_dict(model_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)
-        self.shuffle_gen.set_state(rng["shuffle"])
         self.noise_gen.set_state(rng["noise"])
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and self.device.type == "cuda":

@@ -1,4 +1,5 @@
-"""Folder runs across processes started by torchrun (`torchrun --nproc-per-node N -m lmppm_cli restore ...`).
+"""Runs across processes started by torchrun (`torchrun --nproc-per-node N -m lmppm_cli restore|train ...`):
+each process's place (World), its device, and the process group. Training uses them in core/train.py.
 
 Every rank plans the same job list, takes the disjoint, deterministic share jobs[rank::size], restores
 and writes only its own files, and the reports are gathered so that rank 0 prints one summary for all.

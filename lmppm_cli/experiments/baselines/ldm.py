@@ -62,7 +62,7 @@ class LdmObjective:
     def param_groups(self):
         return [{"params": self.model.denoiser.parameters(), "lr": self.tcfg.lr}]
 
-    def loss(self, x, labels, generator, validation: bool):
+    def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         with torch.no_grad():
             z0 = standardise(self.model, self.model.autoencoder.encode(x)[0])
         loss = diffusion_loss(self.model.denoiser, schedule(self.model.config.diffusion, z0.device), z0, generator)
