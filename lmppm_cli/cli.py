@@ -317,11 +317,14 @@ def train(
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
+    stream: Annotated[bool, typer.Option(help="Folder only: decode the images once into a memory-mapped cache and train from it, never holding the folder in memory.")] = False,
+    cache: Annotated[Optional[str], typer.Option(help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged.")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")] = 2,
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
     from lmppm_cli.files import shards
-    from lmppm_cli.files.data import NATIVE_SIZE, load_dataset, sniff_channels
+    from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.core.train import build_configs
     from lmppm_cli.files.weights import resolve_model
@@ -336,18 +339,22 @@ def train(
         lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
-        init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init,
+        init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init, workers=workers,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
-    with err.status(f"loading {data}"):
-        dataset = load_dataset(data, ch, height, width, data_dir)
+    shards.start(world, dev)
+    try:
+        with err.status(f"decoding {data} into its cache" if stream else f"loading {data}"):
+            dataset = _training_data(data, ch, height, width, data_dir, stream, Path(cache or Path(output) / "cache"), workers, world)
+    except BaseException:
+        shards.stop()
+        raise
     if world.main:
         ranks = f", {world.size} processes" if world.size > 1 else ""
         err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
                   f"{ch}x{height}x{width}, device {dev}{ranks}", highlight=False)  # fmt: skip
         if dataset.skipped:
             err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
-    shards.start(world, dev)
     try:
         summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
     finally:
@@ -355,6 +362,24 @@ def train(
     if world.main:
         out.print(f"model written to {Path(output) / 'model.safetensors'} "
                   f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
+
+
+def _training_data(data, channels, height, width, data_dir, stream, cache, workers, world):
+    """The training set: in memory, or (--stream) memory-mapped from a cache that rank 0 builds first."""
+    from lmppm_cli.files.data import load_dataset
+    from lmppm_cli.files.stream import open_stream
+
+    if not stream:
+        return load_dataset(data, channels, height, width, data_dir)
+    if not Path(data).is_dir():
+        raise LmppmError(f"--stream trains from a folder of images; {data!r} is not a folder.")
+    if world.size > 1:
+        if world.main:
+            open_stream(Path(data), channels, height, width, cache, workers)
+        import torch.distributed
+
+        torch.distributed.barrier()
+    return open_stream(Path(data), channels, height, width, cache, workers)
 
 
 def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:

@@ -73,15 +73,18 @@ def _cli_train(args, launcher):
     return subprocess.run([*launcher, "-m", "lmppm_cli", "train", *args], capture_output=True, text=True, env=ENV, timeout=300)
 
 
-def test_torchrun_training_from_the_cli_writes_once_names_unreadable_files_and_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("stream", [[], ["--stream", "--workers", "1"]])
+def test_torchrun_training_from_the_cli_writes_once_names_unreadable_files_and_resumes_exactly(tmp_path, stream):
+    """Also streamed: rank 0 decodes the folder into the run's cache while the other rank waits, then both read it."""
     data = _folder(tmp_path / "imgs")
     common = [str(data), "--image-size", "12", "--latent-dim", "4", "--widths", "4,8", "--batch-size", "4", "--seed", "1",
-              "--device", "cpu", "--no-calibrate"]  # fmt: skip
+              "--device", "cpu", "--no-calibrate", *stream]  # fmt: skip
     straight = _cli_train([*common, "-o", str(tmp_path / "straight"), "--epochs", "2"], TORCHRUN)
     assert straight.returncode == 0, straight.stdout + straight.stderr
     assert straight.stdout.count("model written to") == 1 and straight.stderr.count("2 processes") == 1  # rank 0 alone reports
     assert "skipped 1 unreadable file(s), e.g. " + str(data / "broken.png") in straight.stderr.replace("\n", "")
-    assert sorted(p.name for p in (tmp_path / "straight").iterdir()) == ["checkpoint.safetensors", "model.safetensors", "summary.json", "summary.md"]
+    expected = ["checkpoint.safetensors", "model.safetensors", "summary.json", "summary.md"] + (["cache"] if stream else [])
+    assert sorted(p.name for p in (tmp_path / "straight").iterdir()) == sorted(expected)
     first = _cli_train([*common, "-o", str(tmp_path / "resumed"), "--epochs", "1"], TORCHRUN)
     assert first.returncode == 0, first.stderr
     again = _cli_train([*common, "-o", str(tmp_path / "resumed"), "--epochs", "2", "--resume"], TORCHRUN)
@@ -90,7 +93,7 @@ def test_torchrun_training_from_the_cli_writes_once_names_unreadable_files_and_r
     for key in a:
         assert torch.equal(a[key], b[key]), key
     summary = json.loads((tmp_path / "straight" / "summary.json").read_text())
-    assert summary["epochs_run"] == 2 and summary["train_images"] == 36
+    assert summary["epochs_run"] == 2 and summary["train_images"] + summary["val_images"] == 40
 
 
 def test_a_baseline_that_trains_in_one_process_refuses_torchrun_in_one_sentence(tmp_path):

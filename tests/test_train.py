@@ -76,7 +76,7 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
     train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(LmppmError, match="already holds a run"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
-    with pytest.raises(LmppmError, match="only --epochs and --calibrate may change"):
+    with pytest.raises(LmppmError, match="only --epochs, --calibrate and --workers may change"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
     other = type(blob_dataset)("other", blob_dataset.train, blob_dataset.val)
     with pytest.raises(LmppmError, match="resume with the same data"):

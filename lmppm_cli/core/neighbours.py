@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from lmppm_cli.core.pixels import as_floats, rows
+
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """||a_i - b_j||^2 as ||a||^2 - 2 a.b + ||b||^2, clamped at 0 against rounding. (M, D), (N, D) -> (M, N)."""
@@ -19,7 +21,8 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclude_self: bool = False):
     """Exact nearest pool row for each query: (indices (M,), squared distances (M,)).
 
-    The pool is scanned in chunks of `chunk` rows, so memory is O(M * chunk), not O(M * N).
+    The pool is scanned in chunks of `chunk` rows, so memory is O(M * chunk), not O(M * N); a uint8
+    pool (a streamed folder's memory map) is read and scaled one chunk at a time.
     With `exclude_self`, queries are the pool itself and each row skips its own index.
     """
     q = queries.flatten(1)
@@ -27,7 +30,7 @@ def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclud
     best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     rows = torch.arange(q.shape[0], device=q.device)
     for start in range(0, pool.shape[0], chunk):
-        d2 = squared_distances(q, pool[start : start + chunk].flatten(1))  # (M, chunk)
+        d2 = squared_distances(q, as_floats(pool[start : start + chunk].flatten(1), q.device))  # (M, chunk)
         if exclude_self:
             cols = rows - start
             inside = (cols >= 0) & (cols < d2.shape[1])
@@ -47,7 +50,7 @@ def nearest_k(queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 81
     best_d = q.new_empty((q.shape[0], 0))
     best_i = torch.empty((q.shape[0], 0), dtype=torch.long, device=q.device)
     for start in range(0, pool.shape[0], chunk):
-        d2 = squared_distances(q, pool[start : start + chunk].flatten(1))
+        d2 = squared_distances(q, as_floats(pool[start : start + chunk].flatten(1), q.device))
         cols = torch.arange(start, start + d2.shape[1], device=q.device).expand_as(d2)
         best_d, pick = torch.cat([best_d, d2], 1).topk(min(k, best_d.shape[1] + d2.shape[1]), dim=1, largest=False)
         best_i = torch.cat([best_i, cols], 1).gather(1, pick)
@@ -76,32 +79,37 @@ def nearest_approximate(
 class FaissIndex:
     """Approximate nearest pool row through FAISS: an HNSW graph over the flattened images, PCA-reduced
     to at most `dims` dimensions, whose `candidates` nearest are then compared exactly in full space.
-    Built once (the clean pool does not change while training); searched on the CPU."""
+    Built once (the clean pool does not change while training); searched on the CPU. The PCA is fitted
+    on at most `fit_rows` evenly spaced images and the graph is filled in chunks, so a pool memory-mapped
+    from disk is never read into memory whole."""
 
-    def __init__(self, pool: torch.Tensor, dims: int = 64, links: int = 32, ef_search: int = 128):
+    def __init__(self, pool: torch.Tensor, dims: int = 64, links: int = 32, ef_search: int = 128,
+                 fit_rows: int = 50_000, chunk: int = 8192):  # fmt: skip
         import faiss  # optional: pip install 'lmppm[scale]'
 
         self.pool = pool.flatten(1)
-        x = self.pool.detach().float().cpu().numpy()
+        cpu = torch.device("cpu")
+        n, width = self.pool.shape
         self.pca = None
-        if x.shape[1] > dims and len(x) >= 4 * dims:  # PCA needs more images than output dimensions
-            self.pca = faiss.PCAMatrix(x.shape[1], dims)
-            self.pca.train(x)
-            x = self.pca.apply(x)
-        self.index = faiss.IndexHNSWFlat(x.shape[1], links)
+        if width > dims and n >= 4 * dims:  # PCA needs more images than output dimensions
+            self.pca = faiss.PCAMatrix(width, dims)
+            self.pca.train(rows(self.pool, torch.linspace(0, n - 1, min(n, fit_rows)).long(), cpu).numpy())
+        self.index = faiss.IndexHNSWFlat(dims if self.pca is not None else width, links)
         self.index.hnsw.efSearch = ef_search
-        self.index.add(x)
+        for start in range(0, n, chunk):
+            self.index.add(self._reduce(as_floats(self.pool[start : start + chunk], cpu)))
+
+    def _reduce(self, x: torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+        return self.pca.apply(x) if self.pca is not None else x
 
     @torch.no_grad()
     def search(self, queries: torch.Tensor, candidates: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (M,), squared distances (M,)) of the approximate nearest pool rows."""
         q = queries.flatten(1)
-        reduced = q.detach().float().cpu().numpy()
-        if self.pca is not None:
-            reduced = self.pca.apply(reduced)
-        _, cand = self.index.search(reduced, min(candidates, self.pool.shape[0]))
+        _, cand = self.index.search(self._reduce(q), min(candidates, self.pool.shape[0]))
         cand = torch.from_numpy(cand).to(q.device)  # (M, c)
-        exact = (self.pool[cand] - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
+        exact = (rows(self.pool, cand, q.device) - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
         d, j = exact.min(1)
         return cand.gather(1, j.unsqueeze(1)).squeeze(1), d
 

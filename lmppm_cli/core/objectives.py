@@ -22,6 +22,7 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
+from lmppm_cli.core.pixels import place, rows
 
 
 def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
@@ -51,21 +52,24 @@ class NearestClean:
     exact: chunked search on the device (memory bounded by the chunk). approximate: random projection
     and exact re-rank. faiss: a FAISS HNSW index (neighbours.FaissIndex). auto: exact up to
     AUTO_EXACT_LIMIT images, else faiss when installed, else approximate; `reason` says which and why.
-    An approximate mode measures its recall of the exact x* on noisy pool images at once (`recall`)."""
+    An approximate mode measures its recall of the exact x* on noisy pool images at once (`recall`).
+    The pool may be a streamed folder's uint8 memory map; x* then comes back as floats on `device`."""
 
-    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator, sigma: float = 0.4):
-        self.pool = pool
+    def __init__(self, pool: torch.Tensor, mode: str, generator: torch.Generator, sigma: float = 0.4, device=None):
+        self.pool, self.device = pool, device or pool.device
         self.flat = pool.flatten(1)
-        self.mode, self.reason = self._pick(mode, len(pool))
+        self.mode, self.reason = self._pick(mode, len(pool), pool.dtype == torch.uint8)
         k = min(64, self.flat.shape[1])
-        self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=pool.device) / math.sqrt(k)
+        self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=generator.device) / math.sqrt(k)
         self.index = FaissIndex(pool) if self.mode == "faiss" else None
         self.recall = None if self.mode == "exact" else self._recall(generator, sigma)
 
     @staticmethod
-    def _pick(mode: str, n: int) -> tuple[str, str]:
+    def _pick(mode: str, n: int, streamed: bool = False) -> tuple[str, str]:
         if mode == "faiss" and not faiss_available():
             raise LmppmError("--neighbours faiss needs FAISS: pip install 'lmppm[scale]' (faiss-cpu).")
+        if streamed and mode == "approximate" or streamed and mode == "auto" and n > AUTO_EXACT_LIMIT and not faiss_available():
+            raise LmppmError("a streamed folder finds x* by --neighbours exact or faiss (pip install 'lmppm[scale]'), not by random projection.")
         if mode != "auto":
             return mode, f"{mode}, as asked"
         if n <= AUTO_EXACT_LIMIT:
@@ -76,8 +80,8 @@ class NearestClean:
 
     def _recall(self, generator: torch.Generator, sigma: float) -> float:
         """Share of noisy pool images whose approximate x* is the exact one."""
-        pick = torch.randperm(len(self.pool), generator=generator, device=generator.device)[:RECALL_QUERIES].to(self.pool.device)
-        queries = noisy(self.pool[pick], sigma, generator)
+        pick = torch.randperm(len(self.pool), generator=generator, device=generator.device)[:RECALL_QUERIES]
+        queries = noisy(rows(self.pool, pick, self.device), sigma, generator)
         return float((self(queries, exact=True) == self(queries)).all(-1).flatten(1).all(1).float().mean())
 
     def __call__(self, x_noisy: torch.Tensor, exact: bool = False) -> torch.Tensor:
@@ -87,7 +91,7 @@ class NearestClean:
             idx, _ = self.index.search(x_noisy)
         else:
             idx, _ = nearest_approximate(x_noisy, self.flat, self.projection)
-        return self.pool[idx]
+        return rows(self.pool, idx, x_noisy.device)
 
     def describe(self) -> str:
         measured = "" if self.recall is None else f"; recall of the exact x* on {RECALL_QUERIES} noisy training images: {100 * self.recall:.1f}%"
@@ -102,11 +106,12 @@ class LmppmObjective:
         self.model = LMPPM(config).to(device)
         if tcfg.init:
             warm_start(self.model, tcfg.init)
-        train, val = data.train.images.to(device), data.val.images.to(device)
+        train, val = place(data.train.images, device), place(data.val.images, device)
+        joint = data.joint if data.joint is not None else torch.cat([train, val])  # train then validation images
         gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
         sigma = tcfg.sigma_range[1] if tcfg.sigma_range else tcfg.sigma_d
-        self.nearest_train = NearestClean(train, tcfg.neighbours, gen, sigma)
-        self.nearest_all = NearestClean(torch.cat([train, val]), tcfg.neighbours, gen, sigma)
+        self.nearest_train = NearestClean(train, tcfg.neighbours, gen, sigma, device)
+        self.nearest_all = NearestClean(joint, tcfg.neighbours, gen, sigma, device)
         self.notes = [self.nearest_train.describe()]
 
     def param_groups(self):
@@ -169,13 +174,13 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
     flow = dataclasses.replace(model.config.flow, sigma_ker=default_sigma_ker(model.bank))
     if alphas == (0.0,):
         flow = dataclasses.replace(flow, alpha=0.0)
-    rows = []
+    table = []
     if loop.tcfg.calibrate:
         gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
         model.config = dataclasses.replace(model.config, flow=flow)
-        flow, rows = calibrate_flow(model, loop.val_x, loop.tcfg.sigma_d, gen, alphas)
+        flow, table = calibrate_flow(model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas)
     model.config = dataclasses.replace(model.config, flow=flow)
-    return {"flow": dataclasses.asdict(flow), "calibration_top": sorted(rows, key=lambda r: -r["worst"])[:10]}
+    return {"flow": dataclasses.asdict(flow), "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10]}
 
 
 class ClassifierObjective:

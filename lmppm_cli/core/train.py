@@ -20,7 +20,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
@@ -29,6 +29,7 @@ from lmppm_cli.files.data import Dataset
 from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.objectives import make_objective
+from lmppm_cli.core.pixels import as_floats, place, rows
 from lmppm_cli.files.shards import World
 from lmppm_cli.files.weights import save_model
 
@@ -37,6 +38,7 @@ ARCH_DEFAULTS = {"conv": ((32, 64), (100, 50, 20)), "unet": ((32, 64, 128, 256),
 CHECKPOINT = "checkpoint.safetensors"
 NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 MODEL = "model.safetensors"
+CALIBRATION_IMAGES = 2000
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class TrainConfig:
     sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
     init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
     freeze_init: bool = False  # keep F and G at `init`: Eq. 20 then trains D alone (objectives.LmppmObjective)
+    workers: int = 2  # DataLoader processes reading a streamed folder's batches (files/stream.py)
     patience: int = 10
     seed: int = 0
     neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
@@ -76,7 +79,7 @@ class TrainConfig:
 def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
-    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False,
+    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False, workers: int = 2,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -107,7 +110,7 @@ def build_configs(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
-        freeze_init=freeze_init,
+        freeze_init=freeze_init, workers=workers,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
@@ -226,11 +229,12 @@ class _Loop:
         self.objective, self.model, self.data = objective, objective.model, data
         self.tcfg, self.device, self.world = tcfg, device, world
         self.config_json = self.model.config.to_json()
-        self.train_x, self.val_x = data.train.images.to(device), data.val.images.to(device)
+        self.train_x, self.val_x = place(data.train.images, device), place(data.val.images, device)
         self.train_y = None if data.train.labels is None else data.train.labels.to(device)
         self.val_y = None if data.val.labels is None else data.val.labels.to(device)
         self.optimizer = torch.optim.Adam(objective.param_groups())
         self.sampler = DistributedSampler(range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed)
+        self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device)
         self.batch_loss = objective.loss
         if world.size > 1:
             self.batch_loss = DistributedDataParallel(_LossModule(objective), device_ids=[device] if device.type == "cuda" else None)
@@ -250,13 +254,11 @@ class _Loop:
     def epoch(self, progress: Progress) -> dict:
         getattr(self.objective, "train_mode", self.model.train)()
         sums: dict[str, float] = {}
-        self.sampler.set_epoch(self.epoch_no)
-        order = torch.tensor(list(self.sampler), device=self.device)  # this rank's share of the epoch
+        self.sampler.set_epoch(self.epoch_no)  # this rank's share of the epoch, in batches
         share = (self.world.rank, self.world.size)
-        for start in range(0, len(order), self.tcfg.batch_size):
-            idx = order[start : start + self.tcfg.batch_size]
-            labels = None if self.train_y is None else self.train_y[idx]
-            total, terms = self.batch_loss(self.train_x[idx], labels, self.noise_gen, validation=False, share=share)
+        for x, labels in self.batches:
+            x, labels = as_floats(x, self.device), None if labels is None else labels.to(self.device)
+            total, terms = self.batch_loss(x, labels, self.noise_gen, validation=False, share=share)
             _check_finite(total, terms, self.epoch_no + 1, self.world)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -297,16 +299,25 @@ class _Loop:
         n = len(self.val_x)
         for start in range(0, n, 256):
             labels = None if self.val_y is None else self.val_y[start : start + 256]
-            x = self.val_x[start : start + 256]
+            x = as_floats(self.val_x[start : start + 256], self.device)
             total, terms = self.objective.loss(x, labels, gen, validation=True)
             _check_finite(total, terms, self.epoch_no)
             for k, v in {"total": total, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
         return sums
 
+    def calibration_images(self) -> torch.Tensor:
+        """The validation images that choose the flow defaults, as floats on the device: all of them up
+        to CALIBRATION_IMAGES, else that many evenly spaced (a streamed folder's split may be large)."""
+        n = len(self.val_x)
+        pick = torch.linspace(0, n - 1, min(n, CALIBRATION_IMAGES)).round().long()
+        return as_floats(self.val_x, self.device) if n <= CALIBRATION_IMAGES else rows(self.val_x, pick, self.device)
+
     def fingerprint(self) -> str:
         """What the data were: image counts and a SHA-256 of both splits' pixels (a file added, removed
         or changed shows)."""
+        if self.data.digest is not None:  # a stream cache knows its hash without reading every image
+            return f"{len(self.train_x)} + {len(self.val_x)} images, sha256 {self.data.digest[:16]}"
         digest = hashlib.sha256()
         for x in (self.train_x, self.val_x):
             digest.update(x.detach().cpu().contiguous().numpy().tobytes())
@@ -338,8 +349,8 @@ class _Loop:
         if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
-        if dataclasses.replace(saved, epochs=epochs, calibrate=self.tcfg.calibrate) != self.tcfg:
-            raise LmppmError(f"{path} was trained with other training options; only --epochs and --calibrate may change on resume.")
+        if dataclasses.replace(saved, epochs=epochs, calibrate=self.tcfg.calibrate, workers=self.tcfg.workers) != self.tcfg:
+            raise LmppmError(f"{path} was trained with other training options; only --epochs, --calibrate and --workers may change on resume.")
         self.model.load_state_dict(model_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)
@@ -353,6 +364,32 @@ class _Loop:
 
     def elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
+
+
+class _Rows(torch.utils.data.Dataset):
+    """Batches of stored images (and labels) fetched by a list of indices at once."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx: list[int]):
+        i = torch.tensor(idx, device=self.images.device)
+        return self.images[i], None if self.labels is None else self.labels[i]
+
+
+def _batches(images, labels, sampler, tcfg: TrainConfig, device: torch.device) -> DataLoader:
+    """The epoch's batches in the sampler's order. Images in memory are indexed in this process; a
+    streamed folder's memory map is read by `tcfg.workers` DataLoader processes, a batch per step,
+    into pinned memory when training on CUDA."""
+    streamed = images.dtype == torch.uint8
+    workers = tcfg.workers if streamed else 0
+    own = torch.Generator().manual_seed(tcfg.seed)  # the loader's seed draws leave the global RNG (dropout) alone
+    return DataLoader(_Rows(images, labels), sampler=BatchSampler(sampler, tcfg.batch_size, drop_last=False), batch_size=None,
+                      num_workers=workers, pin_memory=streamed and device.type == "cuda", persistent_workers=workers > 0,
+                      generator=own)  # fmt: skip
 
 
 def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -3,6 +3,7 @@ fixed train / validation / test split that never depends on the seed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ FACE_COPIES = 20
 
 @dataclass
 class Split:
-    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1]
+    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1], or uint8 memory-mapped (streamed folder)
     labels: torch.Tensor | None = None  # (N,) int64 where the data has classes
 
 
@@ -37,6 +38,8 @@ class Dataset:
     val: Split
     test: Split | None = None
     skipped: tuple[str, ...] = ()  # files of a folder that could not be read
+    joint: torch.Tensor | None = None  # train then validation images as one view (streamed folder), else None
+    digest: str | None = None  # content hash of both splits when known without reading them (stream cache)
 
 
 def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None) -> Dataset:
@@ -65,7 +68,7 @@ def sniff_channels(source: str) -> int:
         return 1
     if source in BUILTIN or not Path(source).is_dir():
         return 1
-    for path in sorted(p for p in Path(source).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in folder_files(Path(source)):
         try:
             return read_image(path)[0].shape[0]
         except LmppmError:
@@ -170,11 +173,43 @@ def photo_tensor(array: np.ndarray) -> torch.Tensor:
     return fit(x, round(h * scale), round(w * scale))
 
 
+VAL_PERCENT = 10  # share of a folder's files held out for validation
+
+
+def folder_files(root: Path) -> list[Path]:
+    """Every image file under `root` (recursive, any of IMAGE_SUFFIXES), sorted by path."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def is_validation(relative: str) -> bool:
+    """The fixed split of a folder: a file validates when the SHA-1 of its path relative to the folder
+    falls in the first VAL_PERCENT of 100 buckets. No seed, no file count: adding files moves no other."""
+    return int(hashlib.sha1(relative.encode()).hexdigest()[:8], 16) % 100 < VAL_PERCENT
+
+
+def split_files(root: Path, paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(training files, validation files) by `is_validation`; with none for validation, the last file."""
+    val = [p for p in paths if is_validation(p.relative_to(root).as_posix())]
+    if not val and len(paths) > 1:
+        val = paths[-1:]
+    chosen = set(val)
+    return [p for p in paths if p not in chosen], val
+
+
 def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
-    """Every readable image under `root` (recursive, sorted by path), fitted to (height, width).
-    Every 10th file (by sorted path) is held out for validation; files that fail to read are skipped."""
-    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    images, skipped = [], []
+    """Every readable image under `root`, fitted to (height, width), in memory; split by `split_files`.
+    Files that fail to read are skipped and named. Folders too large for memory: files/stream.py."""
+    train_paths, val_paths = split_files(root, folder_files(root))
+    skipped: list[str] = []
+    splits = [_read_all(paths, channels, height, width, skipped) for paths in (train_paths, val_paths)]
+    if sum(len(x) for x in splits) < 2 or not len(splits[1]) or not len(splits[0]):
+        readable = sum(len(x) for x in splits)
+        raise LmppmError(f"{root} holds {readable} readable images; training needs at least 2, one of them for validation.")
+    return Dataset(str(root), Split(splits[0]), Split(splits[1]), None, tuple(skipped))
+
+
+def _read_all(paths: list[Path], channels: int, height: int, width: int, skipped: list[str]) -> torch.Tensor:
+    images = []
     for path in paths:
         try:
             x, _ = read_image(path)
@@ -182,13 +217,7 @@ def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
             skipped.append(str(path))
             continue
         images.append(fit(to_channels(x, channels), height, width))
-    if len(images) < 2:
-        raise LmppmError(f"{root} holds {len(images)} readable images; training needs at least 2.")
-    stack = torch.stack(images)
-    val = torch.arange(len(stack)) % 10 == 9
-    if not val.any():
-        val[-1] = True
-    return Dataset(str(root), Split(stack[~val]), Split(stack[val]), None, tuple(skipped))
+    return torch.stack(images) if images else torch.empty(0, channels, height, width)
 
 
 def conform(images: torch.Tensor, channels: int, height: int, width: int) -> torch.Tensor:

@@ -10,6 +10,7 @@ from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.models.autoencoder import build_autoencoder
 from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.core.models.distance import DistanceMLP
+from lmppm_cli.core.pixels import as_floats
 
 
 class LMPPM(nn.Module):
@@ -32,7 +33,7 @@ class LMPPM(nn.Module):
     def build_bank(self, images: torch.Tensor, batch_size: int = 512) -> None:
         """S = F(x_j) for every clean training image (eval mode); replaces the stored bank."""
         self.eval()
-        self.bank = encode_all(self.autoencoder, images.to(self.device), batch_size)
+        self.bank = encode_all(self.autoencoder, images, batch_size)
 
 
 class LatentDiffusion(nn.Module):
@@ -54,5 +55,7 @@ class LatentDiffusion(nn.Module):
 
 @torch.no_grad()
 def encode_all(autoencoder, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """F(x) for many images, in batches. (N, C, H, W) -> (N, d)."""
-    return torch.cat([autoencoder.encode(images[i : i + batch_size])[0] for i in range(0, len(images), batch_size)])
+    """F(x) for many images, in batches moved to F's device one at a time (a uint8 memory map is scaled
+    to [0, 1] batch by batch). (N, C, H, W) -> (N, d)."""
+    device = next(autoencoder.parameters()).device
+    return torch.cat([autoencoder.encode(as_floats(images[i : i + batch_size], device))[0] for i in range(0, len(images), batch_size)])

@@ -55,7 +55,7 @@ class LdmObjective:
         self.model = LatentDiffusion(dataclasses.replace(config, autoencoder=base.config.autoencoder)).to(device)
         self.model.autoencoder.load_state_dict(base.autoencoder.state_dict())
         self.model.autoencoder.requires_grad_(False)
-        z = encode_all(self.model.autoencoder, data.train.images.to(device))
+        z = encode_all(self.model.autoencoder, data.train.images)
         self.model.latent_mean.copy_(z.mean(0))
         self.model.latent_std.copy_(z.std(0).clamp_min(1e-6))
 
@@ -72,13 +72,14 @@ class LdmObjective:
         """The start step, on the validation images (see `matched_start_step`), with the PSNR of
         each candidate start for the record."""
         gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
-        cases = noisy_cases(self.model, loop.val_x, loop.tcfg.sigma_d, gen)
-        start = matched_start_step(self.model, loop.val_x, cases[0][0])
+        val = loop.calibration_images()
+        cases = noisy_cases(self.model, val, loop.tcfg.sigma_d, gen)
+        start = matched_start_step(self.model, val, cases[0][0])
         diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
         self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
         rows = []
         for step in sorted({*START_STEPS, start}):
-            gains = [psnr(restore(self.model, noisy, gen, step), loop.val_x).mean().item() - single
+            gains = [psnr(restore(self.model, noisy, gen, step), val).mean().item() - single
                      for noisy, single in cases]  # fmt: skip
             rows.append(gains_row({"start_step": step}, gains))
         return {"start_step": start, "start_step_psnr": rows}
