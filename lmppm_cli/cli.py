@@ -320,6 +320,7 @@ def train(
     stream: Annotated[bool, typer.Option(help="Folder only: decode the images once into a memory-mapped cache and train from it, never holding the folder in memory.")] = False,
     cache: Annotated[Optional[str], typer.Option(help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged.")] = None,
     workers: Annotated[int, typer.Option(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")] = 2,
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 on a GPU: F and G under autocast; D and the second-order terms of Eq. 20 stay fp32.")] = "fp32",
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
@@ -340,6 +341,7 @@ def train(
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
         init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init, workers=workers,
+        precision=precision,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     shards.start(world, dev)

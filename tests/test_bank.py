@@ -1,8 +1,10 @@
 import math
 
+import pytest
 import torch
 
 from lmppm_cli.core.bank import default_sigma_ker, kernel_mean
+from lmppm_cli.core.neighbours import faiss_available
 
 
 def test_kernel_mean_of_bank_point_with_small_sigma_is_that_point(rng):
@@ -78,3 +80,35 @@ def test_kernel_mean_keeps_float32_under_autocast_and_for_half_inputs(rng):
     half = kernel_mean(z.bfloat16(), bank, 0.5)
     assert half.dtype == torch.bfloat16
     torch.testing.assert_close(half.float(), kernel_mean(z.bfloat16().float(), bank, 0.5), atol=1e-2, rtol=1e-2)
+
+
+def test_the_default_kernel_width_from_a_sample_of_a_large_bank_is_near_the_full_one(rng):
+    bank = torch.randn(3000, 6, generator=rng)
+    full, sampled = default_sigma_ker(bank, chunk=500), default_sigma_ker(bank, chunk=500, sample=400)
+    assert full == default_sigma_ker(bank, sample=3000) and abs(sampled - full) / full < 0.1
+
+
+@pytest.mark.skipif(not faiss_available(), reason="FAISS is optional (pip install 'lmppm[scale]')")
+def test_top_k_through_the_bank_index_matches_the_exact_top_k_and_is_rebuilt_when_the_bank_changes(rng, monkeypatch):
+    """A bank past INDEX_MIN_BANK gets a FAISS index, built once and rebuilt when S changes; the top-k
+    kernel mean through it matches the exact-scan top-k, and both approach Eq. 21 as k grows."""
+    from lmppm_cli.core.models import LMPPM, lmppm as lmppm_module
+
+    from conftest import tiny_config
+
+    monkeypatch.setattr(lmppm_module, "INDEX_MIN_BANK", 500)
+    model = LMPPM(tiny_config(latent_dim=8))
+    model.bank = torch.randn(4000, 8, generator=rng)
+    index = model.bank_index()
+    assert index is not None and model.bank_index() is index
+    z = model.bank[:64] + 0.3 * torch.randn(64, 8, generator=rng)
+    sigma = default_sigma_ker(model.bank)
+    via_index = kernel_mean(z, model.bank, sigma, top_k=32, index=index)
+    torch.testing.assert_close(via_index, kernel_mean(z, model.bank, sigma, top_k=32), atol=1e-4, rtol=1e-3)
+    exact = kernel_mean(z, model.bank, sigma)
+    error = lambda k: (kernel_mean(z, model.bank, sigma, top_k=k, index=index) - exact).norm(dim=1).mean()  # noqa: E731
+    assert error(64) < error(4)
+    model.bank.mul_(2.0)  # S changed in place: a new index
+    assert model.bank_index() is not index
+    model.bank = model.bank[:400]
+    assert model.bank_index() is None  # small banks scan exactly

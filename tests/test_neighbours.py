@@ -22,7 +22,7 @@ def test_nearest_is_exact_in_any_chunking(rng):
 
 def test_nearest_excluding_self_finds_the_other_point(rng):
     pool = torch.tensor([[0.0], [1.0], [1.5], [10.0]])
-    idx, d2 = nearest(pool, pool, chunk=3, exclude_self=True)
+    idx, d2 = nearest(pool, pool, chunk=3, exclude=torch.arange(len(pool)))
     assert idx.tolist() == [1, 2, 1, 2]
     torch.testing.assert_close(d2, torch.tensor([1.0, 0.25, 0.25, 8.5**2]))
 

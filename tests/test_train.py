@@ -265,3 +265,42 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(blob_dataset, tmp_pa
     assert not (tmp_path / "run" / "model.safetensors").exists()
     summary = train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "run", device, resume=True)
     assert summary["epochs_run"] == 3
+
+
+def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(blob_dataset, tmp_path, device):
+    with pytest.raises(LmppmError, match="fp16 would need loss scaling"):
+        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
+                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, precision="fp16")  # fmt: skip
+    if device.type == "cpu":
+        with pytest.raises(LmppmError, match="needs a GPU"):
+            train(tiny_config(), blob_dataset, _tcfg(precision="bf16"), tmp_path / "run", device)
+        assert not (tmp_path / "run").exists()
+
+
+def test_under_bf16_autocast_d_and_the_second_order_shift_terms_stay_float32(blob_dataset, tmp_path, monkeypatch):
+    """The product runs bf16 on GPUs only; CPU autocast follows the same code path. D's output and the
+    gradients that reach D's parameters through the shift terms (create_graph) stay float32 and agree with
+    full precision; F and G's gradients agree to bf16 rounding; a training run under it lowers its loss."""
+    from lmppm_cli.core.losses import lmppm_loss
+    from lmppm_cli.core.models import LMPPM
+    from lmppm_cli.core import train as train_module
+
+    torch.manual_seed(0)
+    model = LMPPM(tiny_config())
+    x = blob_dataset.train.images[:16]
+    noisy = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    grads = {}
+    for name, ctx in (("fp32", torch.autocast("cpu", enabled=False)), ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+        model.zero_grad()
+        with ctx:
+            total, terms = lmppm_loss(model.autoencoder, model.distance, x, noisy, x.flip(0), LossWeights())
+            assert model.distance(model.autoencoder.encode(x)[0]).dtype == torch.float32
+        total.backward()
+        grads[name] = torch.cat([p.grad.flatten() for p in model.parameters()])
+        assert torch.isfinite(total) and total.dtype == torch.float32
+    cosine = torch.nn.functional.cosine_similarity(grads["fp32"], grads["bf16"], dim=0)
+    assert cosine > 0.99, cosine
+    monkeypatch.setattr(train_module, "autocast", lambda device, precision: torch.autocast("cpu", dtype=torch.bfloat16))
+    train(tiny_config(), blob_dataset, _tcfg(epochs=3, calibrate=False), tmp_path / "run", torch.device("cpu"))
+    history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
+    assert history[-1]["train"]["total"] < history[0]["train"]["total"]

@@ -43,21 +43,22 @@ def latent_shift(distance, z: torch.Tensor, create_graph: bool = False) -> torch
     return z - d.unsqueeze(1) * g
 
 
-def flow_step(z, distance, bank, alpha: float, beta: float, sigma_ker: float, adaptive: bool = False, top_k: int | None = None) -> torch.Tensor:
+def flow_step(z, distance, bank, alpha: float, beta: float, sigma_ker: float, adaptive: bool = False, top_k: int | None = None,
+              index=None) -> torch.Tensor:  # fmt: skip
     """One step of Alg. 4: z^{n+1} = (1 - beta) z^n + beta z_bar(z^n) - alpha D_S(z^n) grad_hat D_S(z^n),
     i.e. z^n + beta (z_bar - z^n) - alpha D grad_hat D.
 
     `adaptive` (beyond the paper): the kernel step's length is capped at the learned distance,
     z^n + beta min(D, ||z_bar - z^n||) (z_bar - z^n) / ||z_bar - z^n||, so that, like the distance step,
     it vanishes where D says z^n is on the data manifold (D <= 0) and equals the paper's step far from it.
-    `top_k`: the kernel mean over the k nearest bank points only (bank.kernel_mean)."""
+    `top_k`: the kernel mean over the k nearest bank points only, found through `index` if given (bank.kernel_mean)."""
     d = g = None
     if alpha or (beta and adaptive):
         d, g = normalized_gradient(distance, z)
         d = d.detach().unsqueeze(1)  # (B, 1)
     z_next = z
     if beta:
-        pull = kernel_mean(z, bank, sigma_ker, top_k=top_k) - z  # (B, d)
+        pull = kernel_mean(z, bank, sigma_ker, top_k=top_k, index=index) - z  # (B, d)
         if adaptive:
             pull = pull * (d.clamp_min(0.0) / pull.norm(dim=1, keepdim=True).clamp_min(GRAD_EPS)).clamp(max=1.0)
         z_next = z_next + beta * pull
@@ -89,7 +90,7 @@ Reencode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z^{n+1} of s
 @torch.no_grad()
 def run_flow(
     z, distance, bank, *, alpha, beta, sigma_ker, steps, tol=0.0, schedule="constant", keep_trajectory=False,
-    reencode: Reencode | None = None, adaptive: bool = False, top_k: int | None = None,
+    reencode: Reencode | None = None, adaptive: bool = False, top_k: int | None = None, index=None,
 ) -> FlowResult:
     """Alg. 4's loop. A sample stops once ||z^{n+1} - z^n|| / ||z^n|| < tol, so each sample's result is
     independent of the other samples in its batch. `reencode` (U-Nets, Appendix B) maps each step's
@@ -103,7 +104,7 @@ def run_flow(
         if not active.any():
             break
         idx = active.nonzero().squeeze(1)
-        z_new = flow_step(z[idx], distance, bank, a, b, sigma_ker, adaptive, top_k)
+        z_new = flow_step(z[idx], distance, bank, a, b, sigma_ker, adaptive, top_k, index)
         change = (z_new - z[idx]).norm(dim=1) / z[idx].norm(dim=1).clamp_min(GRAD_EPS)
         z = z.clone()
         z[idx] = z_new if reencode is None else reencode(z_new, idx)

@@ -18,23 +18,29 @@ def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclude_self: bool = False):
+def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclude: torch.Tensor | None = None):
     """Exact nearest pool row for each query: (indices (M,), squared distances (M,)).
 
-    The pool is scanned in chunks of `chunk` rows, so memory is O(M * chunk), not O(M * N); a uint8
-    pool (a streamed folder's memory map) is read and scaled one chunk at a time.
-    With `exclude_self`, queries are the pool itself and each row skips its own index.
+    Queries go in blocks and the pool is scanned in chunks, `chunk` rows each, so memory is
+    O(chunk^2) whatever M and N are; a uint8 pool (a streamed folder's memory map) is read and scaled
+    one chunk at a time. `exclude` (M,): a pool row each query skips (itself, when queries are pool rows).
     """
     q = queries.flatten(1)
+    found = [_nearest_block(q[i : i + chunk], pool, chunk, None if exclude is None else exclude[i : i + chunk]) for i in range(0, len(q), chunk)]
+    if not found:
+        return torch.zeros(0, dtype=torch.long, device=q.device), q.new_zeros(0)
+    return torch.cat([f[0] for f in found]), torch.cat([f[1] for f in found])
+
+
+def _nearest_block(q: torch.Tensor, pool: torch.Tensor, chunk: int, exclude: torch.Tensor | None):
     best_d = torch.full((q.shape[0],), float("inf"), device=q.device, dtype=q.dtype)
     best_i = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-    rows = torch.arange(q.shape[0], device=q.device)
     for start in range(0, pool.shape[0], chunk):
-        d2 = squared_distances(q, as_floats(pool[start : start + chunk].flatten(1), q.device))  # (M, chunk)
-        if exclude_self:
-            cols = rows - start
+        d2 = squared_distances(q, as_floats(pool[start : start + chunk].flatten(1), q.device))  # (m, chunk)
+        if exclude is not None:
+            cols = exclude.to(q.device) - start
             inside = (cols >= 0) & (cols < d2.shape[1])
-            d2[rows[inside], cols[inside]] = float("inf")
+            d2[inside.nonzero().squeeze(1), cols[inside]] = float("inf")
         d, i = d2.min(1)
         better = d < best_d
         best_d = torch.where(better, d, best_d)
@@ -106,12 +112,19 @@ class FaissIndex:
     @torch.no_grad()
     def search(self, queries: torch.Tensor, candidates: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (M,), squared distances (M,)) of the approximate nearest pool rows."""
+        idx, d2 = self.search_k(queries, 1, candidates)
+        return idx[:, 0], d2[:, 0]
+
+    @torch.no_grad()
+    def search_k(self, queries: torch.Tensor, k: int, candidates: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices (M, k), squared distances (M, k)), nearest first: the graph's max(k, candidates)
+        candidates, compared exactly in full space."""
         q = queries.flatten(1)
-        _, cand = self.index.search(self._reduce(q), min(candidates, self.pool.shape[0]))
+        _, cand = self.index.search(self._reduce(q), min(max(k, candidates), self.pool.shape[0]))
         cand = torch.from_numpy(cand).to(q.device)  # (M, c)
         exact = (rows(self.pool, cand, q.device) - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
-        d, j = exact.min(1)
-        return cand.gather(1, j.unsqueeze(1)).squeeze(1), d
+        d2, j = exact.topk(min(k, cand.shape[1]), dim=1, largest=False)
+        return cand.gather(1, j), d2
 
 
 def faiss_available() -> bool:

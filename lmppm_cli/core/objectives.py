@@ -16,11 +16,11 @@ import torch
 from torch.nn import functional as F
 from torchvision.transforms import v2
 
-from lmppm_cli.core.bank import default_sigma_ker
+from lmppm_cli.core.bank import default_sigma_ker, kernel_mean
 from lmppm_cli.core.calibrate import ALPHAS, calibrate_flow
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
-from lmppm_cli.core.models import LMPPM, DigitClassifier
+from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 from lmppm_cli.core.pixels import place, rows
 
@@ -169,9 +169,11 @@ class DaeObjective:
 
 
 def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
-    """S = F(train images), the base sigma_ker and (unless turned off) the calibrated flow defaults."""
+    """S = F(train images), the base sigma_ker, the top-k kernel mean's error, and (unless turned off)
+    the calibrated flow defaults."""
     model.build_bank(loop.train_x)
     flow = dataclasses.replace(model.config.flow, sigma_ker=default_sigma_ker(model.bank))
+    topk = top_k_error(model, loop.calibration_images()[:TOP_K_QUERIES], flow.sigma_ker)
     if alphas == (0.0,):
         flow = dataclasses.replace(flow, alpha=0.0)
     table = []
@@ -180,7 +182,23 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
         model.config = dataclasses.replace(model.config, flow=flow)
         flow, table = calibrate_flow(model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas)
     model.config = dataclasses.replace(model.config, flow=flow)
-    return {"flow": dataclasses.asdict(flow), "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10]}
+    return {"flow": dataclasses.asdict(flow), "top_k_kernel_mean": topk, "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10]}
+
+
+TOP_K, TOP_K_QUERIES = 64, 256
+
+
+@torch.no_grad()
+def top_k_error(model: LMPPM, clean: torch.Tensor, sigma_ker: float) -> dict:
+    """How far the top-k kernel mean (restore --top-k; through the bank's FAISS index where it has one)
+    lands from the exact Eq. 21 at validation latents: mean ||z_bar_k - z_bar|| / mean ||z_bar - z||,
+    i.e. relative to the length of the kernel step."""
+    z = encode_all(model.autoencoder, clean)
+    exact = kernel_mean(z, model.bank, sigma_ker)
+    index = model.bank_index()
+    approx = kernel_mean(z, model.bank, sigma_ker, top_k=TOP_K, index=index)
+    error = (approx - exact).norm(dim=1).mean() / (exact - z).norm(dim=1).mean().clamp_min(1e-12)
+    return {"k": TOP_K, "search": "faiss" if index is not None else "exact scan", "queries": len(z), "relative_error": float(error)}
 
 
 class ClassifierObjective:

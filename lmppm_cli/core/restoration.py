@@ -80,6 +80,7 @@ def _run(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool):
         z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
         steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
         adaptive=flow.adaptive and model.distance is not None, top_k=flow.top_k or None,
+        index=model.bank_index() if flow.top_k else None,
     )  # fmt: skip
     return result, skip_flow
 

@@ -30,6 +30,7 @@ from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingE
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.objectives import make_objective
 from lmppm_cli.core.pixels import as_floats, place, rows
+from lmppm_cli.core.restoration import autocast
 from lmppm_cli.files.shards import World
 from lmppm_cli.files.weights import save_model
 
@@ -39,6 +40,7 @@ CHECKPOINT = "checkpoint.safetensors"
 NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 MODEL = "model.safetensors"
 CALIBRATION_IMAGES = 2000
+TRAIN_PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class TrainConfig:
     init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
     freeze_init: bool = False  # keep F and G at `init`: Eq. 20 then trains D alone (objectives.LmppmObjective)
     workers: int = 2  # DataLoader processes reading a streamed folder's batches (files/stream.py)
+    precision: str = "fp32"  # or bf16: F and G under CUDA autocast (D stays float32, models/distance.py)
     patience: int = 10
     seed: int = 0
     neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
@@ -80,6 +83,7 @@ def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
     lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False, workers: int = 2,
+    precision: str = "fp32",
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -98,6 +102,8 @@ def build_configs(
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
     if init and method != "lmppm":
         raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
+    if precision not in TRAIN_PRECISIONS:
+        raise LmppmError(f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not).")
     if freeze_init and not init:
         raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
     if arch not in ARCH_DEFAULTS:
@@ -110,7 +116,7 @@ def build_configs(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
-        freeze_init=freeze_init, workers=workers,
+        freeze_init=freeze_init, workers=workers, precision=precision,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
@@ -235,6 +241,7 @@ class _Loop:
         self.optimizer = torch.optim.Adam(objective.param_groups())
         self.sampler = DistributedSampler(range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed)
         self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device)
+        autocast(device, tcfg.precision)  # refused here, before the first epoch, where it cannot run
         self.batch_loss = objective.loss
         if world.size > 1:
             self.batch_loss = DistributedDataParallel(_LossModule(objective), device_ids=[device] if device.type == "cuda" else None)
@@ -258,7 +265,8 @@ class _Loop:
         share = (self.world.rank, self.world.size)
         for x, labels in self.batches:
             x, labels = as_floats(x, self.device), None if labels is None else labels.to(self.device)
-            total, terms = self.batch_loss(x, labels, self.noise_gen, validation=False, share=share)
+            with autocast(self.device, self.tcfg.precision):
+                total, terms = self.batch_loss(x, labels, self.noise_gen, validation=False, share=share)
             _check_finite(total, terms, self.epoch_no + 1, self.world)
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
@@ -300,7 +308,8 @@ class _Loop:
         for start in range(0, n, 256):
             labels = None if self.val_y is None else self.val_y[start : start + 256]
             x = as_floats(self.val_x[start : start + 256], self.device)
-            total, terms = self.objective.loss(x, labels, gen, validation=True)
+            with autocast(self.device, self.tcfg.precision):
+                total, terms = self.objective.loss(x, labels, gen, validation=True)
             _check_finite(total, terms, self.epoch_no)
             for k, v in {"total": total, **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v.item() * len(x) / n
@@ -438,6 +447,8 @@ def _summary_markdown(s: dict) -> str:
     ]  # fmt: skip
     if "flow" in s:
         lines.append("- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker")))
+        t = s["top_k_kernel_mean"]
+        lines.append(f"- top-{t['k']} kernel mean ({t['search']}): {100 * t['relative_error']:.2f}% of the kernel step from the exact one, on {t['queries']} validation latents")
     if "start_step" in s:
         lines.append(f"- restoration start step: {s['start_step']} of {s['model_config']['diffusion']['steps']}")
     if "test_accuracy" in s:

@@ -24,4 +24,8 @@ class DistanceMLP(nn.Module):
                 nn.init.zeros_(layer.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z).squeeze(-1)  # (B,)
+        """D_S(z), (B, d) -> (B,), always in float32: under bf16 autocast (--precision) only F and G run
+        in half precision, so D, its normalised gradient and the second-order shift terms of Eq. 20 keep
+        full precision. D is tiny; this costs nothing measurable."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self.net(z.float()).squeeze(-1)  # (B,)

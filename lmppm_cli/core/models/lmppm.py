@@ -12,6 +12,8 @@ from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.core.models.distance import DistanceMLP
 from lmppm_cli.core.pixels import as_floats
 
+INDEX_MIN_BANK = 50_000  # banks up to this size find a top-k kernel mean's k nearest by an exact scan
+
 
 class LMPPM(nn.Module):
     """F/G, the latent bank S = F(X_clean) and, for method `lmppm`, the distance network D_S.
@@ -28,6 +30,18 @@ class LMPPM(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.bank.device
+
+    def bank_index(self):
+        """A FAISS HNSW index over S for the top-k kernel mean, built on first use, for banks of more than
+        INDEX_MIN_BANK points when FAISS is installed; else None (an exact scan finds the k nearest)."""
+        from lmppm_cli.core.neighbours import FaissIndex, faiss_available
+
+        if len(self.bank) <= INDEX_MIN_BANK or not faiss_available():
+            return None
+        key = (self.bank.data_ptr(), tuple(self.bank.shape), self.bank._version)  # rebuilt when S changes
+        if getattr(self, "_index_key", None) != key:
+            self._index, self._index_key = FaissIndex(self.bank), key
+        return self._index
 
     @torch.no_grad()
     def build_bank(self, images: torch.Tensor, batch_size: int = 512) -> None:
