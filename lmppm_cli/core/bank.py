@@ -27,7 +27,7 @@ def kernel_mean(z: torch.Tensor, bank: torch.Tensor, sigma_ker: float, chunk: in
     with torch.autocast(z.device.type, enabled=False):
         zf, s = z.to(dtype), bank.to(dtype)
         if top_k is not None and top_k < bank.shape[0]:
-            idx, d2 = index.search_k(zf, top_k) if index is not None else nearest_k(zf, s, top_k, chunk)  # (B, k)
+            idx, d2 = index.search_k(zf, top_k, 4 * top_k) if index is not None else nearest_k(zf, s, top_k, chunk)  # (B, k)
             w = torch.softmax(-d2 / (2.0 * sigma_ker**2), dim=1)
             return torch.einsum("bk,bkd->bd", w, s[idx]).to(z.dtype)
         return _streamed_kernel_mean(zf, s, sigma_ker, chunk).to(z.dtype)

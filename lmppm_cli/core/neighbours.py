@@ -100,8 +100,7 @@ class FaissIndex:
         if width > dims and n >= 4 * dims:  # PCA needs more images than output dimensions
             self.pca = faiss.PCAMatrix(width, dims)
             self.pca.train(rows(self.pool, torch.linspace(0, n - 1, min(n, fit_rows)).long(), cpu).numpy())
-        self.index = faiss.IndexHNSWFlat(dims if self.pca is not None else width, links)
-        self.index.hnsw.efSearch = ef_search
+        self.index, self.ef_search = faiss.IndexHNSWFlat(dims if self.pca is not None else width, links), ef_search
         for start in range(0, n, chunk):
             self.index.add(self._reduce(as_floats(self.pool[start : start + chunk], cpu)))
 
@@ -120,7 +119,9 @@ class FaissIndex:
         """(indices (M, k), squared distances (M, k)), nearest first: the graph's max(k, candidates)
         candidates, compared exactly in full space."""
         q = queries.flatten(1)
-        _, cand = self.index.search(self._reduce(q), min(max(k, candidates), self.pool.shape[0]))
+        c = min(max(k, candidates), self.pool.shape[0])
+        self.index.hnsw.efSearch = max(self.ef_search, c)  # the graph search keeps at least c in its list
+        _, cand = self.index.search(self._reduce(q), c)
         cand = torch.from_numpy(cand).to(q.device)  # (M, c)
         exact = (rows(self.pool, cand, q.device) - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
         d2, j = exact.topk(min(k, cand.shape[1]), dim=1, largest=False)
