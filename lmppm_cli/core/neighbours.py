@@ -86,8 +86,11 @@ class FaissIndex:
     """Approximate nearest pool row through FAISS: an HNSW graph over the flattened images, PCA-reduced
     to at most `dims` dimensions, whose `candidates` nearest are then compared exactly in full space.
     Built once (the clean pool does not change while training); searched on the CPU. The PCA is fitted
-    on at most `fit_rows` evenly spaced images and the graph is filled in chunks, so a pool memory-mapped
-    from disk is never read into memory whole."""
+    on at most `fit_rows` evenly spaced images, fewer where they would take more than FIT_BYTES, and
+    the graph is filled in chunks, so a pool memory-mapped from disk is never read into memory whole."""
+
+    FIT_BYTES = 64 * 2**20  # also keeps FAISS on its fast Gram-matrix PCA for wide images (64x64 RGB: 1,365 rows)
+    RERANK_BYTES = 64 * 2**20  # candidates compared exactly at a time
 
     def __init__(self, pool: torch.Tensor, dims: int = 64, links: int = 32, ef_search: int = 128,
                  fit_rows: int = 50_000, chunk: int = 8192):  # fmt: skip
@@ -99,7 +102,8 @@ class FaissIndex:
         self.pca = None
         if width > dims and n >= 4 * dims:  # PCA needs more images than output dimensions
             self.pca = faiss.PCAMatrix(width, dims)
-            self.pca.train(rows(self.pool, torch.linspace(0, n - 1, min(n, fit_rows)).long(), cpu).numpy())
+            fit_rows = min(n, fit_rows, max(4 * dims, self.FIT_BYTES // (4 * width)))
+            self.pca.train(rows(self.pool, torch.linspace(0, n - 1, fit_rows).long(), cpu).numpy())
         self.index, self.ef_search = faiss.IndexHNSWFlat(dims if self.pca is not None else width, links), ef_search
         for start in range(0, n, chunk):
             self.index.add(self._reduce(as_floats(self.pool[start : start + chunk], cpu)))
@@ -109,7 +113,7 @@ class FaissIndex:
         return self.pca.apply(x) if self.pca is not None else x
 
     @torch.no_grad()
-    def search(self, queries: torch.Tensor, candidates: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    def search(self, queries: torch.Tensor, candidates: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices (M,), squared distances (M,)) of the approximate nearest pool rows."""
         idx, d2 = self.search_k(queries, 1, candidates)
         return idx[:, 0], d2[:, 0]
@@ -123,7 +127,9 @@ class FaissIndex:
         self.index.hnsw.efSearch = max(self.ef_search, c)  # the graph search keeps at least c in its list
         _, cand = self.index.search(self._reduce(q), c)
         cand = torch.from_numpy(cand).to(q.device)  # (M, c)
-        exact = (rows(self.pool, cand, q.device) - q.unsqueeze(1)).pow(2).sum(-1)  # (M, c)
+        block = max(1, self.RERANK_BYTES // (4 * c * q.shape[1]))  # queries whose candidates fit the budget
+        exact = torch.cat([(rows(self.pool, cand[i : i + block], q.device) - q[i : i + block].unsqueeze(1)).pow(2).sum(-1)
+                           for i in range(0, len(q), block)]) if len(q) else q.new_zeros(0, c)  # (M, c)  # fmt: skip
         d2, j = exact.topk(min(k, cand.shape[1]), dim=1, largest=False)
         return cand.gather(1, j), d2
 
