@@ -27,6 +27,8 @@ class AutoencoderConfig:
     widths: tuple[int, ...] = (32, 64)
     projections: bool = True
     skip_dropout: float = 0.0  # unet, training only: chance that a sample's encoder skips are zeroed
+    unshuffle: int = 1  # unet: pixel-unshuffle factor r, the convolutions run at 1/r^2 of the pixels
+    residual: bool = False  # unet: G corrects the encoded image, x + head(h), instead of a sigmoid
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _build(kind, raw: dict):
 
 SIZE_LIMIT = 4096  # pixels per side, latent dimensions, network widths: far above any model we train
 LIMITS = {"channels": (1, 3), "height": (2, SIZE_LIMIT), "width": (2, SIZE_LIMIT), "latent_dim": (1, SIZE_LIMIT),
-          "features": (1, SIZE_LIMIT), "steps": (0, 100_000), "generate_steps": (0, 100_000)}  # fmt: skip
+          "features": (1, SIZE_LIMIT), "steps": (0, 100_000), "generate_steps": (0, 100_000), "unshuffle": (1, 8)}  # fmt: skip
 CHOICES = {"arch": ("conv", "unet"), "schedule": ("constant", "growing"), "method": METHODS}
 
 

@@ -17,6 +17,13 @@ did: replacing z by another training latent changed its output by 0.003 on avera
 
 Size rule: each side must be at least 2^levels pixels; a pooling of an odd size drops the last row or
 column and the decoder pads it back (replicating its edge), so any size from that minimum up works.
+
+Beyond the paper, for photos on CPUs (issue 20), two options keep the cost per pixel low:
+- `unshuffle` r > 1: F starts with a pixel-unshuffle (C x H x W -> C r^2 x H/r x W/r, lossless) and G ends
+  with the matching pixel-shuffle, so every convolution runs at 1/r^2 of the pixels (as FFDNet does);
+- `residual`: G adds its output to the image F encoded, G(S, z) = clamp(x + head(h), 0, 1); F's skips
+  then end with x itself, which the flow keeps like any skip (x^{n+1} = x^n + G's correction). A
+  latent alone (generation) decodes as a correction of a mid-gray image.
 """
 
 from __future__ import annotations
@@ -61,12 +68,14 @@ class UNetAutoencoder(nn.Module):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         self.cfg = cfg
-        levels = len(cfg.widths)
-        self.hs, self.ws = _sizes(cfg.height, levels), _sizes(cfg.width, levels)
+        levels, r = len(cfg.widths), cfg.unshuffle
+        if cfg.height % r or cfg.width % r:
+            raise LmppmError(f"a {cfg.height}x{cfg.width} image does not divide into {r}x{r} blocks for the pixel-unshuffle.")
+        self.hs, self.ws = _sizes(cfg.height // r, levels), _sizes(cfg.width // r, levels)
         if min(self.hs[-1], self.ws[-1]) < 1:
-            side = 2**levels
+            side = r * 2**levels
             raise LmppmError(f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels).")
-        chans = (cfg.channels, *cfg.widths)
+        chans = (cfg.channels * r * r, *cfg.widths)
         self.down = nn.ModuleList(nn.Sequential(*_conv_bn(chans[i], chans[i + 1]), *_conv_bn(chans[i + 1], chans[i + 1])) for i in range(levels))
         self.grid = (cfg.widths[-1], self.hs[-1], self.ws[-1])  # bottleneck feature map (C, h, w)
         flat = cfg.widths[-1] * self.hs[-1] * self.ws[-1]
@@ -74,7 +83,7 @@ class UNetAutoencoder(nn.Module):
         self.from_latent = nn.Linear(cfg.latent_dim, flat)
         outs = (*cfg.widths[:1], *cfg.widths[:-1])  # Table 9: the last block keeps 32 channels
         self.up = nn.ModuleList(DecoderBlock(cfg.widths[i], cfg.widths[i], outs[i]) for i in reversed(range(levels)))
-        self.head = nn.Conv2d(cfg.widths[0], cfg.channels, 3, padding=1)
+        self.head = nn.Conv2d(cfg.widths[0], cfg.channels * r * r, 3, padding=1)
         # S_hat_i: z -> a (C_i, h, w) map at the bottleneck's grid, bilinearly resized to skip i's size
         self.projections = nn.ModuleList(nn.Linear(cfg.latent_dim, w * self.hs[-1] * self.ws[-1]) for w in cfg.widths) if cfg.projections else None
         self.skip_weight = nn.Parameter(torch.ones(levels))
@@ -83,11 +92,13 @@ class UNetAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
         if x.shape[-2:] != (self.cfg.height, self.cfg.width):
             raise LmppmError(f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}.")
-        skips, h = [], x
+        skips, h = [], Fn.pixel_unshuffle(x, self.cfg.unshuffle)  # (B, C r^2, H/r, W/r)
         for block in self.down:
             h = block(h)
             skips.append(h)  # S_i: the block's output before pooling
             h = Fn.max_pool2d(h, 2)
+        if self.cfg.residual:
+            skips.append(x)  # the image G corrects
         return self.to_latent(h), tuple(skips)
 
     def combined_skips(self, z: torch.Tensor, skips: tuple) -> list[torch.Tensor]:
@@ -112,4 +123,8 @@ class UNetAutoencoder(nn.Module):
         h = self.from_latent(z).view(len(z), *self.grid)
         for block, skip in zip(self.up, reversed(combined)):
             h = block(h, skip)
-        return torch.sigmoid(self.head(h))
+        out = Fn.pixel_shuffle(self.head(h), self.cfg.unshuffle)  # (B, C, H, W)
+        if not self.cfg.residual:
+            return torch.sigmoid(out)
+        base = skips[-1] if skips else torch.full_like(out, 0.5)
+        return (base + out).clamp(0.0, 1.0)
