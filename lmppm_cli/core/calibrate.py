@@ -34,6 +34,8 @@ STEPS = (1, 2, 3, 5, 8)
 KERNEL_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 NOISE_FACTORS = (1.0, 1.75)
 CLEAN_SSIM_SLACK = 0.02
+# `small`: for networks whose flow step is costly (the photo U-Net: 12 settings instead of 240, 3 step counts)
+GRIDS = {"full": (ALPHAS, BETAS, STEPS, KERNEL_MULTIPLIERS), "small": ((0.05, 0.15, 0.3), (0.03, 0.1), (1, 2, 3), (1.0,))}
 
 
 def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):
@@ -61,11 +63,11 @@ def gains_row(setting: dict, gains: list[float]) -> dict:
 @torch.no_grad()
 def calibrate_flow(
     model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator,
-    alphas=ALPHAS, betas=BETAS, multipliers=KERNEL_MULTIPLIERS,
+    alphas=ALPHAS, betas=BETAS, multipliers=KERNEL_MULTIPLIERS, steps=STEPS,
 ):  # fmt: skip
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
-    (Ablation_dae on a DAE)."""
+    (Ablation_dae on a DAE); GRIDS holds the searched values."""
     base = model.config.flow
     cases = noisy_cases(model, clean, sigma_d, generator)
     ssim_single = ssim(single_pass(model, clean), clean).mean().item()
@@ -74,30 +76,30 @@ def calibrate_flow(
     for alpha, beta, mult, adaptive in itertools.product(alphas, betas, multipliers, adaptives):
         if alpha + beta >= 1.0:
             continue
-        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(STEPS), sigma_ker=base.sigma_ker * mult, adaptive=adaptive)
+        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(steps), sigma_ker=base.sigma_ker * mult, adaptive=adaptive)
         setting = {"alpha": alpha, "beta": beta, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
-        rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting)
+        rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting, steps)
     best = choose(rows)
     keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
     chosen = dataclasses.replace(base, **{k: best[k] for k in keys})
     return chosen, rows
 
 
-def _rows_by_steps(model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict) -> list[dict]:
-    """One row per step count of STEPS for one setting, from one flow run per input (restore_steps);
+def _rows_by_steps(model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict, counts=STEPS) -> list[dict]:
+    """One row per step count of `counts` for one setting, from one flow run per input (restore_steps);
     each metric is computed once over all step counts together. The clean images are restored and
     scored only at step counts that lose no PSNR: elsewhere the rule rejects the row whatever its SSIM
     (clean_ssim_loss None). Same choice as restoring and scoring everything at each count."""
-    n, s = len(clean), len(STEPS)
+    n, s = len(clean), len(counts)
     per_step = lambda values, k=s: values.view(k, n).mean(1).tolist()  # noqa: E731
     gains, near = [], []
     for noisy, single in cases:
-        images, latents = restore_steps(model, noisy, flow, STEPS)
+        images, latents = restore_steps(model, noisy, flow, counts)
         gains.append([v - single for v in per_step(psnr(images.flatten(0, 1), clean.repeat(s, 1, 1, 1)))])
         near.append(per_step(nearest(latents.flatten(0, 1), model.bank)[1].sqrt()))
     worst = [min(g[i] for g in gains) for i in range(s)]
-    kept = tuple(steps for steps, w in zip(STEPS, worst) if w >= 0.0)
-    clean_loss = dict.fromkeys(STEPS)
+    kept = tuple(steps for steps, w in zip(counts, worst) if w >= 0.0)
+    clean_loss = dict.fromkeys(counts)
     if kept:
         budget = max(kept) if flow.schedule == "constant" else flow.steps  # a growing ramp depends on the budget
         on_clean, _ = restore_steps(model, clean, dataclasses.replace(flow, steps=budget), kept)
@@ -106,5 +108,5 @@ def _rows_by_steps(model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: 
     return [
         gains_row(setting | {"steps": steps}, [g[i] for g in gains])
         | {"distance_to_bank": sum(d[i] for d in near) / len(near), "clean_ssim_loss": clean_loss[steps]}
-        for i, steps in enumerate(STEPS)
+        for i, steps in enumerate(counts)
     ]

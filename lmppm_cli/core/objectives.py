@@ -17,7 +17,7 @@ from torch.nn import functional as F
 from torchvision.transforms import v2
 
 from lmppm_cli.core.bank import default_sigma_ker, kernel_mean
-from lmppm_cli.core.calibrate import ALPHAS, calibrate_flow
+from lmppm_cli.core.calibrate import ALPHAS, GRIDS, calibrate_flow
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
@@ -106,13 +106,18 @@ class LmppmObjective:
         self.model = LMPPM(config).to(device)
         if tcfg.init:
             warm_start(self.model, tcfg.init)
-        train, val = place(data.train.images, device), place(data.val.images, device)
-        joint = data.joint if data.joint is not None else torch.cat([train, val])  # train then validation images
-        gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
-        sigma = tcfg.sigma_range[1] if tcfg.sigma_range else tcfg.sigma_d
-        self.nearest_train = NearestClean(train, tcfg.neighbours, gen, sigma, device)
-        self.nearest_all = NearestClean(joint, tcfg.neighbours, gen, sigma, device)
+        self.val, self.device = place(data.val.images, device), device
+        self.gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
+        self.new_training_images(place(data.train.images, device), data.joint)
         self.notes = [self.nearest_train.describe()]
+
+    def new_training_images(self, train: torch.Tensor, joint: torch.Tensor | None = None) -> None:
+        """x* is searched over these training images (over them and the validation images when validating);
+        a dataset that draws new images every epoch (photo-crops) calls this each epoch."""
+        joint = joint if joint is not None else torch.cat([train, self.val])  # train then validation images
+        sigma = self.tcfg.sigma_range[1] if self.tcfg.sigma_range else self.tcfg.sigma_d
+        self.nearest_train = NearestClean(train, self.tcfg.neighbours, self.gen, sigma, self.device)
+        self.nearest_all = NearestClean(joint, self.tcfg.neighbours, self.gen, sigma, self.device)
 
     def param_groups(self):
         d_group = {"params": self.model.distance.parameters(), "lr": self.tcfg.lr_distance}
@@ -180,7 +185,9 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
     if loop.tcfg.calibrate:
         gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
         model.config = dataclasses.replace(model.config, flow=flow)
-        flow, table = calibrate_flow(model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas)
+        grid_alphas, betas, steps, multipliers = GRIDS[loop.tcfg.calibration_grid]
+        alphas = alphas if alphas == (0.0,) else grid_alphas
+        flow, table = calibrate_flow(model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas, betas, multipliers, steps)
     model.config = dataclasses.replace(model.config, flow=flow)
     return {"flow": dataclasses.asdict(flow), "top_k_kernel_mean": topk, "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10]}
 

@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from lmppm_cli.files.atomic import write_text
+from lmppm_cli.core.calibrate import GRIDS
 from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
 from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig, check_config
 from lmppm_cli.files.data import Dataset
@@ -41,6 +42,7 @@ NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 MODEL = "model.safetensors"
 CALIBRATION_IMAGES = 2000
 TRAIN_PRECISIONS = ("fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ class TrainConfig:
     workers: int = 2  # DataLoader processes reading a streamed folder's batches (files/stream.py)
     precision: str = "fp32"  # or bf16: F and G under CUDA autocast (D stays float32, models/distance.py)
     patience: int = 10
+    lr_schedule: str = "constant"  # or cosine: every group's lr * (0.01 + 0.99 (1 + cos(pi epoch / epochs)) / 2)
     seed: int = 0
     neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
     calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
+    calibration_grid: str = "full"  # or small (calibrate.GRIDS): for networks whose flow step is costly
     weights: LossWeights = field(default_factory=LossWeights)
 
     @property
@@ -83,7 +87,8 @@ def build_configs(
     *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
     lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False, workers: int = 2,
-    precision: str = "fp32",
+    precision: str = "fp32", unshuffle: int = 1, residual: bool = False, lr_schedule: str = "constant",
+    calibration_grid: str = "full",
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -104,6 +109,12 @@ def build_configs(
         raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
     if precision not in TRAIN_PRECISIONS:
         raise LmppmError(f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not).")
+    if calibration_grid not in GRIDS:
+        raise LmppmError(f"--calibration-grid must be {' or '.join(GRIDS)}, not {calibration_grid!r}.")
+    if lr_schedule not in LR_SCHEDULES:
+        raise LmppmError(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}, not {lr_schedule!r}.")
+    if arch != "unet" and (unshuffle != 1 or residual):
+        raise LmppmError("--unshuffle and --residual are options of the unet architecture.")
     if freeze_init and not init:
         raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
     if arch not in ARCH_DEFAULTS:
@@ -111,12 +122,12 @@ def build_configs(
     default_widths, distance_hidden = ARCH_DEFAULTS[arch]
     ae = AutoencoderConfig(arch=arch, channels=channels, height=height, width=width, latent_dim=latent_dim,
                            widths=tuple(widths or default_widths), projections=projections,
-                           skip_dropout=skip_dropout)  # fmt: skip
+                           skip_dropout=skip_dropout, unshuffle=unshuffle, residual=residual)  # fmt: skip
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
-        freeze_init=freeze_init, workers=workers, precision=precision,
+        freeze_init=freeze_init, workers=workers, precision=precision, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
@@ -239,6 +250,8 @@ class _Loop:
         self.train_y = None if data.train.labels is None else data.train.labels.to(device)
         self.val_y = None if data.val.labels is None else data.val.labels.to(device)
         self.optimizer = torch.optim.Adam(objective.param_groups())
+        for group in self.optimizer.param_groups:
+            group["initial_lr"] = group["lr"]
         self.sampler = DistributedSampler(range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed)
         self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device)
         autocast(device, tcfg.precision)  # refused here, before the first epoch, where it cannot run
@@ -258,8 +271,29 @@ class _Loop:
     def finished(self) -> bool:
         return self.epoch_no >= self.tcfg.epochs or self.bad_epochs >= self.tcfg.patience
 
+    def draw(self) -> None:
+        """A dataset that draws its training images per epoch (photo-crops) gives this epoch's; the
+        objective's searches over them (x* of Eq. 20) follow."""
+        if self.data.draw is None:
+            return
+        self.train_x = place(self.data.draw(self.epoch_no), self.device)
+        self.batches = _batches(self.train_x, self.train_y, self.sampler, self.tcfg, self.device)
+        if hasattr(self.objective, "new_training_images"):
+            self.objective.new_training_images(self.train_x)
+
+    def set_learning_rate(self) -> None:
+        """The schedule's factor for this epoch applied to every group's starting rate."""
+        factor = 1.0
+        if self.tcfg.lr_schedule == "cosine":
+            factor = 0.01 + 0.99 * (1 + math.cos(math.pi * self.epoch_no / self.tcfg.epochs)) / 2
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
     def epoch(self, progress: Progress) -> dict:
         getattr(self.objective, "train_mode", self.model.train)()
+        if self.epoch_no > 0:
+            self.draw()
+        self.set_learning_rate()
         sums: dict[str, float] = {}
         self.sampler.set_epoch(self.epoch_no)  # this rank's share of the epoch, in batches
         share = (self.world.rank, self.world.size)
@@ -294,7 +328,7 @@ class _Loop:
             self.best_state = _copy_state(self.model)
         else:
             self.bad_epochs += 1
-        record = {"epoch": self.epoch_no, "train": train_terms, "val": val, "improved": improved}
+        record = {"epoch": self.epoch_no, "train": train_terms, "val": val, "improved": improved, "seconds": round(self.elapsed(), 1)}
         self.history.append(record)
         return record
 
@@ -358,8 +392,9 @@ class _Loop:
         if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
-        if dataclasses.replace(saved, epochs=epochs, calibrate=self.tcfg.calibrate, workers=self.tcfg.workers) != self.tcfg:
-            raise LmppmError(f"{path} was trained with other training options; only --epochs, --calibrate and --workers may change on resume.")
+        loose = {"epochs": epochs, "calibrate": self.tcfg.calibrate, "workers": self.tcfg.workers, "calibration_grid": self.tcfg.calibration_grid}
+        if dataclasses.replace(saved, **loose) != self.tcfg:
+            raise LmppmError(f"{path} was trained with other training options; only --epochs, --calibrate, --calibration-grid and --workers may change on resume.")
         self.model.load_state_dict(model_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)

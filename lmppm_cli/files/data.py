@@ -7,19 +7,26 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
+from PIL import Image
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import IMAGE_SUFFIXES, fit, read_image, to_channels
 
-BUILTIN = ("mnist-5k", "mnist", "photo-patches", "lfw-faces")
-NATIVE_SIZE = {"photo-patches": 32, "lfw-faces": 25}  # others: 28 (digits, and folders by default)
+BUILTIN = ("mnist-5k", "mnist", "photo-patches", "photo-crops", "lfw-faces")
+NATIVE_SIZE = {"photo-patches": 32, "photo-crops": 64, "lfw-faces": 25}  # others: 28 (digits, and folders by default)
 # scikit-image's colour photos: which are for training, validation and test (whole photos held out)
 PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
           "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
 PATCHES = {"train": 5000, "val": 500, "test": 1000}
+# photo-crops (issue 20): every natural colour photo the installed packages ship, split by scene
+CROP_PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "motorcycle_left",
+                         "motorcycle_right", "retina", "grace_hopper"), "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
+CROPS_PER_EPOCH = 4096
+CROP_SIDE_LIMIT = 768  # whole training photos are scaled so their longer side is at most this
 # scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
 FACES = {"train": range(0, 70), "val": range(70, 80), "test": range(80, 100)}
 FACE_COPIES = 20
@@ -38,12 +45,20 @@ class Dataset:
     val: Split
     test: Split | None = None
     skipped: tuple[str, ...] = ()  # files of a folder that could not be read
+    draw: Callable[[int], torch.Tensor] | None = None  # epoch -> that epoch's training images (photo-crops)
     joint: torch.Tensor | None = None  # train then validation images as one view (streamed folder), else None
     digest: str | None = None  # content hash of both splits when known without reading them (stream cache)
 
 
-def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None) -> Dataset:
-    """A built-in name (`mnist-5k`, `mnist`) or a folder of images, converted to (channels, height, width)."""
+def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None, extra_photos=None) -> Dataset:
+    """A built-in name (`mnist-5k`, `mnist`, ...) or a folder of images, converted to (channels, height, width).
+    `extra_photos`: a folder of whole photos that photo-crops adds to its training photos."""
+    if extra_photos is not None and source != "photo-crops":
+        raise LmppmError("--extra-photos adds training photos to the photo-crops dataset only.")
+    if source == "photo-crops":
+        if channels != 3 or height != width:
+            raise LmppmError("photo-crops gives square RGB crops: use --channels 3 and one --image-size.")
+        return photo_crops(height, extra_photos=extra_photos)
     if source == "mnist-5k":
         ds = mnist_5k()
     elif source == "mnist":
@@ -62,7 +77,7 @@ def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 
 def sniff_channels(source: str) -> int:
     """1 for the digit datasets and for folders whose first readable image is grayscale, else 3 (1 for a
     folder with no readable image; training then says so). Pipes and other special files are not opened."""
-    if source == "photo-patches":
+    if source in ("photo-patches", "photo-crops"):
         return 3
     if source == "lfw-faces":
         return 1
@@ -147,6 +162,81 @@ def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
     return Dataset("photo-patches", splits["train"], splits["val"], splits["test"])
 
 
+def shipped_photo(name: str) -> np.ndarray:
+    """A colour photo that an installed package ships: scikit-image's by name, or matplotlib's grace_hopper."""
+    try:
+        if name == "grace_hopper":
+            import matplotlib.cbook
+
+            with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+                return np.asarray(Image.open(f).convert("RGB"))
+        import skimage.data
+
+        if name.startswith("motorcycle_"):  # one scene: the left and right views of a stereo pair
+            return skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
+        return getattr(skimage.data, name)()
+    except ImportError as exc:
+        raise LmppmError(f"the photo {name} needs scikit-image and matplotlib: pip install 'lmppm[full]'.") from exc
+
+
+def photo_crops(size: int = 64, seed: int = 0, per_epoch: int = CROPS_PER_EPOCH, extra_photos=None) -> Dataset:
+    """Random size x size crops of whole photos, drawn anew for every epoch (`Dataset.draw`): a photo
+    chosen with probability proportional to its area, a random place, flips and a quarter turn.
+
+    Training photos: CROP_PHOTOS["train"] and every image in the folder `extra_photos` (e.g. Debian's
+    wallpapers, weights/README.md), each scaled (antialiased) so its longer side is at most
+    CROP_SIDE_LIMIT. Validation: crops of chelsea on a fixed grid (stride size/2); test: coffee, whole
+    (`test.images` holds the one photo). An epoch's crops depend only on (seed, epoch), so a resumed run
+    draws what an unbroken one would."""
+    photos = [_limited(photo_tensor(shipped_photo(n), limit=None)) for n in CROP_PHOTOS["train"]]
+    if extra_photos is not None:
+        root = Path(extra_photos)
+        if not root.is_dir():
+            raise LmppmError(f"--extra-photos {root} is not a folder of photos.")
+        photos += [_limited(to_channels(read_image(p)[0], 3)) for p in folder_files(root)]
+    val = photo_tensor(shipped_photo(CROP_PHOTOS["val"][0]), limit=None)
+    test = photo_tensor(shipped_photo(CROP_PHOTOS["test"][0]), limit=None)
+    digest = hashlib.sha256(b"".join(p.mul(255).round().to(torch.uint8).numpy().tobytes() for p in photos + [val])).hexdigest()
+    draw = CropDrawer(photos, size, per_epoch, seed)
+    return Dataset("photo-crops", Split(draw(0)), Split(grid_crops(val, size, size // 2)), Split(test[None]), draw=draw, digest=digest)
+
+
+def _limited(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    scale = min(1.0, CROP_SIDE_LIMIT / max(h, w))
+    return fit(x, round(h * scale), round(w * scale)) if scale < 1 else x
+
+
+class CropDrawer:
+    """epoch -> (per_epoch, 3, size, size) random augmented crops of the photos (see photo_crops)."""
+
+    def __init__(self, photos: list[torch.Tensor], size: int, per_epoch: int, seed: int):
+        small = [p for p in photos if min(p.shape[-2:]) < size]
+        if small:
+            raise LmppmError(f"a training photo of {small[0].shape[-1]}x{small[0].shape[-2]} is smaller than the {size}x{size} crops.")
+        self.photos, self.size, self.per_epoch, self.seed = photos, size, per_epoch, seed
+        self.weights = torch.tensor([float(p.shape[-1] * p.shape[-2]) for p in photos])
+
+    def __call__(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        which = torch.multinomial(self.weights, self.per_epoch, replacement=True, generator=g)
+        out = torch.empty(self.per_epoch, 3, self.size, self.size)
+        for i, k in enumerate(which.tolist()):
+            p = self.photos[k]
+            top = int(torch.randint(0, p.shape[-2] - self.size + 1, (1,), generator=g))
+            left = int(torch.randint(0, p.shape[-1] - self.size + 1, (1,), generator=g))
+            crop = p[:, top : top + self.size, left : left + self.size]
+            flip, turns = torch.randint(0, 2, (1,), generator=g).item(), torch.randint(0, 4, (1,), generator=g).item()
+            out[i] = torch.rot90(crop.flip(-1) if flip else crop, turns, dims=(1, 2))
+        return out
+
+
+def grid_crops(photo: torch.Tensor, size: int, stride: int) -> torch.Tensor:
+    """Every size x size crop of a (C, H, W) photo at the given stride (a fixed validation set)."""
+    patches = photo.unfold(1, size, stride).unfold(2, size, stride)  # (C, nh, nw, size, size)
+    return patches.permute(1, 2, 0, 3, 4).reshape(-1, photo.shape[0], size, size).contiguous()
+
+
 def lfw_faces(seed: int = 0) -> Dataset:
     """The 100 real 25x25 grayscale face crops of scikit-image's `lfw_subset` (Labeled Faces in the Wild),
     split by face: 70 for training, each as FACE_COPIES augmented copies (horizontal flip, a small random
@@ -165,11 +255,13 @@ def lfw_faces(seed: int = 0) -> Dataset:
     return Dataset("lfw-faces", Split(train.clamp(0.0, 1.0)), Split(faces[FACES["val"]]), Split(faces[FACES["test"]]))
 
 
-def photo_tensor(array: np.ndarray) -> torch.Tensor:
-    """A (H, W, 3+) uint8 photo as (3, H, W) in [0, 1], scaled so its longer side is at most 512."""
-    x = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div(255.0)
+def photo_tensor(array: np.ndarray, limit: int | None = 512) -> torch.Tensor:
+    """A (H, W, 3+) uint8 photo as (3, H, W) in [0, 1], scaled so its longer side is at most `limit`."""
+    x = torch.from_numpy(np.array(array[..., :3])).permute(2, 0, 1).float().div(255.0)
     h, w = x.shape[-2:]
-    scale = min(1.0, 512 / max(h, w))
+    if limit is None:
+        return x
+    scale = min(1.0, limit / max(h, w))
     return fit(x, round(h * scale), round(w * scale))
 
 
