@@ -120,7 +120,7 @@ CASES = {  # name: (arguments, with {in}, {out} and {m_NAME} filled in; exit cod
     "absent GPU": (R + ["{in}/a.png", "-o", "{out}/x.png", "--device", "cuda:7"], USAGE, "cuda:7"),
     "unknown device": (R + ["{in}/a.png", "-o", "{out}/x.png", "--device", "tpu"], USAGE, "unknown device"),
     "unknown precision": (R + ["{in}/a.png", "-o", "{out}/x.png", "--precision", "fp8", "--device", "cpu"], USAGE, "unknown precision"),
-    "half precision on CPU": (R + ["{in}/a.png", "-o", "{out}/x.png", "--precision", "bf16", "--device", "cpu"], USAGE, "needs a GPU"),
+    "half precision on CPU": (R + ["{in}/a.png", "-o", "{out}/x.png", "--precision", "fp16", "--device", "cpu"], USAGE, "needs a GPU"),
     "report of unknown format": (R + ["{in}/a.png", "-o", "{out}/x.png", "--report", "{out}/r.txt"], USAGE, ".csv or .json"),
     "zero threads": (["--threads", "0"] + R + ["{in}/a.png", "-o", "{out}/x.png"], USAGE, "--threads"),
     "unknown model": (R + ["{in}/a.png", "-o", "{out}/x.png", "-m", "no-such-model"], MODEL, "unknown model"),

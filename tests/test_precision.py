@@ -37,7 +37,11 @@ def test_half_precision_restoration_matches_fp32(name, dtype):
     assert psnr(half.images, exact) > psnr(x, exact) + 10.0
 
 
-def test_half_precision_is_refused_on_cpu_with_one_sentence(tmp_path):
+def test_half_precision_is_refused_on_cpu_with_one_sentence(tmp_path, monkeypatch):
+    """On a CPU without native bf16 (the flags are hidden here), bf16 and fp16 are refused up front."""
+    import lmppm_cli.core.restoration as restoration
+
+    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: False)
     with pytest.raises(LmppmError, match="needs a GPU"):
         autocast(torch.device("cpu"), "bf16")
     with pytest.raises(LmppmError, match="unknown precision"):
@@ -59,3 +63,32 @@ def test_top_k_flow_equals_the_exact_flow_when_k_covers_the_bank_and_stays_close
     torch.testing.assert_close(full, exact, atol=1e-5, rtol=0)
     near = restore(net, x, dataclasses.replace(flow, top_k=64)).images
     assert psnr(near, exact) > 40.0
+
+
+def test_bf16_runs_on_a_cpu_with_native_bf16_and_fp16_stays_refused_there(monkeypatch):
+    """With AMX / AVX-512 BF16 flags, CPU autocast in bf16 is allowed (issue 20) and gives the fp32
+    restoration to within 35 dB; fp16 is still refused on any CPU."""
+    import lmppm_cli.core.restoration as restoration
+
+    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: True)
+    net = lmppm_cli.load("faces", device="cpu").net
+    x = (lfw_faces().test.images[:8] + 0.2 * torch.randn(8, 1, 25, 25, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    exact = restore(net, x).images
+    with autocast(torch.device("cpu"), "bf16"):
+        half = restore(net, x).images
+    assert half.dtype == torch.float32 and psnr(half, exact) > 35.0
+    with pytest.raises(LmppmError, match="needs a GPU"):
+        autocast(torch.device("cpu"), "fp16")
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    import lmppm_cli.core.restoration as restoration
+
+    real_open = builtins.open
+    for flags, expected in (("fpu sse2 avx512f", False), ("fpu avx512_bf16 amx_tile", True), ("fpu amx_bf16", True)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor : 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda path, *a, info=info, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k))
+        assert restoration.cpu_has_bf16() is expected

@@ -76,7 +76,7 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
     train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(LmppmError, match="already holds a run"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
-    with pytest.raises(LmppmError, match="only --epochs, --calibrate and --workers may change"):
+    with pytest.raises(LmppmError, match="only --epochs, --calibrate, --calibration-grid and --workers may change"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
     other = type(blob_dataset)("other", blob_dataset.train, blob_dataset.val)
     with pytest.raises(LmppmError, match="resume with the same data"):
@@ -267,7 +267,10 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(blob_dataset, tmp_pa
     assert summary["epochs_run"] == 3
 
 
-def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(blob_dataset, tmp_path, device):
+def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(blob_dataset, tmp_path, device, monkeypatch):
+    import lmppm_cli.core.restoration as restoration
+
+    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: False)  # a CPU without native bf16
     with pytest.raises(LmppmError, match="fp16 would need loss scaling"):
         build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
                       lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, precision="fp16")  # fmt: skip
