@@ -20,9 +20,10 @@ FILES = (HUB_FILENAME, "config.json", "README.md")
 
 
 def export_model(source: str, out_dir: str | Path, *, name: str | None = None, license: str = "mit",
-                 bench: str | None = None) -> list[Path]:  # fmt: skip
+                 bench: str | None = None, half: bool = False) -> list[Path]:  # fmt: skip
     """Write the three FILES for `source` (a run folder, a model file or any model reference) into
-    `out_dir`, refusing to overwrite any. `bench`: a `lmppm bench` results.json for the card's table."""
+    `out_dir`, refusing to overwrite any. `bench`: a `lmppm bench` results.json for the card's table;
+    `half`: the weights as float16 (save_model)."""
     out = Path(out_dir)
     taken = [f for f in FILES if (out / f).exists()]
     if taken:
@@ -35,7 +36,7 @@ def export_model(source: str, out_dir: str | Path, *, name: str | None = None, l
     name = name or (path.parent.name if path.name == HUB_FILENAME else path.stem)
     table, headline = bench_table(bench) if bench else ("", meta.get(HEADLINE_KEY, ""))
     extra = {k: v for k, v in meta.items() if k.startswith("lmppm.") and k not in (CONFIG_KEY, "lmppm.format")}
-    save_model(load_model(path), out / HUB_FILENAME, extra | ({HEADLINE_KEY: headline} if headline else {}))
+    save_model(load_model(path), out / HUB_FILENAME, extra | ({HEADLINE_KEY: headline} if headline else {}), half=half)
     write_text(out / "config.json", json.dumps({"library_name": "lmppm", "lmppm": json.loads(config.to_json())}, indent=2) + "\n")
     write_text(out / "README.md", model_card(name, config, training, license, table, headline))
     return [out / f for f in FILES]

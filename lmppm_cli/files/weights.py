@@ -24,13 +24,18 @@ from lmppm_cli.core.models import build_model
 FORMAT_KEY = "lmppm.format"
 CONFIG_KEY = "lmppm.config"
 HUB_FILENAME = "model.safetensors"
+HALF_MAX = 60000.0  # below float16's largest value, 65504
 DEFAULT_MODEL = "mnist"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def save_model(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None) -> Path:
-    """Write the whole model atomically; `extra` adds string metadata (e.g. training scores)."""
+def save_model(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None, half: bool = False) -> Path:
+    """Write the whole model atomically; `extra` adds string metadata (e.g. training scores). `half`
+    stores floating-point tensors as float16 where they fit (half the file; loading turns them back into float32)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if half:  # a tensor beyond float16's range (e.g. a batch-norm variance) stays float32
+        fits = lambda v: v.is_floating_point() and bool(v.abs().max() < HALF_MAX) if v.numel() else False  # noqa: E731
+        tensors = {k: v.half() if fits(v) else v for k, v in tensors.items()}
     metadata = {FORMAT_KEY: "1", CONFIG_KEY: model.config.to_json(), **(extra or {})}
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
