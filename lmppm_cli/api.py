@@ -21,6 +21,7 @@ from lmppm_cli.files import domain
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import decode, encode, resize, to_channels
+from lmppm_cli.experiments.baselines.classical import CLASSICAL
 from lmppm_cli.methods import restorer
 from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.files.tiling import resolve, restore_tiled
@@ -30,8 +31,8 @@ from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 class Model:
     """A loaded model file with image-level entry points."""
 
-    def __init__(self, net, name: str, training: dict | None = None):
-        self.net, self.name, self.training = net, name, training or {}
+    def __init__(self, net, name: str, training: dict | None = None, method: str | None = None):
+        self.net, self.name, self.training, self.method = net, name, training or {}, method  # method: restore's default
 
     def __repr__(self) -> str:
         ae = self.net.config.autoencoder
@@ -41,7 +42,10 @@ class Model:
                 batch_size: int = 64, **flow):  # fmt: skip
         """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
         steps, sigma_ker, schedule, adaptive, top_k) and `precision` as in `lmppm restore`."""
+        method = method or self.method
         fn = restorer(self.net, method, **flow)
+        if method in CLASSICAL:  # whole images at their own size, as `lmppm restore --method bm3d`
+            return _convert(image, lambda x: fn(x[None], False).images[0])
         tiles = resolve(tile, overlap, self.net)
         return _convert(image, lambda x: restore_one(self.net, fn, x, tiles, batch_size))
 
@@ -62,9 +66,15 @@ def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, 
 
 
 def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
-    """The bundled domain model for one image (domain.choose) and the choice with its reason."""
+    """The bundled domain model for one image (domain.choose) and the choice with its reason. Where the
+    choice is blind BM3D (a colour photo at a noise where it beats the photo model), the photo model
+    comes back with `method` "bm3d", so its `restore` runs BM3D, as `lmppm restore` would."""
     models = {name: load(name, device) for name in domain.DOMAIN_MODELS}
-    choice = domain.choose(_tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()})
+    table = domain.pick_table(resolve_model(domain.GENERAL))
+    choice = domain.choose(_tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()}, table)
+    if choice.method is not None:
+        photo = models[domain.GENERAL]
+        return Model(photo.net, photo.name, photo.training, choice.method), choice
     return models[choice.name], choice
 
 

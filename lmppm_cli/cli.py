@@ -42,7 +42,7 @@ SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel wid
 ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
 AdaptiveOpt = Annotated[Optional[bool], typer.Option("--adaptive/--no-adaptive", help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].", show_default=False)]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
-PrecisionOpt = Annotated[str, typer.Option(help="Network precision on a GPU: fp32, bf16 or fp16 (autocast; the flow's latents and kernel mean stay fp32). CPU: fp32 only.")]
+PrecisionOpt = Annotated[str, typer.Option(help="Network precision: fp32, or bf16 / fp16 under autocast on a GPU (the flow's latents and kernel mean stay fp32); bf16 also on CPUs with native bf16 (AMX, AVX-512 BF16).")]
 
 
 def _version(value: bool) -> None:
@@ -158,14 +158,15 @@ def restore(
         else:
             reference = model or default_model(method or "lmppm")
             groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
-        fns = {name: restorer(net, method, seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
+        methods = {name: name if method is None and net is None else method for name, (net, _) in groups.items()}  # the pick chose bm3d
+        fns = {name: restorer(net, methods[name], seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
         summaries = shards.gather(_choice_summary(groups, choices), world)
         if world.main:
             _say_choices(summaries)
         with _bar(quiet=not world.main) as bar:
             task = bar.add_task("restoring" if world.size == 1 else f"restoring (rank 0 of {world.size})", total=len(jobs))
             for name, (net, group) in groups.items():
-                label = {"model": name, "method": method or (net.config.method if net is not None else "")} if report else None
+                label = {"model": name if net is not None else "", "method": methods[name] or net.config.method} if report else None
                 result.extend(restore_files(net, group, fns[name], batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap, label))
         merged = Report()
         for part in shards.gather(result, world):
@@ -180,17 +181,17 @@ def restore(
 def _auto_groups(jobs, revision, offline, device, strict: bool):
     """Each job's bundled domain model (domain.choose); with --strict, an error if any image is in
     doubt. -> ({name: (model, jobs)}, {source: choice}, report of unreadable files)."""
-    from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
+    from lmppm_cli.files.domain import DOMAIN_MODELS, GENERAL, pick_table, training_summary
     from lmppm_cli.files.jobs import assign_models
     from lmppm_cli.files.weights import model_metadata, resolve_model
 
     nets = {n: _load(n, revision, offline, device) for n in DOMAIN_MODELS}
     training = {n: training_summary(model_metadata(resolve_model(n))) for n in DOMAIN_MODELS}
-    groups, choices, report = assign_models(jobs, nets, training)
+    groups, choices, report = assign_models(jobs, nets, training, pick_table(resolve_model(GENERAL)))
     doubts = [f"{src}: {w}" for src, c in choices.items() for w in c.warnings]
     if strict and doubts:
         raise LmppmError(f"{doubts[0]} (--strict: nothing written; pass --model to restore it anyway).")
-    return {n: (nets[n], g) for n, g in groups.items()}, choices, report
+    return {n: (nets.get(n), g) for n, g in groups.items()}, choices, report
 
 
 def _choice_summary(groups: dict, choices: dict) -> tuple[dict, list[str]]:
@@ -200,7 +201,9 @@ def _choice_summary(groups: dict, choices: dict) -> tuple[dict, list[str]]:
 
 
 def _say_choices(summaries: list[tuple[dict, list[str]]]) -> None:
-    """Which model the files went to and why, and every warning, summed over the ranks."""
+    """Which model (or classical method) the files went to and why, and every warning, summed over the ranks."""
+    from lmppm_cli.experiments.baselines.classical import CLASSICAL
+
     counts: dict[str, tuple[int, set]] = {}
     for part, _ in summaries:
         for name, (n, reasons) in part.items():
@@ -209,7 +212,8 @@ def _say_choices(summaries: list[tuple[dict, list[str]]]) -> None:
     for name, (n, reasons) in counts.items():
         if reasons:
             listed = sorted(reasons)
-            err.print(f"model: {name} for {n} file(s) ({'; '.join(listed[:3])}{'; ...' if len(listed) > 3 else ''}).", highlight=False, soft_wrap=True)
+            kind = "method" if name in CLASSICAL else "model"
+            err.print(f"{kind}: {name} for {n} file(s) ({'; '.join(listed[:3])}{'; ...' if len(listed) > 3 else ''}).", highlight=False, soft_wrap=True)
     for _, warnings in summaries:
         for warning in warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
@@ -289,7 +293,7 @@ def generate(
 @app.command()
 @friendly
 def train(
-    data: Annotated[str, typer.Argument(help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist.", show_default=False)],
+    data: Annotated[str, typer.Argument(help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist, lfw-faces, photo-patches, photo-crops.", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)],
     epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (Table 11: 200).")] = 200,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
@@ -308,11 +312,16 @@ def train(
     widths: Annotated[Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")] = None,
     projections: Annotated[bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")] = True,
     skip_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="unet: chance a training sample's skips are zeroed, so z must carry the image.")] = 0.0,
+    unshuffle: Annotated[int, typer.Option(min=1, max=8, help="unet: pixel-unshuffle factor r; the convolutions run at 1/r^2 of the pixels (not in the paper).")] = 1,
+    residual: Annotated[bool, typer.Option(help="unet: G adds a correction to the encoded image instead of ending in a sigmoid (not in the paper).")] = False,
+    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine: the learning rates fall to 1% over the --epochs budget.")] = "constant",
+    extra_photos: Annotated[Optional[str], typer.Option(help="photo-crops only: a folder of whole photos added to its training photos (weights/README.md: Debian's wallpapers).")] = None,
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
     image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28).")] = None,
     channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
     neighbours: Annotated[str, typer.Option(help="x* search: exact (chunked), approximate (random projection), faiss (HNSW; pip install 'lmppm[scale]'), or auto (exact up to 20,000 images, else faiss); the run prints the recall of an approximate search.")] = "exact",
     calibrate: Annotated[bool, typer.Option(help="Choose the flow defaults on the validation split after training.")] = True,
+    calibration_grid: Annotated[str, typer.Option(help="full (240 flow settings x 5 step counts) or small (12 x 3), for networks whose flow step is costly.")] = "full",
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
@@ -320,7 +329,7 @@ def train(
     stream: Annotated[bool, typer.Option(help="Folder only: decode the images once into a memory-mapped cache and train from it, never holding the folder in memory.")] = False,
     cache: Annotated[Optional[str], typer.Option(help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged.")] = None,
     workers: Annotated[int, typer.Option(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")] = 2,
-    precision: Annotated[str, typer.Option(help="fp32, or bf16 on a GPU: F and G under autocast; D and the second-order terms of Eq. 20 stay fp32.")] = "fp32",
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 on a GPU or a CPU with native bf16: F and G under autocast; D and the second-order terms of Eq. 20 stay fp32.")] = "fp32",
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
@@ -341,13 +350,13 @@ def train(
         arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
         init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init, workers=workers,
-        precision=precision,
+        precision=precision, unshuffle=unshuffle, residual=residual, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     shards.start(world, dev)
     try:
         with err.status(f"decoding {data} into its cache" if stream else f"loading {data}"):
-            dataset = _training_data(data, ch, height, width, data_dir, stream, Path(cache or Path(output) / "cache"), workers, world)
+            dataset = _training_data(data, ch, height, width, data_dir, stream, Path(cache or Path(output) / "cache"), workers, world, extra_photos)
     except BaseException:
         shards.stop()
         raise
@@ -366,13 +375,13 @@ def train(
                   f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
 
 
-def _training_data(data, channels, height, width, data_dir, stream, cache, workers, world):
+def _training_data(data, channels, height, width, data_dir, stream, cache, workers, world, extra_photos=None):
     """The training set: in memory, or (--stream) memory-mapped from a cache that rank 0 builds first."""
     from lmppm_cli.files.data import load_dataset
     from lmppm_cli.files.stream import open_stream
 
     if not stream:
-        return load_dataset(data, channels, height, width, data_dir)
+        return load_dataset(data, channels, height, width, data_dir, extra_photos)
     if not Path(data).is_dir():
         raise LmppmError(f"--stream trains from a folder of images; {data!r} is not a folder.")
     if world.size > 1:
@@ -437,7 +446,7 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, faces (Table 2), circle (Figs. 4-7), or speed (images/s of every restorer on --device).", show_default=False)],
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, photos (a whole held-out photo against BM3D), photo-pick (the default pick's table), faces (Table 2), circle (Figs. 4-7), or speed (images/s of every restorer on --device).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.")] = None,
@@ -461,7 +470,12 @@ def bench(
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
     if suite in STANDALONE:
-        return _bench_standalone(suite, output, seed, limit, {"device": device, "classical": classical} if suite == "speed" else {})
+        options = {"device": device, "classical": classical} if suite == "speed" else {}
+        if suite in ("photos", "photo-pick"):
+            from lmppm_cli.files.devices import pick_device
+
+            options = {"model": model, "dae": dae, "classical": classical, "device": str(pick_device(device))}
+        return _bench_standalone(suite, output, seed, limit, options)
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
     models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))
               for kind, default in SUITES[suite].needs.items()}  # fmt: skip
@@ -525,11 +539,12 @@ def export(
     name: Annotated[Optional[str], typer.Option(help="Model name in the card [default: the run folder's or file's name].")] = None,
     license: Annotated[str, typer.Option(help="License in the card's metadata.")] = "mit",
     bench: Annotated[Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")] = None,
+    half: Annotated[bool, typer.Option(help="Store the weights as float16: half the file; they load back as float32.")] = False,
 ) -> None:
     """Write a Hugging Face Hub model repo: model.safetensors, config.json and a model card."""
     from lmppm_cli.files.hub import export_model
 
-    written = export_model(source, output, name=name, license=license, bench=bench)
+    written = export_model(source, output, name=name, license=license, bench=bench, half=half)
     out.print(f"wrote {', '.join(p.name for p in written)} to {output}; upload with: huggingface-cli upload OWNER/NAME {output}")
 
 

@@ -5,30 +5,34 @@ image's views), the model's own reconstruction residual (blurred, so that white 
 is meant to remove, counts little and content it cannot represent counts fully), and the image's
 noise level (Donoho's median-absolute-deviation estimate on the finest diagonal Haar details).
 
-`choose` picks among the bundled domain models by channels and size, and warns where the image's noise
-is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
+`choose` picks among the bundled domain models by channels and size, sends a colour photo to blind BM3D
+where the photo model was behind it on the validation photo at the photo's estimated noise
+(`photo_method`), and warns where the image's noise is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
 --report`) but do not pick: on the bundled models neither separates photos, text or noise from each
 model's own degraded data (README, "Choosing a model").
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from lmppm_cli.files.images import resize, to_channels
 
 DOMAIN_MODELS = {"mnist": "handwritten digits, 28x28 gray", "faces": "face crops, 25x25 gray",
-                 "photos": "natural photos, colour or gray, any size (tiled)"}  # fmt: skip
+                 "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)"}  # fmt: skip
 GENERAL = "photos"  # the model for images of no bundled model's size
 NATIVE_RATIO = 1.5  # an image within this factor of a model's input size is of that model's size
 NOISE_MARGIN = 1.25  # warn when the estimated noise exceeds the trained maximum by this factor
 COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image counts as colour
 MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
 BLUR_SIGMA = 2.0  # pixels; the residual's blur
+PICK_TABLE = "photos-vs-bm3d.json"  # weights/: `lmppm bench --suite photo-pick` for the bundled photo model
 
 
 @dataclass
@@ -40,9 +44,10 @@ class Scores:
 
 @dataclass
 class Choice:
-    name: str
+    name: str  # a bundled model, or a classical method that needs none (bm3d)
     reason: str
     warnings: list[str] = field(default_factory=list)
+    method: str | None = None  # bm3d where the learned photo model is not ahead of it (photo_method)
 
 
 def estimate_noise(x: torch.Tensor) -> float:
@@ -108,16 +113,53 @@ def size_ratio(x: torch.Tensor, model) -> float:
     return max(h / ae.height, ae.height / h, w / ae.width, ae.width / w)
 
 
-def choose(x: torch.Tensor, models: dict, training: dict[str, dict] | None = None) -> Choice:
+def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple[str | None, str]:
+    """(None, why) to restore a colour image of estimated noise `sigma` with the learned photo model, or
+    ("bm3d", why): the learned model only where its PSNR on the validation photo, interpolated at
+    `sigma` on the table's estimated-noise axis (bench photo-pick), is above blind BM3D's. With no
+    table for this model (a file changed since it was measured), BM3D, the measured safe choice."""
+    if not table:
+        return "bm3d", f"colour image; {name} has no measured comparison with BM3D (--model {name} forces it)"
+    order = np.argsort(table["estimated_noise"])  # the axis, increasing (np.interp holds the ends beyond it)
+    axis = np.asarray(table["estimated_noise"])[order]
+    model_db = float(np.interp(sigma, axis, np.asarray(table["model_psnr"])[order]))
+    bm3d_db = float(np.interp(sigma, axis, np.asarray(table["bm3d_psnr"])[order]))
+    where = f"colour image, estimated noise {sigma:.3f}: on the validation photo at that noise"
+    if model_db > bm3d_db:
+        return None, f"{where} {name} is ahead of blind BM3D ({model_db:.2f} against {bm3d_db:.2f} dB; --method bm3d forces BM3D)"
+    return "bm3d", f"{where} blind BM3D is ahead of {name} ({bm3d_db:.2f} against {model_db:.2f} dB; --model {name} forces the learned model)"
+
+
+def pick_table(model_path) -> dict | None:
+    """The bundled photo-pick table, if it was measured on exactly this model file (same SHA-256)."""
+    import hashlib
+    from pathlib import Path
+
+    from lmppm_cli.files.weights import bundled_dir
+
+    path = bundled_dir() / PICK_TABLE
+    try:
+        table = json.loads(path.read_text())
+        return table if table.get("sha256") == hashlib.sha256(Path(model_path).read_bytes()).hexdigest() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def choose(x: torch.Tensor, models: dict, training: dict[str, dict] | None = None, photo_table: dict | None = None) -> Choice:
     """The model for image x (C, H, W) among `models` {name: model} (DOMAIN_MODELS, GENERAL among them).
 
-    Colour images go to the colour model. A gray image of about a model's input size (NATIVE_RATIO)
-    goes to the model whose size is nearest; any other image to GENERAL, in tiles."""
+    Colour images go to the colour model where it beats blind BM3D at their noise (photo_method, by
+    `photo_table`), else to BM3D. A gray image of about a model's input size (NATIVE_RATIO) goes to
+    the model whose size is nearest; any other image to GENERAL, in tiles."""
     training = training or {}
     if is_colour(x):
         colour = [n for n, m in models.items() if m.config.autoencoder.channels == 3]
         name = GENERAL if GENERAL in colour else colour[0]
-        reason = "colour image"
+        method, reason = photo_method(estimate_noise(x), photo_table, name)
+        if method is not None and importlib.util.find_spec(method) is not None:
+            return Choice(method, reason, method=method)
+        if method is not None:
+            reason += f"; but {method} is not installed (pip install 'lmppm[classical]'), so {name} restores it"
     else:
         native = {n: size_ratio(x, m) for n, m in models.items() if size_ratio(x, m) <= NATIVE_RATIO}
         if native:

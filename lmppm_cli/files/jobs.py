@@ -461,9 +461,9 @@ def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     return grid[:1] if images.shape[1] == 1 else grid
 
 
-def assign_models(jobs: list[Job], models: dict, training: dict[str, dict]) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
-    """With no --model: the domain model for each job (domain.choose). -> ({model name: its jobs},
-    {source: choice}, a report holding the files that could not be read)."""
+def assign_models(jobs: list[Job], models: dict, training: dict[str, dict], photo_table: dict | None = None) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
+    """With no --model: the domain model (or classical method) for each job (domain.choose). -> ({name:
+    its jobs}, {source: choice}, a report holding the files that could not be read)."""
     groups: dict[str, list[Job]] = {}
     choices: dict[Path, Choice] = {}
     report = Report()
@@ -473,7 +473,7 @@ def assign_models(jobs: list[Job], models: dict, training: dict[str, dict]) -> t
         except LmppmError as exc:
             report.failed.append((job.source, str(exc)))
             continue
-        choices[job.source] = choose(x, models, training)
+        choices[job.source] = choose(x, models, training, photo_table)
         groups.setdefault(choices[job.source].name, []).append(job)
     return groups, choices, report
 

@@ -5,7 +5,8 @@ DAE, the single pass G(F(x)), the flow with the model's calibrated defaults, Abl
 the flow with the paper's stated alpha 0.15, beta 0.1 (8 steps), and the classical blind denoisers.
 
 photo-noise: sigma 0.2, 0.25 and 0.3 on the 1,000 test patches of the held-out photo (photo-patches,
-bundled RGB U-Net). Rows as above, plus the U-Net's own questions: the flow with alpha = beta = 0 (only
+the earlier 32x32 RGB U-Net `photos-patches` and its no-projections twin; the photo model is `photos`,
+measured on whole photos by the `photos` suite). Rows as above, plus the U-Net's own questions: the flow with alpha = beta = 0 (only
 Appendix B's re-encoding of each new image, as many steps), and the model trained without latent-to-skip
 projections (its single pass and its calibrated flow).
 """
@@ -75,7 +76,7 @@ def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
     return Suite("mnist-noise", test.to(model.device), degs, methods, notes, ["DAE", "single pass G(F(x))", "LMPPM"], limits=limits)
 
 
-@suite("photo-noise", needs={"lmppm": "photos", "ablation": "photos-noproj"})
+@suite("photo-noise", needs={"lmppm": "photos-patches", "ablation": "photos-noproj"})
 def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     check_same_input(models)
     model, ablation = models["lmppm"], models["ablation"]

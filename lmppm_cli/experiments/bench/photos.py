@@ -1,0 +1,212 @@
+"""Suites `photos` and `photo-pick`: Gaussian noise on one whole held-out photo, restored as `lmppm
+restore` restores a file (the noisy photo and every result rounded to 8 bits, as a PNG holds them;
+U-Net models in blended tiles), beside the classical blind denoisers a user would otherwise run.
+
+photos      the test photo (coffee) at noise 0, 0.1 and 0.2, and (blind: the model never saw them) at
+            Table 6's mild missing pixels, scribbles, downsampling and over-sharpening. Rows: the noisy input, the single pass
+            G(F(x)), the DAE, LMPPM (the model's default flow), LMPPM with D switched off entirely
+            (alpha 0 and the paper's plain kernel step, so D is never evaluated), blind BM3D and
+            NL-means; PSNR, SSIM and seconds per megapixel. The noisy input row is "nothing".
+photo-pick  the validation photo (chelsea) at noise 0 to 0.3: LMPPM's default flow against blind BM3D,
+            with each noisy photo's estimated noise. `weights/photos-vs-bm3d.json` is this table for
+            the bundled `photos` model; `lmppm restore` with no --model sends a colour photo to the
+            learned model only where it is ahead there (domain.photo_method).
+
+Intervals: every figure is a mean over `draws` noise draws (seeds seed..seed+draws-1; the same draws for
+every method), and every row's difference to LMPPM is paired by draw, with a 95% Student-t interval.
+One photo and a few draws give intervals over the noise only, not over photos; a difference is a win or
+a loss only when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from lmppm_cli.core.degradations import degrade
+from lmppm_cli.core.metrics import psnr, ssim
+from lmppm_cli.core.restoration import Restored, single_pass
+from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.files.data import photo_tensor, shipped_photo
+from lmppm_cli.files.domain import estimate_noise
+from lmppm_cli.files.tiling import resolve
+from lmppm_cli.files.weights import load_model, resolve_model
+from lmppm_cli.methods import restorer
+
+TEST_LEVELS = (0.0, 0.1, 0.2)
+BEYOND_NOISE = {"missing-pixels": 0.04, "scribbles": 6, "downsample": 0.5, "sharpen": 8}  # Table 6, mild
+PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+DRAWS = 3
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # Student t, 97.5%
+
+
+def quantised(x: torch.Tensor) -> torch.Tensor:
+    """What an 8-bit file holds of an image in [0, 1]."""
+    return x.clamp(0.0, 1.0).mul(255.0).round().div(255.0)
+
+
+def noisy_photo(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return quantised(clean + sigma * torch.randn(clean.shape, generator=g))
+
+
+def paired_interval(diffs: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the mean paired difference and its 95% Student-t interval (0 width for one draw)."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    if n < 2:
+        return mean, mean, mean
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = T975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float) -> str:
+    return "win" if low > 0 else "loss" if high < 0 else "tie"
+
+
+def learned_rows(model, dae) -> dict:
+    """The learned restorers of the table, each (C, H, W) -> (C, H, W) as `lmppm restore` runs them."""
+    from lmppm_cli.api import restore_one  # the API's whole-image path: tiles exactly as restore does
+
+    tiles = resolve(None, None, model)
+
+    def whole(net, fn):
+        return lambda x: restore_one(net, fn, x, tiles, 64)
+
+    rows = {
+        "single pass G(F(x))": whole(model, lambda b, keep=False: Restored(single_pass(model, b), torch.zeros(len(b)), [])),
+        "LMPPM": whole(model, restorer(model)),
+        "LMPPM, D off (alpha 0, plain kernel step)": whole(model, restorer(model, alpha=0.0, adaptive=False)),
+    }
+    if dae is not None:
+        rows["DAE"] = whole(dae, restorer(dae, "dae"))
+    return rows
+
+
+def classical_rows(on: bool = True) -> dict:
+    if not on:
+        return {}
+    return {"BM3D (blind)": lambda x: denoise(x[None], "bm3d")[0], "NL-means (blind)": lambda x: denoise(x[None], "nlmeans")[0]}
+
+
+def noise_at(sigma: float):
+    """The degradation `noise sigma` as score_photo takes it: (clean, seed) -> 8-bit noisy photo."""
+    return lambda clean, seed: noisy_photo(clean, sigma, seed)
+
+
+def degraded_by(kind: str, value: float):
+    """Another degradation of the paper (Table 6's mild strengths on a photo), seeded, 8-bit."""
+    return lambda clean, seed: quantised(degrade(clean, kind, value, torch.Generator().manual_seed(seed)))
+
+
+def score_photo(clean: torch.Tensor, methods: dict, degradations: dict, seed: int, draws: int, on_stage=lambda s: None) -> list[dict]:
+    """Every (degradation, method) over the same draws: per-draw PSNR, SSIM, seconds per megapixel and
+    the estimated noise of each degraded input. `degradations`: label -> (sigma or None, (clean, seed) -> image)."""
+    cells = []
+    megapixels = clean.shape[-2] * clean.shape[-1] / 1e6
+    for label, (sigma, make) in degradations.items():
+        inputs = [make(clean, seed + k) for k in range(draws)]
+        noise = [estimate_noise(x) for x in inputs]
+        for name, fn in methods.items():
+            on_stage(f"{label}: {name}")
+            scores = []
+            for x in inputs:
+                start = time.perf_counter()
+                out = quantised(fn(x).float().cpu())
+                seconds = time.perf_counter() - start
+                scores.append((float(psnr(out[None], clean[None])[0]), float(ssim(out[None], clean[None])[0]), seconds / megapixels))
+            cells.append({"degradation": label, "sigma": sigma, "method": name, "psnr": [s[0] for s in scores],
+                          "ssim": [s[1] for s in scores], "seconds_per_mp": sum(s[2] for s in scores) / draws,
+                          "estimated_noise": noise})  # fmt: skip
+    return cells
+
+
+def noise_levels(levels) -> dict:
+    return {f"noise {s:g}": (s, noise_at(s)) for s in levels}
+
+
+def compare(cells: list[dict], reference: str = "LMPPM") -> list[dict]:
+    """Each cell with its paired PSNR and SSIM difference to `reference` at the same level."""
+    ref = {c["degradation"]: c for c in cells if c["method"] == reference}
+    out = []
+    for c in cells:
+        r = ref.get(c["degradation"])
+        extra = {}
+        if r is not None and c["method"] != reference:
+            for metric in ("psnr", "ssim"):
+                mean, low, high = paired_interval([a - b for a, b in zip(c[metric], r[metric])])
+                extra[f"{metric}_minus_lmppm"] = {"mean": mean, "low": low, "high": high}
+        out.append(c | extra)
+    return out
+
+
+def run_photos(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda s: None, model: str | None = None,
+               dae: str | None = None, classical: bool = True, draws: int = DRAWS, device: str = "cpu") -> dict:  # fmt: skip
+    """The `photos` suite on the whole test photo; writes results.json and results.md into out_dir."""
+    dev = torch.device(device)
+    net = load_model(resolve_model(model or "photos"), dev)
+    dae_net = load_model(resolve_model(dae or "photos-dae"), dev)
+    clean = photo_tensor(shipped_photo("coffee"), limit=None)
+    methods = {"noisy input": lambda x: x, **learned_rows(net, dae_net), **classical_rows(classical)}
+    degradations = {**noise_levels(TEST_LEVELS), **{f"{k} {v:g}": (None, degraded_by(k, v)) for k, v in BEYOND_NOISE.items()}}
+    cells = compare(score_photo(clean, methods, degradations, seed, limit or draws, on_stage))
+    header = f"# lmppm bench: photos\n\nThe whole test photo (scikit-image's coffee, {clean.shape[-1]}x{clean.shape[-2]}), never trained on or used to choose anything; {limit or draws} noise draws (seeds {seed}..{seed + (limit or draws) - 1}), 8-bit in and out.\n"
+    return _write(Path(out_dir), "photos", cells, header, seed)
+
+
+def run_photo_pick(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda s: None, model: str | None = None,
+                   draws: int = DRAWS, device: str = "cpu", **_) -> dict:  # fmt: skip
+    """The `photo-pick` table on the validation photo: LMPPM's default flow against blind BM3D."""
+    path = resolve_model(model or "photos")
+    net = load_model(path, torch.device(device))
+    clean = photo_tensor(shipped_photo("chelsea"), limit=None)
+    methods = {"LMPPM": learned_rows(net, None)["LMPPM"], **{k: v for k, v in classical_rows().items() if k.startswith("BM3D")}}
+    cells = compare(score_photo(clean, methods, noise_levels(PICK_LEVELS), seed, limit or draws, on_stage))
+    table = pick_table(cells, model or "photos", hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    write_text(Path(out_dir) / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
+    header = f"# lmppm bench: photo-pick\n\nThe whole validation photo (scikit-image's chelsea); {limit or draws} noise draws per level. `photos-vs-bm3d.json` here is the table the default pick reads.\n"
+    return _write(Path(out_dir), "photo-pick", cells, header, seed)
+
+
+def pick_table(cells: list[dict], name: str, sha256: str) -> dict:
+    """What domain.photo_method reads: per level, the mean estimated noise of the noisy validation photos
+    and the mean PSNR of the learned model and of blind BM3D."""
+    by = {(c["sigma"], c["method"]): c for c in cells}
+    levels = sorted({c["sigma"] for c in cells})
+    mean = lambda v: sum(v) / len(v)  # noqa: E731
+    return {
+        "_about": "lmppm bench --suite photo-pick: the learned photo model's default flow against blind BM3D on the validation photo (chelsea), by noise level.",
+        "model": name, "sha256": sha256, "photo": "chelsea",
+        "estimated_noise": [mean(by[s, "LMPPM"]["estimated_noise"]) for s in levels],
+        "model_psnr": [mean(by[s, "LMPPM"]["psnr"]) for s in levels],
+        "bm3d_psnr": [mean(by[s, "BM3D (blind)"]["psnr"]) for s in levels],
+        "sigma": levels,
+    }  # fmt: skip
+
+
+def _write(out_dir: Path, name: str, cells: list[dict], header: str, seed: int) -> dict:
+    write_text(out_dir / "results.json", json.dumps({"suite": name, "seed": seed, "cells": cells}, indent=2))
+    write_text(out_dir / "results.md", header + "\n" + markdown(cells))
+    return {f"{c['degradation']}: {c['method']}": {"psnr": _m(c["psnr"]), "ssim": _m(c["ssim"]), "s/MP": c["seconds_per_mp"]} for c in cells}
+
+
+def _m(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def markdown(cells: list[dict]) -> str:
+    lines = ["| degradation | method | PSNR | SSIM | PSNR - LMPPM (95% CI) | SSIM - LMPPM (95% CI) | s / MP |", "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        diff = []
+        for metric, digits in (("psnr", 2), ("ssim", 4)):
+            d = c.get(f"{metric}_minus_lmppm")
+            diff.append("" if d is None else f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] {verdict(d['low'], d['high'])}")
+        lines.append(f"| {c['degradation']} | {c['method']} | {_m(c['psnr']):.2f} | {_m(c['ssim']):.4f} | {diff[0]} | {diff[1]} | {c['seconds_per_mp']:.2f} |")
+    return "\n".join(lines) + "\n\nwin / loss: the row is ahead of / behind LMPPM with the interval excluding 0; tie otherwise.\n"
