@@ -4,7 +4,7 @@ scikit-image's PSNR and SSIM (data range 1) against the clean PNGs. Prints one M
 
     uv run python examples/user_check.py digits 0.4 0.7 0.85 --n 200
     uv run python examples/user_check.py faces 0.2 0.3
-    uv run python examples/user_check.py photos 0.1 0.2     # coffee and the left stereo motorcycle, held out
+    uv run python examples/user_check.py photos 0.1 0.2     # coffee (test) and scikit-learn's two photos (outside check)
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ from lmppm_cli.files.images import save_image, tensor_to_image
 METHODS = {  # domain -> row label -> extra `lmppm restore` arguments
     "digits": {"LMPPM (mnist)": [], "DAE (mnist-dae)": ["--method", "dae"]},
     "faces": {"LMPPM (faces)": ["--model", "faces"], "DAE (faces-dae)": ["--model", "faces-dae", "--method", "dae"]},
-    "photos": {"LMPPM (photos)": ["--model", "photos"]},
+    "photos": {"default (no --model)": [], "LMPPM (photos)": ["--model", "photos"], "DAE (photos-dae)": ["--model", "photos-dae", "--method", "dae"]},
 }
-PHOTOS = {"coffee": lambda d: d.coffee(), "motorcycle": lambda d: d.stereo_motorcycle()[0]}  # colour photos no bundled model saw
+# colour photos no bundled model saw: the test photo, and scikit-learn's, never used for any choice
+PHOTOS = {"coffee": lambda: __import__("skimage.data").data.coffee(),
+          "china": lambda: __import__("sklearn.datasets").datasets.load_sample_image("china.jpg"),
+          "flower": lambda: __import__("sklearn.datasets").datasets.load_sample_image("flower.jpg")}  # fmt: skip
 CLASSICAL = {"BM3D": ["--method", "bm3d"], "NL-means": ["--method", "nlmeans"], "wavelet": ["--method", "wavelet"]}
 
 
 def held_out(domain: str, n: int):
     if domain == "photos":
-        import skimage.data
-
-        return [photo_tensor(load(skimage.data)) for load in PHOTOS.values()]
+        return [photo_tensor(load()) for load in PHOTOS.values()]
     images = mnist_5k().test.images if domain == "digits" else lfw_faces().test.images
     idx = np.linspace(0, len(images) - 1, min(n, len(images))).round().astype(int)
     return images[idx]

@@ -90,6 +90,6 @@ def test_a_bench_refuses_models_of_different_sizes(tmp_path):
 
     from lmppm_cli.cli import app
 
-    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos", "--limit", "3"])
+    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos-patches", "--limit", "3"])
     assert res.exit_code == 2 and "must share their image size" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "b").exists()

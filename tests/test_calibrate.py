@@ -61,3 +61,13 @@ def test_calibration_rows_match_restoring_at_each_step_count(tiny_model_file):
         if r["clean_ssim_loss"] is not None:
             loss = ssim(single_pass(model, clean), clean).mean() - ssim(restore(model, clean, setting).images, clean).mean()
             assert abs(loss.item() - r["clean_ssim_loss"]) < 1e-4
+
+
+def test_the_small_grid_searches_its_own_values_and_step_counts(tiny_model, rng):
+    from lmppm_cli.core.calibrate import GRIDS
+
+    alphas, betas, steps, mults = GRIDS["small"]
+    clean = torch.rand(6, 1, 12, 12, generator=rng)
+    flow, rows = calibrate_flow(tiny_model, clean, 0.3, torch.Generator().manual_seed(0), alphas, betas, mults, steps)
+    assert len(rows) == len(alphas) * len(betas) * len(mults) * 2 * len(steps)
+    assert {r["steps"] for r in rows} == set(steps) and flow.steps in steps and flow.alpha in alphas

@@ -69,7 +69,7 @@ def test_models_lists_every_bundled_model_with_a_headline():
     rows = {r["name"]: r for r in bundled_entries()}
     assert set(rows) == set(bundled_models())
     assert all(r["headline"] for r in rows.values())
-    assert rows["photos"]["input CxHxW"] == "3x32x32" and rows["mnist"]["auto-pick for"] == "handwritten digits"
+    assert rows["photos"]["input CxHxW"] == "3x64x64" and rows["mnist"]["auto-pick for"] == "handwritten digits"
 
 
 def test_models_lists_a_malformed_file_as_unreadable_with_the_reason(tmp_path):
@@ -84,3 +84,35 @@ def test_models_lists_a_malformed_file_as_unreadable_with_the_reason(tmp_path):
     assert row["method"] == "unreadable" and "not a JSON object" in row["headline"]
     listed = CliRunner().invoke(app, ["models", str(tmp_path)], env={"COLUMNS": "250"})
     assert listed.exit_code == 0 and "unreadable" in listed.stdout
+
+
+def test_export_half_halves_the_file_and_loads_back_as_float32_with_the_same_restorations(tmp_path):
+    import torch
+
+    from lmppm_cli.core.restoration import restore
+    from lmppm_cli.files.weights import load_model
+
+    result = runner.invoke(app, ["export", "faces", "-o", str(tmp_path / "half"), "--half"])
+    assert result.exit_code == 0, result.output
+    exported, _ = read_tensors(tmp_path / "half" / "model.safetensors")
+    assert all(t.dtype == torch.float16 for t in exported.values() if t.is_floating_point())
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.55 * os.path.getsize("weights/faces.safetensors")
+    full, half = load_model("weights/faces.safetensors"), load_model(tmp_path / "half" / "model.safetensors")
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    x = torch.rand(4, 1, 25, 25, generator=torch.Generator().manual_seed(0))
+    a, b = restore(full, x).images, restore(half, x).images
+    assert 10 * torch.log10(1 / (a - b).pow(2).mean()) > 40
+
+
+def test_half_keeps_a_tensor_beyond_float16_range_in_float32(tmp_path):
+    import torch
+
+    from lmppm_cli.files.weights import load_model, save_model
+
+    model = load_model("weights/faces.safetensors")
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var[0] = 1e6  # float16 would make it inf
+    save_model(model, tmp_path / "m.safetensors", half=True)
+    tensors, _ = read_tensors(tmp_path / "m.safetensors")
+    assert any(t.dtype == torch.float32 for t in tensors.values()) and any(t.dtype == torch.float16 for t in tensors.values())
+    assert float(load_model(tmp_path / "m.safetensors").state_dict()[[k for k, v in model.state_dict().items() if v is bn.running_var][0]][0]) == 1e6

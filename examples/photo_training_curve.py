@@ -1,0 +1,59 @@
+"""Validation PSNR of a photo-crops training run against CPU hours, from its summary.json: the
+validation loss of every epoch (squared error summed over a 64x64x3 crop of chelsea, noise U(0, 0.3),
+the same draws every epoch) as PSNR. Writes docs/photo_training.png and prints the table.
+
+    uv run python examples/photo_training_curve.py runs/photos-dae [--times T --start S --pauses P]
+
+`--times`: lines "EPOCHS UNIX_SECONDS" sampled while the run went (for runs whose history has no
+per-epoch seconds), `--start` the run's start (unix seconds), `--pauses` lines "STOP|CONT UNIX_SECONDS"
+of the times the run was stopped (not counted); otherwise each record's own "seconds".
+"""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+parser = argparse.ArgumentParser()
+parser.add_argument("run")
+parser.add_argument("--times", default=None)
+parser.add_argument("--start", type=int, default=None)
+parser.add_argument("--pauses", default=None)
+parser.add_argument("--out", default="docs/photo_training.png")
+args = parser.parse_args()
+
+summary = json.loads((Path(args.run) / "summary.json").read_text())
+values = summary["model_config"]["autoencoder"]
+pixels = values["channels"] * values["height"] * values["width"]
+history = summary["history"]
+if args.times:
+    first_seen, start = {}, args.start
+    for line in Path(args.times).read_text().split("\n"):
+        if line.strip():
+            epochs, stamp = (int(v) for v in line.split())
+            start = stamp if start is None else start
+            first_seen.setdefault(epochs, stamp)
+    marks = [line.split() for line in Path(args.pauses).read_text().split("\n") if line.strip()] if args.pauses else []
+    stops = [(int(a[1]), int(b[1])) for a, b in zip(marks[::2], marks[1::2])]
+    paused = lambda t: sum(max(0, min(t, b) - a) for a, b in stops)  # noqa: E731
+    seconds = [first_seen.get(h["epoch"], math.nan) - start - paused(first_seen.get(h["epoch"], 0)) for h in history]
+else:
+    seconds = [h["seconds"] for h in history]
+hours = [s / 3600 for s in seconds]
+psnr = [10 * math.log10(pixels / h["val"]["recon"]) for h in history]
+for h, t, p in zip(history, hours, psnr):
+    print(f"epoch {h['epoch']:>3}  {t:5.2f} h  validation PSNR {p:.2f} dB")
+plt.figure(figsize=(6, 3.5))
+plt.plot(hours, psnr, marker=".")
+plt.xlabel("hours on 2 CPU cores")
+plt.ylabel("validation PSNR (dB)")
+plt.title("photos-dae: chelsea crops, noise U(0, 0.3)")
+plt.grid(alpha=0.3)
+plt.tight_layout()
+plt.savefig(args.out, dpi=120)
+print(f"wrote {args.out}")
