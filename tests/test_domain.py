@@ -65,7 +65,7 @@ def test_each_domain_gets_its_model(bundled):
 
 def test_noise_image_is_warned_and_a_clean_photo_is_not(bundled):
     models, training = bundled
-    noise = torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(1))
+    noise = (torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(1)) > 0.5).float()  # sigma ~0.5, beyond 0.3
     assert any("noise" in w for w in choose(noise, models, training, MODEL_AHEAD).warnings)
     assert choose(photo_tensor(skdata.coffee()), models, training, MODEL_AHEAD).warnings == []
 
@@ -103,7 +103,7 @@ def test_cli_picks_by_the_measured_rule_for_a_colour_photo_and_says_so(tmp_path)
 
 
 def test_cli_warns_on_noise_and_strict_writes_nothing(tmp_path):
-    noise = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)  # gray: the photo model, in tiles
+    noise = (np.random.default_rng(0).random((64, 64)) > 0.5).astype(np.uint8) * 255  # gray binary noise: sigma ~0.5
     Image.fromarray(noise).save(tmp_path / "noise.png")
     result = runner.invoke(app, ["restore", str(tmp_path / "noise.png"), "-o", str(tmp_path / "a.png"), "--device", "cpu"])
     assert result.exit_code == 0 and "warning:" in result.stderr and "noise" in result.stderr

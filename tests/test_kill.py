@@ -120,8 +120,8 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
 
 def test_ctrl_c_stops_a_folder_restore_with_130_and_only_whole_files(tmp_path):
     proc, _, out = _restore_until_50_written(tmp_path, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc.send_signal(signal.SIGCONT)  # hundreds of batches are still ahead of it
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
-    proc.send_signal(signal.SIGCONT)  # the stopped restore wakes up to the pending interrupt
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "--skip-existing" in err and "Traceback" not in err
     assert not list(out.glob("*.part*")) and all(Image.open(p).size == (28, 28) for p in out.glob("*.png"))
