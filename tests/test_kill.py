@@ -107,7 +107,8 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
     while any(map(_alive, workers)) and time.time() < deadline:
         time.sleep(0.05)
     assert not any(map(_alive, workers))  # they end with it, none left behind
-    first = {p.name for p in out.glob("*.png")}
+    first = {p.name for p in out.glob("*.png") if not p.name.startswith(".")}
+    assert not list(out.glob(".*")), "a killed worker left a temporary file"
     assert 0 < len(first) < FILES, len(first)
     again = _lmppm("restore", src, "-o", out, "-m", "mnist", "--batch-size", "16", "--device", "cpu", "--skip-existing")
     assert again.returncode == 0, again.stderr

@@ -222,12 +222,18 @@ def _io_pool(wanted: bool):
 
 def _worker_start() -> None:
     """An I/O worker ignores Ctrl-C (the main process stops the run; the worker finishes the file it is
-    writing) and ends with the main process even when that is killed (Linux's PR_SET_PDEATHSIG)."""
+    writing) and ends with the main process even when that is killed (Linux's PR_SET_PDEATHSIG). The
+    SIGTERM it then gets unwinds the write in hand, so its temporary file is removed (atomic_path)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_term)
     parent = os.getppid()
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the main process died before prctl took effect
         os._exit(1)
+
+
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(1)
 
 
 class _Inline:
