@@ -299,12 +299,13 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
     method: Annotated[str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")] = "lmppm",
     base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
-    init: Annotated[Optional[str], typer.Option(help="lmppm only: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="lmppm or dae: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper.")] = None,
     freeze_init: Annotated[bool, typer.Option(help="lmppm only: keep F and G at the --init model and train D alone with Eq. 20, so the single pass G(F(x)) is that model's; not in the paper.")] = False,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
     sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level.")] = 0.4,
     sigma_range: Annotated[Optional[str], typer.Option(help="LOW,HIGH: each training sample draws its noise level uniformly from this range (blind to strength) instead of --sigma-d.")] = None,
+    sigma_power: Annotated[float, typer.Option(help="--sigma-range: draw the level as LOW + (HIGH - LOW) u^POWER, u uniform; above 1 gives low noise and clean inputs more weight (not in the paper).")] = 1.0,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
     lambdas: Annotated[str, typer.Option(help="lambda_1..lambda_6 of Eq. 20, comma separated.")] = "1,1,1,1,1,1",
     lambda_denoise: Annotated[float, typer.Option(min=0.0, help="Weight of the denoising term ||x - G(F(x_noisy))||^2 added to Eq. 20 (not in the paper; 0 = Eq. 20 alone).")] = 0.0,
@@ -351,6 +352,7 @@ def train(
         lambda_denoise=lambda_denoise, sigma_range=sigma_range,
         init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init, workers=workers,
         precision=precision, unshuffle=unshuffle, residual=residual, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
+        sigma_power=sigma_power,
     )  # fmt: skip
     base_model = _load(base, None, False, device) if base else None
     shards.start(world, dev)

@@ -106,13 +106,20 @@ def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
     levels = (noisy(x, (0.02, 0.12), rng) - x).flatten(1).std(1)
     assert 0.015 < levels.min() < 0.03 and 0.11 < levels.max() < 0.135
     assert levels.std() > 0.02  # spread over the range, not one level
+    skewed = (noisy(x, (0.0, 0.2, 3.0), rng) - x).flatten(1).std(1)  # u^3: median level 0.2 * 0.5^3 = 0.025
+    assert 0.015 < skewed.median() < 0.035 and skewed.max() > 0.15
+    assert 0.08 < (noisy(x, (0.0, 0.2, 1.0), rng) - x).flatten(1).std(1).median() < 0.12  # power 1: uniform
 
 
 def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
     kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr=1e-3, lambdas="1,1,1,1,1,1",
               lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
     _, tcfg = build_configs(sigma_range="0,0.9", lambda_denoise=2.0, **kw)
-    assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9) and tcfg.weights.denoise == 2.0
+    assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0) and tcfg.weights.denoise == 2.0
+    assert build_configs(sigma_range="0,0.3", sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(LmppmError, match="sigma-power"):
+            build_configs(sigma_range="0,0.3", sigma_power=bad, **kw)
     assert build_configs(**kw)[1].training_noise == 0.4
     assert TrainConfig.from_dict(tcfg.to_dict()) == tcfg  # survives the JSON of a checkpoint
     for bad in ("0.5", "0.9,0.1", "-1,1", "a,b"):
@@ -167,9 +174,29 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
     assert summary["train_config"]["init"].endswith("model.safetensors")
     with pytest.raises(LmppmError, match="autoencoder differs"):
         LmppmObjective(tiny_config(latent_dim=6), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device)
+    kw = dict(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
+              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    with pytest.raises(LmppmError, match="lmppm or dae"):
+        build_configs(method="ldm", init="x", **kw)
     with pytest.raises(LmppmError, match="--method lmppm only"):
-        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
-                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, method="dae", init="x")  # fmt: skip
+        build_configs(method="dae", init="x", freeze_init=True, **kw)
+
+
+def test_a_dae_continues_from_another_dae(blob_dataset, tmp_path, device):
+    """--method dae --init: the DAE objective starts from the given F and G exactly (so a DAE can continue
+    on a new schedule or noise draw), and a run from it trains and records the init."""
+    import dataclasses
+
+    from lmppm_cli.core.objectives import DaeObjective
+
+    dae = dataclasses.replace(tiny_config(), method="dae")
+    train(dae, blob_dataset, _tcfg(epochs=2, calibrate=False), tmp_path / "a", device)
+    init = str(tmp_path / "a" / "model.safetensors")
+    objective = DaeObjective(dae, blob_dataset, _tcfg(init=init), device)
+    for key, value in load_model(init).autoencoder.state_dict().items():
+        assert torch.equal(objective.model.autoencoder.state_dict()[key], value), key
+    summary = train(dae, blob_dataset, _tcfg(epochs=1, calibrate=False, init=init, sigma_range=(0.0, 0.4), sigma_power=2.0), tmp_path / "b", device)
+    assert summary["train_config"]["init"] == init and summary["train_config"]["sigma_power"] == 2.0
 
 
 def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_dataset, tmp_path, device):

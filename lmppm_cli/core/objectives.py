@@ -28,17 +28,18 @@ from lmppm_cli.core.pixels import place, rows
 def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
 
-    `sigma` is sigma_d (the paper: one level) or a range (low, high): each sample then draws its own
-    level uniformly from it, so the model meets every strength it may be asked to restore (blind).
+    `sigma` is sigma_d (the paper: one level) or a range (low, high[, power]): each sample then draws its
+    own level low + (high - low) u^power, u ~ U(0, 1) (power 1: uniform), so the model meets every
+    strength it may be asked to restore (blind); power > 1 gives low noise and clean inputs more weight.
     `share` = (rank, size): x holds rows rank::size of a global batch (torchrun); every rank draws the
     whole batch's noise and keeps its rows, so N processes see exactly the noise of one."""
     rank, size = share
     rows = len(x) * size
     eps = torch.randn((rows, *x.shape[1:]), generator=generator, device=generator.device)[rank::size].to(x.device)
     if isinstance(sigma, tuple):
-        low, high = sigma
+        low, high, power = (*sigma, 1.0)[:3]
         u = torch.rand(rows, generator=generator, device=generator.device)[rank::size].to(x.device)
-        sigma = (low + (high - low) * u).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
+        sigma = (low + (high - low) * u**power).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
     return (x + sigma * eps).clamp(0.0, 1.0)
 
 
@@ -143,7 +144,8 @@ class LmppmObjective:
 
 def warm_start(model: LMPPM, path: str) -> None:
     """Start F and G from the autoencoder of another model file (e.g. a trained DAE of the same
-    architecture); D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20."""
+    architecture); D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
+    DAE's continued training (a new schedule or noise draw)."""
     from lmppm_cli.files.weights import load_model
 
     source = load_model(path, model.device)
@@ -158,6 +160,8 @@ class DaeObjective:
     def __init__(self, config, data, tcfg, device):
         self.tcfg = tcfg
         self.model = LMPPM(config).to(device)
+        if tcfg.init:
+            warm_start(self.model, tcfg.init)
 
     def param_groups(self):
         return [{"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr}]

@@ -57,6 +57,7 @@ class TrainConfig:
     lr_distance: float = 1e-3
     sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
     sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
+    sigma_power: float = 1.0  # with sigma_range: level = low + (high - low) u^power, u ~ U(0, 1); >1 favours low noise
     init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
     freeze_init: bool = False  # keep F and G at `init`: Eq. 20 then trains D alone (objectives.LmppmObjective)
     workers: int = 2  # DataLoader processes reading a streamed folder's batches (files/stream.py)
@@ -71,8 +72,8 @@ class TrainConfig:
 
     @property
     def training_noise(self):
-        """What `objectives.noisy` draws from: sigma_d, or the (low, high) range when one is set."""
-        return self.sigma_range or self.sigma_d
+        """What `objectives.noisy` draws from: sigma_d, or (low, high, power) when a range is set."""
+        return (*self.sigma_range, self.sigma_power) if self.sigma_range else self.sigma_d
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,7 +89,7 @@ def build_configs(
     sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
     lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False, workers: int = 2,
     precision: str = "fp32", unshuffle: int = 1, residual: bool = False, lr_schedule: str = "constant",
-    calibration_grid: str = "full",
+    calibration_grid: str = "full", sigma_power: float = 1.0,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -105,8 +106,12 @@ def build_configs(
         raise LmppmError(f"--neighbours must be {', '.join(NEIGHBOURS[:-1])} or {NEIGHBOURS[-1]}, not {neighbours!r}.")
     if method not in METHODS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
-    if init and method != "lmppm":
-        raise LmppmError("--init starts an LMPPM model from another model's autoencoder; it is for --method lmppm only.")
+    if init and method not in ("lmppm", "dae"):
+        raise LmppmError("--init starts F and G from another model's autoencoder; it is for --method lmppm or dae.")
+    if freeze_init and method != "lmppm":
+        raise LmppmError("--freeze-init trains D alone on a fixed F and G; it is for --method lmppm only.")
+    if not (math.isfinite(sigma_power) and sigma_power > 0):
+        raise LmppmError(f"--sigma-power must be a finite number above 0, not {sigma_power}.")
     if precision not in TRAIN_PRECISIONS:
         raise LmppmError(f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not).")
     if calibration_grid not in GRIDS:
@@ -128,6 +133,7 @@ def build_configs(
         patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
         weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
         freeze_init=freeze_init, workers=workers, precision=precision, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
+        sigma_power=sigma_power,
     )  # fmt: skip
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
