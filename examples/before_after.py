@@ -3,11 +3,13 @@ by the model `lmppm restore` picks for them (lmppm_cli.pick), beside the origina
 blind BM3D (`lmppm restore --method bm3d`), which is ahead on photos.
 
     uv run python examples/before_after.py      # writes examples/before_after_{digits,faces,photo}.png
+    uv run python examples/before_after.py --quick --out DIR   # 2 images per domain, a 64x64 photo crop
 
 Rows (columns for the single photo): degraded | restored (| BM3D) | original. PSNR / SSIM (scikit-image's definitions via torchmetrics,
 data range 1) are the means over the images shown, printed and quoted in the README.
 """
 
+import argparse
 from pathlib import Path
 
 import skimage.data
@@ -21,7 +23,11 @@ from lmppm_cli.core.degradations import gaussian_noise
 from lmppm_cli.files.images import save_image, tensor_to_image
 from lmppm_cli.core.metrics import psnr, ssim
 
-here = Path(__file__).parent
+parser = argparse.ArgumentParser(description="The README's before/after figures.")
+parser.add_argument("--out", default=str(Path(__file__).parent))
+parser.add_argument("--quick", action="store_true", help="2 images per domain and a 64x64 photo crop")
+args = parser.parse_args()
+here, count, side = Path(args.out), 2 if args.quick else 8, 64 if args.quick else 256
 
 
 def figure(name: str, clean: torch.Tensor, sigma: float, bm3d: bool = False) -> None:
@@ -40,7 +46,7 @@ def figure(name: str, clean: torch.Tensor, sigma: float, bm3d: bool = False) -> 
     print(f"{name}, noise {sigma}, {len(clean)} held-out images, picked {model.name} ({choice.reason}):", "; ".join(f"{k} {v}" for k, v in scores.items()))
 
 
-figure("digits", mnist_5k().test.images[::125][:8], 0.7)
-figure("faces", lfw_faces().test.images[:8], 0.2)
+figure("digits", mnist_5k().test.images[::125][:count], 0.7)
+figure("faces", lfw_faces().test.images[:count], 0.2)
 coffee = photo_tensor(skimage.data.coffee())
-figure("photo", coffee[:, 60:316, 120:376].unsqueeze(0), 0.1, bm3d=True)
+figure("photo", coffee[:, 60 : 60 + side, 120 : 120 + side].unsqueeze(0), 0.1, bm3d=True)

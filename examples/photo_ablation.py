@@ -23,7 +23,7 @@ import torch
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
 from lmppm_cli.core.restoration import cpu_has_bf16
 from lmppm_cli.core.train import TrainConfig, train
-from lmppm_cli.experiments.bench.photos import learned_rows, score_photo
+from lmppm_cli.experiments.bench.photos import learned_rows, noise_levels, score_photo
 from lmppm_cli.files.data import Dataset, Split, grid_crops, load_dataset, photo_tensor, shipped_photo
 from lmppm_cli.files.weights import load_model, resolve_model
 
@@ -59,7 +59,7 @@ results = {}
 
 for name in ("photos", "photos-noproj"):
     net = load_model(resolve_model(name), torch.device("cpu"))
-    cells = score_photo(chelsea, {"single pass": learned_rows(net, None)["single pass G(F(x))"]}, levels, seed=0, draws=1)
+    cells = score_photo(chelsea, {"single pass": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1)
     results[f"bundled {name} (32 px, widths 16-32)"] = {c["sigma"]: c["psnr"][0] for c in cells}
     print(name, results[f"bundled {name} (32 px, widths 16-32)"], flush=True)
 
@@ -79,7 +79,7 @@ for label, change in VARIANTS.items():
     train(config, data, tcfg, f"{args.out}/{len(results)}", torch.device("cpu"))
     seconds = time.perf_counter() - start
     net = load_model(f"{args.out}/{len(results)}/model.safetensors", torch.device("cpu"))
-    cells = score_photo(chelsea, {"dae": learned_rows(net, None)["single pass G(F(x))"]}, levels, seed=0, draws=1)
+    cells = score_photo(chelsea, {"dae": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1)
     results[label] = {**{c["sigma"]: c["psnr"][0] for c in cells}, "train_s": round(seconds, 1)}
     print(label, results[label], flush=True)
 

@@ -3,7 +3,9 @@ resized to 1000x700, Gaussian noise sigma 0.2 (seed 0), restored by `lmppm resto
 RGB model. Prints PSNR, seconds and the peak resident memory of the restore process; writes crops at
 full size (noisy | restored | clean) to examples/tiled_coffee_noise-0.2.png.
 
-    uv run python examples/tiled_photo.py [--device cpu|cuda] [--batch-size N]
+    uv run python examples/tiled_photo.py [--device cpu|cuda] [--batch-size N] [--quick --out DIR]
+
+--quick: the photo resized to 250x175 and one 100x100 crop (checks that the script runs).
 """
 
 import argparse
@@ -23,14 +25,16 @@ from lmppm_cli.core.degradations import gaussian_noise
 from lmppm_cli.files.images import read_image, save_image, tensor_to_image
 from lmppm_cli.core.metrics import psnr
 
-CROPS = ((120, 330), (400, 260), (700, 420))  # (x, y) of three 300x300 crops
-
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cpu")
 parser.add_argument("--batch-size", default="64")
+parser.add_argument("--quick", action="store_true", help="a 250x175 photo and one crop")
+parser.add_argument("--out", default=str(Path(__file__).parent))
 args = parser.parse_args()
+size, side = ((250, 175), 100) if args.quick else ((1000, 700), 300)
+CROPS = ((50, 40),) if args.quick else ((120, 330), (400, 260), (700, 420))  # (x, y) of the crops shown
 
-clean = Image.fromarray(skimage.data.coffee()).resize((1000, 700), Image.BICUBIC)
+clean = Image.fromarray(skimage.data.coffee()).resize(size, Image.BICUBIC)
 clean = torch.from_numpy(np.array(clean)).permute(2, 0, 1).float().div(255.0)
 noisy = gaussian_noise(clean[None], 0.2, torch.Generator().manual_seed(0))[0]
 with tempfile.TemporaryDirectory() as tmp:
@@ -46,5 +50,5 @@ with tempfile.TemporaryDirectory() as tmp:
 peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(f"PSNR noisy {psnr(noisy[None], clean[None]).item():.2f} dB, restored {psnr(restored[None], clean[None]).item():.2f} dB; "
       f"{seconds:.1f} s, peak RSS {peak_mib:.0f} MiB ({args.device}, batch {args.batch_size})")  # fmt: skip
-rows = [torch.cat([im[:, y : y + 300, x : x + 300] for im in (noisy, restored, clean)], dim=2) for x, y in CROPS]
-save_image(tensor_to_image(torch.cat(rows, dim=1)), Path(__file__).parent / "tiled_coffee_noise-0.2.png")
+rows = [torch.cat([im[:, y : y + side, x : x + side] for im in (noisy, restored, clean)], dim=2) for x, y in CROPS]
+save_image(tensor_to_image(torch.cat(rows, dim=1)), Path(args.out) / "tiled_coffee_noise-0.2.png")
