@@ -452,6 +452,7 @@ def bench(
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.")] = None,
+    draws: Annotated[int, typer.Option(min=1, max=20, help="Seeded draws of every degradation (the same for every method); intervals resample images and draws.")] = 3,
     degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")] = None,
     ablation: Annotated[Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")] = None,
@@ -476,7 +477,7 @@ def bench(
         if suite in ("photos", "photo-pick"):
             from lmppm_cli.files.devices import pick_device
 
-            options = {"model": model, "dae": dae, "classical": classical, "device": str(pick_device(device))}
+            options = {"model": model, "dae": dae, "classical": classical, "device": str(pick_device(device)), "draws": draws}
         return _bench_standalone(suite, output, seed, limit, options)
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
     models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))
@@ -492,7 +493,7 @@ def bench(
             acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
             table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
 
-        run_suite(suite, output, seed=seed, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical)
+        run_suite(suite, output, seed=seed, draws=draws, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical)
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 

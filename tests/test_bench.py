@@ -20,7 +20,7 @@ def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, mo
     assert all(c.images == 20 for c in cells if c.method != bm3d)
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["suite"] == "mnist-noise" and len(data["cells"]) == len(cells)
-    table = (tmp_path / "results.md").read_text().split("\n\n")[1].splitlines()  # the metric table
+    table = (tmp_path / "results.md").read_text().split("\n\n")[2].splitlines()  # the metric table
     assert table[0].startswith("| method") and table[0].count("PSNR") == 3 and table[0].count("SSIM") == 3
     assert [line.split(" | ")[0][2:] for line in table[2:]] == list(methods)
     noisy = {c.degradation: c for c in cells if c.method == "noisy input"}
@@ -46,9 +46,10 @@ def test_unknown_suite_is_refused(tmp_path):
 
 
 def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tmp_path, monkeypatch):
-    from lmppm_cli.experiments.bench import mnist
+    from lmppm_cli.experiments.bench import intervals, mnist
 
     monkeypatch.setattr(mnist, "BM3D_IMAGES", 3)
+    monkeypatch.setattr(intervals, "FID_RESAMPLES", 20)  # each FID resample is an eigen-decomposition per draw
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
     methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae",
@@ -63,11 +64,26 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     header = next(line for line in md.splitlines() if line.startswith("| method | noise"))
     assert header.count("FID/class") == 2 and header.count("SSIM") == 2 and header.count("acc %") == 2
     assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 3  # noise, elastic, timing tables
-    assert "Targets (issue 3):" in md and md.count("| elastic ") >= 2
+    assert "Targets (issue 3), LMPPM's verdicts" in md and md.count("| elastic ") >= 2
     grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
     assert grids == ["grid_elastic-mild-2.3.png", "grid_elastic-severe-1.8.png", "grid_noise-mild-0.7.png", "grid_noise-severe-0.85.png"]
     data = json.loads((tmp_path / "results.json").read_text())
-    assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image"} <= set(data["cells"][0])
+    assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image", "intervals", "versus"} <= set(data["cells"][0])
+    for c in full:  # every figure inside its own interval, 3 draws
+        assert c.draws == 3 and set(c.intervals) == {"psnr", "ssim", "accuracy", "fid"}
+        assert all(low <= value + 1e-9 and value - 1e-9 <= high for (low, high), value in
+                   ((c.intervals[k], getattr(c, k)) for k in ("psnr", "ssim", "accuracy")))  # fmt: skip
+    lm = {c.degradation: c for c in cells if c.method == "LMPPM"}
+    for c in cells:
+        if c.method == "LMPPM":
+            assert c.versus == {}
+            continue
+        v = c.versus  # reference minus row, on the row's own images (BM3D: its 3)
+        assert v["psnr"]["low"] <= v["psnr"]["mean"] <= v["psnr"]["high"] and v["psnr"]["verdict"] in ("win", "tie", "loss")
+        assert ("fid" in v) == ("BM3D" not in c.method)
+        if "BM3D" not in c.method:
+            assert v["psnr"]["mean"] == pytest.approx(lm[c.degradation].psnr - c.psnr, abs=1e-4)
+    assert "Paired against LMPPM" in md and "| noise mild 0.7 | DAE |" in md
 
 
 def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_path):

@@ -229,17 +229,6 @@ def test_a_tiny_photo_model_trains_on_photo_crops_and_restores_a_whole_photo_in_
     assert np.abs(restored - noisy).mean() > 1e-3  # the model changed the photo
 
 
-def test_paired_interval_and_verdict():
-    from lmppm_cli.experiments.bench.photos import paired_interval, verdict
-
-    mean, low, high = paired_interval([1.0, 2.0, 3.0])
-    assert mean == 2.0 and high - mean == pytest.approx(mean - low) and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    assert verdict(low, high) == "tie"  # 2 +- 2.48 includes 0
-    low, high = paired_interval([1.0, 1.1, 1.2])[1:]
-    assert verdict(low, high) == "win" and verdict(-high, -low) == "loss"
-    assert paired_interval([0.5]) == (0.5, 0.5, 0.5)
-
-
 def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
     from lmppm_cli.experiments.bench.photos import compare, degraded_by, markdown, noise_levels, pick_table, score_photo
 

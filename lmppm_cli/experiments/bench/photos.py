@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from lmppm_cli.core.degradations import degrade
 from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo
 from lmppm_cli.files.domain import estimate_noise
@@ -43,7 +43,6 @@ TEST_LEVELS = (0.0, 0.1, 0.2)
 BEYOND_NOISE = {"missing-pixels": 0.04, "scribbles": 6, "downsample": 0.5, "sharpen": 8}  # Table 6, mild
 PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DRAWS = 3
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}  # Student t, 97.5%
 
 
 def quantised(x: torch.Tensor) -> torch.Tensor:
@@ -54,21 +53,6 @@ def quantised(x: torch.Tensor) -> torch.Tensor:
 def noisy_photo(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return quantised(clean + sigma * torch.randn(clean.shape, generator=g))
-
-
-def paired_interval(diffs: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean paired difference and its 95% Student-t interval (0 width for one draw)."""
-    n = len(diffs)
-    mean = sum(diffs) / n
-    if n < 2:
-        return mean, mean, mean
-    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    half = T975.get(n - 1, 1.96) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def verdict(low: float, high: float) -> str:
-    return "win" if low > 0 else "loss" if high < 0 else "tie"
 
 
 def learned_rows(model, dae) -> dict:
@@ -141,8 +125,8 @@ def compare(cells: list[dict], reference: str = "LMPPM") -> list[dict]:
         extra = {}
         if r is not None and c["method"] != reference:
             for metric in ("psnr", "ssim"):
-                mean, low, high = paired_interval([a - b for a, b in zip(c[metric], r[metric])])
-                extra[f"{metric}_minus_lmppm"] = {"mean": mean, "low": low, "high": high}
+                iv = t_interval([a - b for a, b in zip(c[metric], r[metric])])
+                extra[f"{metric}_minus_lmppm"] = {"mean": iv.mean, "low": iv.low, "high": iv.high}
         out.append(c | extra)
     return out
 

@@ -1,5 +1,7 @@
-"""The bench runner: every (degradation, method) cell of a suite, scored per image, written as JSON,
-Markdown tables and comparison grids."""
+"""The bench runner: every (degradation, method) cell of a suite, scored per image over several seeded
+draws of each degradation (the same images and draws for every method), with 95% bootstrap intervals
+and paired differences to the suite's reference method (intervals.py), written as JSON, Markdown
+tables and comparison grids."""
 
 from __future__ import annotations
 
@@ -18,8 +20,11 @@ from lmppm_cli.core.degradations import DEGRADATIONS, degrade
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import save_image, tensor_to_image
 from lmppm_cli.core.metrics import classifier_outputs, domain_fid, inception_fid, inception_fid_missing, psnr, ssim
+from lmppm_cli.experiments.bench.intervals import RESAMPLES, Interval, Resamples, fid_interval, mean_interval
 
 Method = Callable[[torch.Tensor], torch.Tensor]  # degraded (B, C, H, W) -> restored (B, C, H, W)
+DRAWS = 3  # seeded draws of every degradation
+DRAW_STRIDE = 100_003  # draw k of degradation d is seeded seed * 1000 + d + k * DRAW_STRIDE
 
 
 @dataclass
@@ -39,10 +44,15 @@ class Suite:
     checks: Callable[[list], list[str]] | None = None  # extra Markdown lines from the cells
     inception_fid: bool = False  # add Inception FID where torchmetrics can load its network
     limits: dict[str, int] = field(default_factory=dict)  # method -> images it is scored on (slow methods)
+    reference: str | None = "LMPPM"  # every other row is compared with this one, paired
 
 
 @dataclass
 class Cell:
+    """Means over the draws and images; `intervals`: metric -> [low, high] (95%); `versus`: metric ->
+    the paired difference reference - this row (FID: this row - reference, so > 0 means the reference
+    is ahead), its interval and the reference's verdict (win / tie / loss)."""
+
     degradation: str
     method: str
     psnr: float
@@ -52,6 +62,20 @@ class Cell:
     fid: float | None = None
     fid_per_class: float | None = None
     accuracy: float | None = None
+    draws: int = 1
+    intervals: dict = field(default_factory=dict)
+    versus: dict = field(default_factory=dict)
+
+
+@dataclass
+class Scores:
+    """Per (draw, image) scores of one cell, on the images `index` of the suite."""
+
+    index: torch.Tensor
+    psnr: torch.Tensor  # (D, n)
+    ssim: torch.Tensor
+    correct: torch.Tensor | None = None  # (D, n) 0/1
+    features: torch.Tensor | None = None  # (D, n, F) classifier features
 
 
 @dataclass(frozen=True)
@@ -103,7 +127,7 @@ def spread(n_total: int, limit: int | None) -> torch.Tensor:
     return torch.linspace(0, n_total - 1, limit).round().long()
 
 
-def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=lambda cell: None, **options) -> list[Cell]:
+def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, draws: int = DRAWS, on_cell=lambda cell: None, **options) -> list[Cell]:
     """Run a suite and write results.json, results.md and grid_*.png into `out_dir`."""
     if name not in SUITES:
         raise LmppmError(f"unknown bench suite {name!r}; available: {', '.join(sorted(SUITES))}.")
@@ -112,41 +136,82 @@ def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, on_cell=l
         bench.inception_fid = False
         bench.notes.append(missing)
     reference = classifier_outputs(bench.classifier, bench.clean)[0] if bench.classifier is not None else None
+    resamples = functools.cache(lambda n: Resamples.of(draws, n, RESAMPLES, seed))
     cells = []
     for d_index, (deg_name, degrade) in enumerate(bench.degradations.items()):
-        gen = torch.Generator().manual_seed(seed * 1000 + d_index)
-        degraded = torch.cat([degrade(bench.clean[i : i + batch_size], gen) for i in range(0, len(bench.clean), batch_size)])
+        inputs = [_degraded(bench, degrade, seed * 1000 + d_index + k * DRAW_STRIDE, batch_size) for k in range(draws)]
+        scored = {}
         for method_name, method in bench.methods.items():
-            cell = _score(bench, deg_name, method_name, method, degraded, reference, batch_size)
-            cells.append(cell)
-            on_cell(cell)
+            scored[method_name] = _score(bench, deg_name, method_name, method, inputs, reference, batch_size, resamples)
+            on_cell(scored[method_name][0])
+        _compare(bench, scored, reference, resamples)
+        cells += [cell for cell, _ in scored.values()]
         if bench.figure_methods:
-            _figure(bench, deg_name, degraded, Path(out_dir))
+            _figure(bench, deg_name, inputs[0], Path(out_dir))
     write_results(bench, cells, Path(out_dir), seed)
     return cells
 
 
-def _score(bench: Suite, deg_name, method_name, method, degraded, reference, batch_size) -> Cell:
-    """One cell; a method with a limit is scored on that many images spread over the set."""
-    idx = spread(len(degraded), bench.limits.get(method_name))
-    degraded, clean = degraded[idx], bench.clean[idx].cpu()
-    outs, seconds = [], 0.0
-    for i in range(0, len(degraded), batch_size):
-        start = time.perf_counter()
-        outs.append(method(degraded[i : i + batch_size]).cpu())
-        seconds += time.perf_counter() - start
-    out = torch.cat(outs).clamp(0.0, 1.0)
-    cell = Cell(deg_name, method_name, psnr(out, clean).mean().item(), ssim(out, clean).mean().item(), seconds / len(clean), len(clean))
-    subset = len(idx) < len(bench.clean)  # FID depends on the sample size: none for a subset
+def _degraded(bench: Suite, degrade, seed: int, batch_size: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([degrade(bench.clean[i : i + batch_size], gen) for i in range(0, len(bench.clean), batch_size)])
+
+
+def _score(bench: Suite, deg_name, method_name, method, inputs, reference, batch_size, resamples) -> tuple[Cell, Scores]:
+    """One cell over every draw; a method with a limit is scored on that many images spread over the set."""
+    idx = spread(len(bench.clean), bench.limits.get(method_name))
+    clean = bench.clean[idx].cpu()
+    per_draw, seconds = [], 0.0
+    for degraded in inputs:
+        outs = []
+        for i in range(0, len(idx), batch_size):
+            start = time.perf_counter()
+            outs.append(method(degraded[idx[i : i + batch_size]]).cpu())
+            seconds += time.perf_counter() - start
+        per_draw.append(torch.cat(outs).clamp(0.0, 1.0))
+    scores = Scores(idx, torch.stack([psnr(o, clean) for o in per_draw]), torch.stack([ssim(o, clean) for o in per_draw]))
+    n, d = len(idx), len(inputs)
+    cell = Cell(deg_name, method_name, scores.psnr.mean().item(), scores.ssim.mean().item(), seconds / (n * d), n, draws=d)
+    subset = n < len(bench.clean)  # FID depends on the sample size: none for a subset
     if reference is not None:
-        features, predicted = classifier_outputs(bench.classifier, out)
-        labels = bench.labels[idx].to(predicted.device)
+        labels = bench.labels[idx]
+        outputs = [classifier_outputs(bench.classifier, o) for o in per_draw]
+        scores.features = torch.stack([f for f, _ in outputs])
+        scores.correct = torch.stack([(p == labels.to(p.device)).float().cpu() for _, p in outputs])
+        cell.accuracy = scores.correct.mean().item()
         if not subset:
-            cell.fid, cell.fid_per_class = domain_fid(reference, features, labels)
-        cell.accuracy = (predicted == labels).float().mean().item()
+            fids = [domain_fid(reference, f, labels) for f in scores.features]
+            cell.fid, cell.fid_per_class = (sum(v) / d for v in zip(*fids))
     elif bench.inception_fid and not subset:
-        cell.fid = inception_fid(clean, out)
-    return cell
+        cell.fid = sum(inception_fid(clean, o) for o in per_draw) / d
+    cell.intervals = _intervals(scores, reference, resamples(n), subset)
+    return cell, scores
+
+
+def _intervals(scores: Scores, reference, resamples: Resamples, subset: bool) -> dict:
+    out = {"psnr": mean_interval(scores.psnr, resamples), "ssim": mean_interval(scores.ssim, resamples)}
+    if scores.correct is not None:
+        out["accuracy"] = mean_interval(scores.correct, resamples)
+        if not subset:
+            out["fid"] = fid_interval(reference, scores.features, resamples)
+    return {k: [v.low, v.high] for k, v in out.items()}
+
+
+def _compare(bench: Suite, scored: dict, reference, resamples) -> None:
+    """Each row's paired difference to the reference row, on the images the row was scored on."""
+    if bench.reference not in scored:
+        return
+    ref = scored[bench.reference][1]
+    for name, (cell, row) in scored.items():
+        if name == bench.reference:
+            continue
+        res, full = resamples(len(row.index)), len(row.index) == len(ref.index)
+        diffs = {"psnr": mean_interval(ref.psnr[:, row.index] - row.psnr, res), "ssim": mean_interval(ref.ssim[:, row.index] - row.ssim, res)}
+        if row.correct is not None:
+            diffs["accuracy"] = mean_interval(ref.correct[:, row.index] - row.correct, res)
+            if full:
+                diffs["fid"] = fid_interval(reference, row.features, res, minus=ref.features)
+        cell.versus = {k: {"mean": v.mean, "low": v.low, "high": v.high, "verdict": v.verdict} for k, v in diffs.items()}
 
 
 def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) -> None:
@@ -173,7 +238,8 @@ def write_results(bench: Suite, cells: list[Cell], out_dir: Path, seed: int) -> 
 
 
 def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
-    """Table 1's layout: one table per degradation kind, one row per method, a column group per strength."""
+    """Table 1's layout: one table per degradation kind, one row per method, a column group per strength;
+    each figure +- the half-width of its 95% interval. Then the paired differences to the reference."""
     if any(c.accuracy is not None for c in cells):
         metrics = ("SSIM", "PSNR", "FID", "FID/class", "acc %")
     else:
@@ -182,7 +248,9 @@ def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
     for deg in bench.degradations:
         kinds.setdefault(deg.split(" ")[0], []).append(deg)
     by = {(c.degradation, c.method): c for c in cells}
-    parts = [f"# lmppm bench: {bench.name}\n"]
+    draws = max(c.draws for c in cells) if cells else 1
+    parts = [f"# lmppm bench: {bench.name}\n", f"Each figure: the mean over the images and {draws} draws of each degradation, "
+             "+- the half-width of its 95% bootstrap interval (images and draws resampled).\n"]  # fmt: skip
     for degs in kinds.values():
         head = "| method | " + " | ".join(f"{d} {m}" for d in degs for m in metrics) + " |"
         rule = "|---|" + "---|" * (len(degs) * len(metrics))
@@ -190,14 +258,45 @@ def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
         parts.append("\n".join([head, rule, *rows]) + "\n")
     ms = {m: 1000 * sum(c.seconds_per_image for c in cells if c.method == m) / len(bench.degradations) for m in bench.methods}
     parts.append("| method | ms / image |\n|---|---|\n" + "\n".join(f"| {m} | {v:.3f} |" for m, v in ms.items()) + "\n")
+    if any(c.versus for c in cells):
+        parts.append(paired_table(bench.reference, cells))
     if bench.checks is not None:
         parts.append("\n".join(bench.checks(cells)) + "\n")
     parts.append("".join(f"- {n}\n" for n in notes))
     return "\n".join(parts)
 
 
+VERSUS = (("psnr", "PSNR", 2, 1), ("ssim", "SSIM", 3, 1), ("fid", "FID", 2, 1), ("accuracy", "acc %", 1, 100))
+
+
+def paired_table(reference: str, cells: list[Cell]) -> str:
+    """One line per (degradation, row): the reference minus the row (FID: the row minus the reference),
+    with its paired 95% interval and the reference's win / tie / loss."""
+    present = [v for v in VERSUS if any(v[0] in c.versus for c in cells)]
+    lines = [f"Paired against {reference} (positive: {reference} ahead; on the row's images and draws):", "",
+             "| degradation | row | " + " | ".join(label for _, label, _, _ in present) + " |", "|---|---|" + "---|" * len(present)]  # fmt: skip
+    for c in cells:
+        if not c.versus:
+            continue
+        parts = []
+        for key, _, digits, scale in present:
+            d = c.versus.get(key)
+            parts.append("" if d is None else f"{Interval(*(scale * d[k] for k in ('mean', 'low', 'high'))).text(digits, signed=True)} {d['verdict']}")
+        lines.append(f"| {c.degradation} | {c.method} | " + " | ".join(parts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pm(value: float | None, interval, digits: int, scale: float = 1.0) -> str:
+    if value is None:
+        return ""
+    if not interval:
+        return f"{scale * value:.{digits}f}"
+    half = scale * max(value - interval[0], interval[1] - value)
+    return f"{scale * value:.{digits}f}±{half:.{digits}f}"
+
+
 def _values(c: Cell, metrics) -> str:
-    table = {"SSIM": f"{c.ssim:.3f}", "PSNR": f"{c.psnr:.2f}", "FID": f"{c.fid:.2f}" if c.fid is not None else "",
-             "FID/class": f"{c.fid_per_class:.2f}" if c.fid_per_class is not None else "",
-             "acc %": f"{100 * c.accuracy:.1f}" if c.accuracy is not None else ""}  # fmt: skip
+    iv = c.intervals
+    table = {"SSIM": _pm(c.ssim, iv.get("ssim"), 3), "PSNR": _pm(c.psnr, iv.get("psnr"), 2), "FID": _pm(c.fid, iv.get("fid"), 2),
+             "FID/class": _pm(c.fid_per_class, None, 2), "acc %": _pm(c.accuracy, iv.get("accuracy"), 1, 100)}  # fmt: skip
     return " | ".join(table[m] for m in metrics)
