@@ -36,7 +36,7 @@ RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision (branch, 
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local Hub cache, never the network.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
 StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Flow step budget (default: the model's).")]
-AlphaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Distance-gradient step (0 = Ablation_lmppm).")]
+AlphaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Distance-gradient step (0 with the adaptive step off: D unused, Ablation_lmppm).")]
 BetaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
 SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
 ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
@@ -448,7 +448,7 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, photos (a whole held-out photo against BM3D), photo-pick (the default pick's table), faces (Table 2), circle (Figs. 4-7), or speed (images/s of every restorer on --device).", show_default=False)],
+    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, photos (a whole held-out photo against BM3D), photo-pick (the default pick's table), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9: samples from noise against the LDM's full chain), or speed (images/s of every restorer on --device).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
     limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.")] = None,
@@ -478,6 +478,10 @@ def bench(
             from lmppm_cli.files.devices import pick_device
 
             options = {"model": model, "dae": dae, "classical": classical, "device": str(pick_device(device)), "draws": draws}
+        if suite == "generation":
+            from lmppm_cli.files.devices import pick_device
+
+            options = {"device": str(pick_device(device)), "draws": draws}
         return _bench_standalone(suite, output, seed, limit, options)
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
     models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))

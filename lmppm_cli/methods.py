@@ -1,9 +1,10 @@
 """Restoration methods by name, each bound to the kind of model file it needs.
 
 lmppm            the flow of Alg. 4 with the model's (calibrated) defaults      needs an lmppm model
-ablation-lmppm   the same flow with alpha = 0: kernel mean only (Table 1)      needs an lmppm model
+ablation-lmppm   the same flow with D off entirely: alpha = 0 and no adaptive   needs an lmppm model
+                 step (the kernel mean only; Table 1's Ablation_lmppm)
 dae              the DAE baseline's single pass G(F(x))                         needs a dae model
-ablation-dae     the DAE's network with the kernel step only (alpha = 0)        needs a dae model
+ablation-dae     the DAE's network with the kernel step only (alpha = 0, no D)  needs a dae model
 ldm              encode, noise to the start step, DDPM reverse chain, decode    needs an ldm model
 bm3d, nlmeans,   classical blind denoisers (baselines/classical.py), at the     need no model
 wavelet          image's own size and channels
@@ -60,8 +61,8 @@ def _learned(model, method: str, seed: int, start_step: int | None, **flow) -> R
     if model.config.method != NEEDS[method]:
         raise ModelError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
     if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
-        if method != "lmppm":
-            flow["alpha"] = 0.0
+        if method != "lmppm":  # the ablations: D is never evaluated
+            flow.update(alpha=0.0, adaptive=False)
         settings = flow_settings(model, **flow)
         return lambda x, keep=False: restore(model, x, settings, keep)
     if method == "dae":

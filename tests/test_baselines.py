@@ -81,7 +81,9 @@ def test_ldm_trains_on_a_dae_restores_and_generates(dae_file, tmp_path):
     a = restorer(model, seed=1)(x, False).images
     b = restorer(model, seed=1)(x, False).images
     assert a.shape == x.shape and torch.equal(a, b)
-    assert ldm.generate(model, [1, 2]).shape == (2, 1, 12, 12)
+    pair = ldm.generate(model, [1, 2])
+    assert pair.shape == (2, 1, 12, 12) and not torch.allclose(pair[0], pair[1])
+    torch.testing.assert_close(ldm.generate(model, [2])[0], pair[1], atol=1e-5, rtol=0)  # a sample is its seed's, in any batch
     with pytest.raises(LmppmError, match="pass --base"):
         train(cfg, ds, _tcfg(epochs=1), tmp_path / "nobase", torch.device("cpu"))
 

@@ -52,21 +52,27 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     monkeypatch.setattr(intervals, "FID_RESAMPLES", 20)  # each FID resample is an eigen-decomposition per draw
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
-    methods = ["degraded input", "DAE", "LDM", "LMPPM", "Ablation_lmppm", "Ablation_dae",
+    from lmppm_cli.experiments.bench.noise import ABLATION_LMPPM
+
+    methods = ["degraded input", "DAE", "LDM", "LMPPM", ABLATION_LMPPM, "kernel step off (beta 0)",
+               f"re-encoding only (alpha=beta=0, {models['lmppm'].config.flow.steps} steps)",
+               "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)", "Ablation_dae",
                "BM3D (blind; 3 of 20 images)", "NL-means (blind)", "wavelet (blind)"]  # fmt: skip
-    assert [c.method for c in cells[:9]] == methods and len(cells) == 4 * 9
+    assert [c.method for c in cells[:12]] == methods and len(cells) == 5 * 12
     full = [c for c in cells if "BM3D" not in c.method]
     assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in full)
     subset = [c for c in cells if "BM3D" in c.method]  # FID depends on the sample size: none on a subset
     assert all(c.fid is None and 0 <= c.accuracy <= 1 and c.images == 3 for c in subset)
-    assert {c.degradation for c in cells} == {"noise mild 0.7", "noise severe 0.85", "elastic mild 2.3", "elastic severe 1.8"}
+    assert {c.degradation for c in cells} == {"clean", "noise mild 0.7", "noise severe 0.85", "elastic mild 2.3", "elastic severe 1.8"}
+    clean_input = next(c for c in cells if c.degradation == "clean" and c.method == "degraded input")
+    assert clean_input.psnr == 100.0 and clean_input.ssim == pytest.approx(1.0)  # the clean row is the digits themselves
     md = (tmp_path / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method | noise"))
     assert header.count("FID/class") == 2 and header.count("SSIM") == 2 and header.count("acc %") == 2
-    assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 3  # noise, elastic, timing tables
+    assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 4  # clean, noise, elastic, timing tables
     assert "Targets (issue 3), LMPPM's verdicts" in md and md.count("| elastic ") >= 2
     grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
-    assert grids == ["grid_elastic-mild-2.3.png", "grid_elastic-severe-1.8.png", "grid_noise-mild-0.7.png", "grid_noise-severe-0.85.png"]
+    assert grids == ["grid_clean.png", "grid_elastic-mild-2.3.png", "grid_elastic-severe-1.8.png", "grid_noise-mild-0.7.png", "grid_noise-severe-0.85.png"]
     data = json.loads((tmp_path / "results.json").read_text())
     assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image", "intervals", "versus"} <= set(data["cells"][0])
     for c in full:  # every figure inside its own interval, 3 draws
@@ -109,3 +115,24 @@ def test_a_bench_refuses_models_of_different_sizes(tmp_path):
     res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos-patches", "--limit", "3"])
     assert res.exit_code == 2 and "must share their image size" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "b").exists()
+
+
+def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tmp_path):
+    """Bundled models, 12 samples x 2 seed sets: every row has FID, confidence and imbalance inside their
+    intervals; every other row is compared with LMPPM; the markdown says it; imbalance on known cases."""
+    import torch
+
+    from lmppm_cli.experiments.bench.generation import REFERENCE, imbalance, run_generation
+
+    assert imbalance(torch.arange(10).repeat(3)) == pytest.approx(0.0)
+    assert imbalance(torch.zeros(20, dtype=torch.long)) == pytest.approx(0.9)
+    summary = run_generation(tmp_path, seed=0, limit=12, draws=2)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert list(data["rows"]) == [REFERENCE, "LDM full chain (2000 steps)", "DAE kernel flow (mnist-dae, 16 steps)", "validation digits (real)"]
+    for name, row in data["rows"].items():
+        for metric in ("fid", "confidence", "imbalance"):
+            assert row[metric]["low"] - 1e-9 <= row[metric]["mean"] <= row[metric]["high"] + 1e-9, (name, metric)
+        assert 0 < row["confidence"]["mean"] <= 1 and row["fid"]["mean"] >= 0
+        assert ("versus" in row) == (name != REFERENCE)
+    assert set(summary) == set(data["rows"]) and data["rows"]["LDM full chain (2000 steps)"]["seconds_per_sample"] > 0
+    assert "| LDM full chain (2000 steps) |" in (tmp_path / "results.md").read_text()

@@ -154,3 +154,29 @@ def test_adaptive_kernel_step_is_the_papers_far_from_the_data_and_capped_at_d_ne
     near = bank + 0.05 * torch.randn(bank.shape, generator=rng)
     step = flow_step(near, d, bank, 0.0, 0.3, 0.5, adaptive=True) - near
     assert (step.norm(dim=1) <= 0.3 * d(near).detach().clamp_min(0) + 1e-6).all()
+
+
+def test_the_d_off_ablations_never_evaluate_d(tiny_bundle):
+    """Ablation_lmppm and re-encoding only (noise.ablation_rows) run with D made to fail, so D does no
+    work in them, even for a model whose calibrated flow uses the adaptive step; the full flow needs D."""
+    import dataclasses
+
+    from lmppm_cli.experiments.bench.noise import ABLATION_LMPPM, ablation_rows
+    from lmppm_cli.files.weights import load_model
+    from lmppm_cli.methods import restorer
+
+    model = load_model(tiny_bundle["lmppm"])
+    model.config = dataclasses.replace(model.config, flow=dataclasses.replace(model.config.flow, alpha=0.1, beta=0.2, adaptive=True))
+    ae = model.config.autoencoder
+    x = torch.rand(4, ae.channels, ae.height, ae.width, generator=torch.Generator().manual_seed(0))
+
+    def broken(*_):
+        raise AssertionError("D was evaluated")
+
+    model.distance.forward = broken
+    rows = ablation_rows(model)
+    for name in (ABLATION_LMPPM, next(k for k in rows if k.startswith("re-encoding only"))):
+        out = rows[name](x)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(AssertionError, match="D was evaluated"):
+        restorer(model)(x)

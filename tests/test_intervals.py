@@ -57,6 +57,8 @@ def test_frechet_matches_torchmetrics_and_the_fid_interval_of_a_set_against_itse
     draws = torch.stack([fake, fake])
     iv = fid_interval(real, draws, res)
     assert iv.low <= iv.mean <= iv.high and iv.low > 2.0
+    small = fid_interval(real[:30], draws[:, :30], Resamples.of(2, 30, 50, seed=0))  # resampled sets of 30 repeat images: biased upward
+    assert small.low <= small.mean <= small.high  # the bias-corrected interval still holds its point
     same = fid_interval(real, draws, res, minus=draws)  # paired: a method against itself differs by exactly 0
     assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
     closer = fid_interval(real, torch.stack([real + 0.01 * fake] * 2), res, minus=draws)

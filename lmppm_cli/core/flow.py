@@ -4,7 +4,7 @@ Notation -> paper:
     z            z^n, the current latent (B, d)
     distance     D_S, the learned distance to the set S of training latents
     bank         S = {F(x_j)}, the training latents (N, d)
-    alpha, beta  alpha, beta of Alg. 4 (0 < alpha, beta; alpha + beta < 1); alpha = 0 is Ablation_lmppm
+    alpha, beta  alpha, beta of Alg. 4 (0 < alpha, beta; alpha + beta < 1); alpha = 0 with adaptive off is Ablation_lmppm
     adaptive     ours: the kernel step's length capped at D_S(z), so latents on the manifold stay put
     top_k        ours: the kernel mean over the k nearest bank points only (large banks); None: all
     sigma_ker    the kernel width of Eq. 21

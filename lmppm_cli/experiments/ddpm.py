@@ -45,19 +45,26 @@ def diffusion_loss(denoiser, sched: Schedule, x0, generator) -> torch.Tensor:
     return (pred - eps).pow(2).mean()
 
 
+def gaussian(shape, generator) -> torch.Tensor:
+    """N(0, 1) of `shape` from one generator, or row by row from a list of generators."""
+    if isinstance(generator, list):
+        return torch.stack([torch.randn(shape[1:], generator=g, device=g.device) for g in generator])
+    return torch.randn(shape, generator=generator, device=generator.device)
+
+
 @torch.no_grad()
 def reverse(denoiser, sched: Schedule, x_t, start: int, generator, trajectory: list | None = None) -> torch.Tensor:
     """Alg. 3 from step `start` down to 0: x = (x_t - coef_t eps_theta) / sqrt(alpha_t) + sigma_t z,
     coef_t = beta_t / sqrt(1 - alpha_bar_t), sigma_t = sqrt(beta_t), no noise at t = 0. Appends every
-    iterate to `trajectory` when one is given."""
+    iterate to `trajectory` when one is given. `generator`: one for the batch, or a list of one per row
+    (each row's noise then depends on its own generator only, whatever the batch)."""
     for t in range(start, -1, -1):
         t_frac = torch.full((len(x_t),), t / sched.steps, device=x_t.device)
         eps = denoiser(x_t, t_frac)
         coef = sched.betas[t] / (1.0 - sched.alpha_bar[t]).sqrt()
         x_t = (x_t - coef * eps) / sched.alphas[t].sqrt()
         if t > 0:
-            noise = torch.randn(x_t.shape, generator=generator, device=generator.device).to(x_t.device)
-            x_t = x_t + sched.betas[t].sqrt() * noise
+            x_t = x_t + sched.betas[t].sqrt() * gaussian(x_t.shape, generator).to(x_t.device)
         if trajectory is not None:
             trajectory.append(x_t)
     return x_t

@@ -37,14 +37,13 @@ def restore(model: LatentDiffusion, x: torch.Tensor, generator, start_step: int 
 
 @torch.no_grad()
 def generate(model: LatentDiffusion, seeds: list[int]) -> torch.Tensor:
-    """The full chain of Alg. 3 from N(0, I), one seed per sample, decoded."""
-    d, out = model.config.autoencoder.latent_dim, []
+    """The full chain of Alg. 3 from N(0, I), decoded; one seed per sample, which alone draws its noise
+    (so sample i is the same in any batch), and the whole batch denoised together."""
+    d = model.config.autoencoder.latent_dim
     sched = schedule(model.config.diffusion, model.device)
-    for seed in seeds:
-        g = torch.Generator().manual_seed(seed)
-        z_t = torch.randn(1, d, generator=g).to(model.device)
-        out.append(reverse(model.denoiser, sched, z_t, sched.steps - 1, g))
-    return model.autoencoder.decode(unstandardise(model, torch.cat(out)), ())
+    gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+    z_t = torch.stack([torch.randn(d, generator=g) for g in gens]).to(model.device)
+    return model.autoencoder.decode(unstandardise(model, reverse(model.denoiser, sched, z_t, sched.steps - 1, gens)), ())
 
 
 class LdmObjective:

@@ -4,14 +4,15 @@ The 20 held-out faces of lfw-faces (25x25 grayscale, Labeled Faces in the Wild; 
 or calibration), with Table 2's degradations at its strengths (noise 0.2 / 0.25 / 0.3, missing pixels
 0.04 / 0.08 / 0.1, scribbles 6 / 13 / 20, sharpening 8 / 10 / 18) and Table 6's faces presets for the
 two kinds Table 2 leaves out (elastic, downsampling; mild and severe). Rows: the DAE baseline, LMPPM,
-its single pass G(F(x)), the flow with alpha = beta = 0 (re-encoding only), and the same U-Net trained
-without latent-to-skip projections (the ablation), and the classical blind denoisers (BM3D, NL-means,
+its single pass G(F(x)), the true ablations of its flow (noise.ablation_rows: D off, kernel step off,
+re-encoding only, the paper's flow), the same U-Net trained without latent-to-skip projections, and
+the classical blind denoisers (BM3D, NL-means,
 wavelet). SSIM and PSNR; Inception FID where it can run.
 """
 
 from __future__ import annotations
 
-from lmppm_cli.experiments.bench.noise import classical_rows, describe, images_of, unet_rows
+from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, describe, images_of, unet_rows
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.files.data import conform, lfw_faces
 from lmppm_cli.core.degradations import strength
@@ -33,6 +34,7 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "DAE": images_of(restorer(dae, "dae")),
         "LMPPM": images_of(restorer(model)),
         "single pass G(F(x))": lambda x: single_pass(model, x),
+        **ablation_rows(model),
         **unet_rows(model, ablation),
         **classical_rows(len(clean), on=classical)[0],
     }

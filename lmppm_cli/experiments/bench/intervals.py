@@ -4,6 +4,7 @@ Scores come on a grid of (draw, image): the same held-out images degraded with t
 for every method, so a difference between two methods is taken cell by cell (paired). Intervals are
 percentile bootstraps that resample the images and, independently, the draws, so they cover both the
 choice of test images and the noise. FID, a statistic of a whole set, is recomputed on each resample.
+Set statistics (FID) are bias-corrected: their resamples are shifted to centre on the point estimate.
 With one photo there are no images to resample: `t_interval` over the draws is used there.
 A difference is a win or a loss only when its interval excludes 0, a tie otherwise (`verdict`).
 """
@@ -69,7 +70,12 @@ class Resamples:
         return Resamples(self.draws[:n], self.images[:n])
 
 
-def _percentiles(point: float, stats: torch.Tensor) -> Interval:
+def _percentiles(point: float, stats: torch.Tensor, centre: bool = False) -> Interval:
+    """The percentile interval of bootstrap `stats`; `centre`: first shifted so that their mean is the
+    point (a set statistic such as FID is biased upward on a resample, whose repeated images make the
+    set less diverse; the shift removes that bias and keeps the width)."""
+    if centre:
+        stats = stats - stats.mean() + point
     tail = (1 - LEVEL) / 2
     low, high = torch.quantile(stats.double(), torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
     return Interval(point, low, high)
@@ -89,18 +95,20 @@ def frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
     return max(0.0, _compute_fid(fake.mean(0), torch.cov(fake.T), real.mean(0), torch.cov(real.T)).item())
 
 
-def fid_interval(real: torch.Tensor, fake: torch.Tensor, resamples: Resamples, minus: torch.Tensor | None = None) -> Interval:
+def fid_interval(real: torch.Tensor, fake: torch.Tensor, resamples: Resamples, minus: torch.Tensor | None = None, paired: bool = True) -> Interval:
     """FID of restored features `fake` (draws, N, F) against the clean images' `real` (N, F), as the mean
     over draws, with its interval; with `minus` (another method's (draws, N, F)) the paired difference
-    FID(fake) - FID(minus) on the same resampled images and draws."""
+    FID(fake) - FID(minus) on the same resampled images and draws. `paired=False` (generated samples,
+    which belong to no clean image): `real` is the fixed reference set and only the samples are resampled."""
 
     def stat(draws, images) -> float:
-        value = sum(frechet(real[images], fake[d][images]) for d in draws.tolist()) / len(draws)
+        ref = real[images] if paired else real
+        value = sum(frechet(ref, fake[d][images]) for d in draws.tolist()) / len(draws)
         if minus is not None:
-            value -= sum(frechet(real[images], minus[d][images]) for d in draws.tolist()) / len(draws)
+            value -= sum(frechet(ref, minus[d][images]) for d in draws.tolist()) / len(draws)
         return value
 
-    everything = torch.arange(real.shape[0])
+    everything = torch.arange(fake.shape[1])
     point = stat(torch.arange(fake.shape[0]), everything)
     rs = resamples.head(FID_RESAMPLES)
-    return _percentiles(point, torch.tensor([stat(d, i) for d, i in zip(rs.draws, rs.images)]))
+    return _percentiles(point, torch.tensor([stat(d, i) for d, i in zip(rs.draws, rs.images)]), centre=True)

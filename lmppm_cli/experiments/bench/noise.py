@@ -25,11 +25,32 @@ def images_of(restore_fn):
 
 
 def flow_rows(model, tag: str = "") -> dict:
-    """The single pass, the calibrated flow and Ablation_lmppm of one model; `tag` names the model."""
+    """The single pass, the calibrated flow and its true ablations (ablation_rows); `tag` names the model."""
     return {
         f"single pass G(F(x)){tag}": lambda x: single_pass(model, x),
         f"LMPPM{tag}": images_of(restorer(model)),
-        f"Ablation_lmppm (alpha=0){tag}": images_of(restorer(model, "ablation-lmppm")),
+        **{f"{k}{tag}": v for k, v in ablation_rows(model).items()},
+    }
+
+
+ABLATION_LMPPM = "Ablation_lmppm (D off: alpha 0, no adaptive step)"
+
+
+def ablation_rows(model) -> dict:
+    """What D and the kernel mean each contribute (issue 21), every row the model's flow with one part
+    removed: D off entirely (alpha 0 and no adaptive step: D is never evaluated; the paper's
+    Ablation_lmppm), the kernel step off (beta 0), both off (Appendix B's re-encoding alone, the model's
+    step count, no early stop), and the paper's flow as written (alpha 0.15, beta 0.1, 8 steps, no
+    adaptive step, the bank's default sigma_ker without the calibrated multiple)."""
+    from lmppm_cli.core.bank import default_sigma_ker
+
+    steps = model.config.flow.steps
+    paper = dict(alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank))
+    return {
+        ABLATION_LMPPM: images_of(restorer(model, "ablation-lmppm")),
+        "kernel step off (beta 0)": images_of(restorer(model, beta=0.0)),
+        f"re-encoding only (alpha=beta=0, {steps} steps)": images_of(restorer(model, alpha=0.0, beta=0.0, adaptive=False, tol=0.0)),
+        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)": images_of(restorer(model, **paper)),
     }
 
 
@@ -68,7 +89,6 @@ def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
         "noisy input": lambda x: x,
         "DAE": images_of(restorer(models["dae"], "dae")),
         **flow_rows(model),
-        "LMPPM, paper alpha/beta (0.15/0.1, 8 steps)": images_of(restorer(model, alpha=0.15, beta=0.1, steps=8)),
         **classical,
     }
     notes = [f"{len(test)} held-out digits (mnist-5k test split), seed {seed}.", describe(model, "model")]
@@ -92,11 +112,8 @@ def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
 
 
 def unet_rows(model, ablation) -> dict:
-    """Appendix B's re-encoding alone (alpha = beta = 0, the model's step count, no early stop) and the
-    projections-off model's single pass and flow."""
-    reencode_only = restorer(model, alpha=0.0, beta=0.0, tol=0.0)
+    """The projections-off model's single pass and flow."""
     return {
-        f"re-encoding only (alpha=beta=0, {model.config.flow.steps} steps)": images_of(reencode_only),
         "single pass, no projections": lambda x: single_pass(ablation, x),
         "LMPPM, no projections": images_of(restorer(ablation)),
     }
