@@ -54,11 +54,11 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"])
     from lmppm_cli.experiments.bench.noise import ABLATION_LMPPM
 
-    methods = ["degraded input", "DAE", "LDM", "LMPPM", ABLATION_LMPPM, "kernel step off (beta 0)",
+    methods = ["degraded input", "DAE", "LDM", "LDM, full chain", "LMPPM", ABLATION_LMPPM, "kernel step off (beta 0)",
                f"re-encoding only (alpha=beta=0, {models['lmppm'].config.flow.steps} steps)",
                "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)", "Ablation_dae",
                "BM3D (blind; 3 of 20 images)", "NL-means (blind)", "wavelet (blind)"]  # fmt: skip
-    assert [c.method for c in cells[:12]] == methods and len(cells) == 5 * 12
+    assert [c.method for c in cells[:13]] == methods and len(cells) == 5 * 13
     full = [c for c in cells if "BM3D" not in c.method]
     assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in full)
     subset = [c for c in cells if "BM3D" in c.method]  # FID depends on the sample size: none on a subset

@@ -28,6 +28,7 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "degraded input": lambda x: x,
         "DAE": images_of(restorer(dae, "dae")),
         "LDM": images_of(restorer(ldm_model, "ldm", seed=seed)),
+        "LDM, full chain": images_of(restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)),
         "LMPPM": images_of(restorer(lmppm, "lmppm")),
         **ablation_rows(lmppm),
         "Ablation_dae": images_of(restorer(dae, "ablation-dae")),
@@ -40,7 +41,8 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "digits; FID/class: its mean over the ten classes (grouped by true label); acc: the classifier's "
         "accuracy on the restored digits against the true labels.",
         f"LMPPM flow: {_flow(lmppm.config.flow)}; Ablation_dae flow: {_flow(dae.config.flow)}; "
-        f"LDM: restoration starts at step {ldm_model.config.diffusion.start_step} of {ldm_model.config.diffusion.steps}.",
+        f"LDM: restoration starts at step {ldm_model.config.diffusion.start_step} of {ldm_model.config.diffusion.steps}; "
+        "LDM, full chain: from the last step (the whole reverse chain; the input's latent is noised almost away).",
     ]
     return Suite(
         "mnist", clean.to(lmppm.device), _degradations(degradations), methods, notes,
