@@ -12,7 +12,7 @@ def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, mo
 
     monkeypatch.setattr(noise, "MNIST_BM3D_IMAGES", 4)  # BM3D takes ~1 s an image: score it on 4 of 20
     models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
-    cells = run_suite("mnist-noise", tmp_path, seed=0, models=models, limit=20)
+    cells = run_suite("mnist-noise", tmp_path, seed=0, models=models, limit=20, draws=2)
     methods = list(dict.fromkeys(c.method for c in cells))
     assert len(cells) == 3 * len(methods) and {"LMPPM", "single pass G(F(x))", "DAE", "NL-means (blind)", "wavelet (blind)"} <= set(methods)
     bm3d = "BM3D (blind; 4 of 20 images)"
@@ -32,8 +32,8 @@ def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, mo
 
 def test_same_seed_same_numbers(tiny_bundle, tmp_path):
     models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
-    a = run_suite("mnist-noise", tmp_path / "a", seed=3, models=models, limit=10, classical=False)
-    b = run_suite("mnist-noise", tmp_path / "b", seed=3, models=models, limit=10, classical=False)
+    a = run_suite("mnist-noise", tmp_path / "a", seed=3, models=models, limit=10, classical=False, draws=2)
+    b = run_suite("mnist-noise", tmp_path / "b", seed=3, models=models, limit=10, classical=False, draws=2)
     assert [(c.psnr, c.ssim) for c in a] == [(c.psnr, c.ssim) for c in b]
     assert not any("BM3D" in c.method for c in a)
 

@@ -66,7 +66,7 @@ def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
 
     from lmppm_cli.core.metrics import inception_fid_missing
 
-    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path), "--degradations", "noise", "--device", "cpu"])
+    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path), "--degradations", "noise", "--device", "cpu", "--draws", "1"])
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "results.json").read_text())
     cells = {(c["degradation"], c["method"]): c for c in data["cells"]}
