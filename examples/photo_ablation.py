@@ -57,11 +57,13 @@ if args.quick:
 levels = (0.0, 0.1, 0.2)
 results = {}
 
-for name in ("photos", "photos-noproj"):
+for name in ("photos", "photos-patches", "photos-noproj"):
     net = load_model(resolve_model(name), torch.device("cpu"))
     cells = score_photo(chelsea, {"single pass": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1)
-    results[f"bundled {name} (32 px, widths 16-32)"] = {c["sigma"]: c["psnr"][0] for c in cells}
-    print(name, results[f"bundled {name} (32 px, widths 16-32)"], flush=True)
+    ae = net.config.autoencoder
+    label = f"bundled {name} ({ae.height} px, widths {'-'.join(map(str, ae.widths))})"
+    results[label] = {c["sigma"]: c["psnr"][0] for c in cells}
+    print(label, results[label], flush=True)
 
 source = load_dataset("photo-crops", 3, 64, 64, extra_photos=args.extra_photos)
 for label, change in VARIANTS.items():
