@@ -460,6 +460,7 @@ def bench(
     ldm: Annotated[Optional[str], typer.Option(help="The LDM baseline.")] = None,
     classifier: Annotated[Optional[str], typer.Option(help="The domain classifier for FID and accuracy.")] = None,
     classical: Annotated[bool, typer.Option(help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet); BM3D takes about 1 s per image.")] = True,
+    split: Annotated[str, typer.Option(help="mnist: the test digits (every reported figure) or the validation digits (to choose settings on).")] = "test",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -472,6 +473,8 @@ def bench(
 
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
+    if split not in ("test", "validation") or (split != "test" and suite != "mnist"):
+        raise LmppmError(f"--split {split} is not available for suite {suite}; the mnist suite takes test or validation, the others test only.")
     if suite in STANDALONE:
         options = {"device": device, "classical": classical} if suite == "speed" else {}
         if suite in ("photos", "photo-pick"):
@@ -484,7 +487,7 @@ def bench(
             options = {"device": str(pick_device(device)), "draws": draws}
         return _bench_standalone(suite, output, seed, limit, options)
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
-    models = {kind: _load(given[kind] or default, revision, offline, device, KIND_METHOD.get(kind, kind))
+    models = {kind: _load(given.get(kind) or default, revision, offline, device, KIND_METHOD.get(kind, kind))
               for kind, default in SUITES[suite].needs.items()}  # fmt: skip
     kinds = [k.strip() for k in degradations.split(",")] if degradations else None
     table = Table("degradation", "method", "PSNR", "SSIM", "FID", "acc %", "ms / image")
@@ -497,7 +500,8 @@ def bench(
             acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
             table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
 
-        run_suite(suite, output, seed=seed, draws=draws, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical)
+        run_suite(suite, output, seed=seed, draws=draws, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical,
+                  **({"split": split} if split != "test" else {}))  # fmt: skip
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 

@@ -136,3 +136,27 @@ def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tm
         assert ("versus" in row) == (name != REFERENCE)
     assert set(summary) == set(data["rows"]) and data["rows"]["LDM full chain (2000 steps)"]["seconds_per_sample"] > 0
     assert "| LDM full chain (2000 steps) |" in (tmp_path / "results.md").read_text()
+
+
+def test_mnist_suite_scores_the_validation_digits_when_asked(tiny_bundle, tmp_path, monkeypatch):
+    """--split validation (settings are chosen there) scores other digits than the test split, and says so."""
+    from lmppm_cli.experiments.bench import intervals
+
+    monkeypatch.setattr(intervals, "FID_RESAMPLES", 10)
+    models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
+    runs = {split: run_suite("mnist", tmp_path / split, seed=0, models=models, limit=6, degradations=["sharpen"], classical=False,
+                             draws=1, split=split) for split in ("test", "validation")}  # fmt: skip
+    inputs = {split: [c.psnr for c in cells if c.method == "degraded input" and c.degradation != "clean"] for split, cells in runs.items()}
+    assert inputs["test"] != inputs["validation"]
+    assert "mnist-5k validation split" in (tmp_path / "validation" / "results.md").read_text()
+    assert "mnist-5k test split" in (tmp_path / "test" / "results.md").read_text()
+
+
+def test_bench_split_is_refused_where_a_suite_has_no_validation_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from lmppm_cli.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "--split", "validation", "-o", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "--split validation is not available for suite faces" in res.output
+    assert not (tmp_path / "b").exists()

@@ -56,9 +56,11 @@ def classifier_outputs(classifier, images: torch.Tensor, batch_size: int = 500):
 
 def domain_fid(real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """The paper's MNIST FID on classifier features: (overall, mean over classes of the per-class FID,
-    classes grouped by their true label)."""
-    per_class = [frechet_distance(real[labels == c], fake[labels == c]) for c in labels.unique().tolist()]
-    return frechet_distance(real, fake), sum(per_class) / len(per_class)
+    classes grouped by their true label; a class with one image has no FID and is left out, and with
+    no class of two the mean is NaN)."""
+    classes = [c for c in labels.unique().tolist() if int((labels == c).sum()) > 1]
+    per_class = [frechet_distance(real[labels == c], fake[labels == c]) for c in classes]
+    return frechet_distance(real, fake), sum(per_class) / len(per_class) if per_class else float("nan")
 
 
 def inception_fid_missing() -> str | None:

@@ -85,7 +85,7 @@ class Entry:
 
 
 SUITES: dict[str, Entry] = {}
-KIND_METHOD = {"ablation": "lmppm"}  # a kind whose model file is of another method (else: the kind itself)
+KIND_METHOD = {"ablation": "lmppm", "eq20": "lmppm"}  # a kind whose model file is of another method (else: the kind itself)
 
 
 def suite(name: str, needs: dict[str, str]):
