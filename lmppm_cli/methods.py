@@ -19,7 +19,7 @@ import torch
 
 from lmppm_cli.experiments.baselines import classical
 from lmppm_cli.core.errors import LmppmError, ModelError
-from lmppm_cli.core.restoration import Restored, autocast, flow_settings, restore, single_pass
+from lmppm_cli.core.restoration import Restored, autocast, everywhere, flow_settings, restore, single_pass
 
 NEEDS = {"lmppm": "lmppm", "ablation-lmppm": "lmppm", "dae": "dae", "ablation-dae": "dae", "ldm": "ldm"}
 NEEDS.update({name: None for name in classical.CLASSICAL})
@@ -61,9 +61,9 @@ def _learned(model, method: str, seed: int, start_step: int | None, **flow) -> R
     if model.config.method != NEEDS[method]:
         raise ModelError(f"method {method} needs a {NEEDS[method]} model, but this is a {model.config.method} model.")
     if method in ("lmppm", "ablation-lmppm", "ablation-dae"):
-        if method != "lmppm":  # the ablations: D is never evaluated
-            flow.update(alpha=0.0, adaptive=False)
         settings = flow_settings(model, **flow)
+        if method != "lmppm":  # the ablations: D is never evaluated, in the far flow neither
+            settings = everywhere(settings, alpha=0.0, adaptive=False)
         return lambda x, keep=False: restore(model, x, settings, keep)
     if method == "dae":
         return lambda x, keep=False: _plain(single_pass(model, x))

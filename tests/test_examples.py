@@ -18,6 +18,7 @@ EXAMPLES = ROOT / "examples"
 # script -> (arguments, text its output must hold); "{tmp}" and "{run}" are filled in by the test
 QUICK = {
     "bank_scale.py": (["--size", "3000", "--k", "8"], "top-8 through FAISS HNSW"),
+    "blind_rule.py": (["--n", "20", "--out", "{tmp}/m.safetensors"], "| scribbles severe 22 |"),
     "before_after.py": (["--quick", "--out", "{tmp}"], "photo, noise 0.1"),
     "domain_scores.py": (["--quick"], "chelsea (photo, validation) |"),
     "folder_speed.py": (["--n", "64"], "64 files written"),
@@ -30,7 +31,7 @@ QUICK = {
     "train_scale.py": (["--sizes", "300", "--modes", "exact", "--out", "{tmp}"], "| 300 | exact |"),
     "user_check.py": (["digits", "0.4", "--n", "3"], "| BM3D |"),
 }
-WRITES = {"before_after.py": "before_after_photo.png", "make_examples.py": "noisy_photo.png", "tiled_photo.py": "tiled_coffee_noise-0.2.png",
+WRITES = {"blind_rule.py": "m.safetensors", "before_after.py": "before_after_photo.png", "make_examples.py": "noisy_photo.png", "tiled_photo.py": "tiled_coffee_noise-0.2.png",
           "photo_training_curve.py": "curve.png", "train_scale.py": "train_scale.md"}  # fmt: skip
 
 

@@ -51,6 +51,10 @@ class FlowConfig:
     top_k: the kernel mean over only the k bank points nearest to z^n (0: all, as Eq. 21; for large banks).
     generate_*: generation from noise (Fig. 9: 16 steps) keeps the paper's alpha 0.15 and beta 0.1; the
     calibrated restoration values are tuned for fidelity to an input, which generation does not have.
+    far, far_residual (ours, issue 21): an image whose reconstruction residual RMS(x - G(F(x))) is above
+    far_residual lies far from the data and gets the `far` flow instead, which may have a far flow of its
+    own; before that, an image whose estimated noise is above noisy_above takes `noisy`
+    (restoration.flow_bands; 0 or none: one flow for all).
     """
 
     alpha: float = 0.15
@@ -64,6 +68,10 @@ class FlowConfig:
     generate_steps: int = 16
     generate_alpha: float = 0.15
     generate_beta: float = 0.1
+    far_residual: float = 0.0
+    far: FlowConfig | None = None
+    noisy_above: float = 0.0
+    noisy: FlowConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ class ModelConfig:
             config = cls(
                 autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
                 distance=_build(DistanceConfig, raw["distance"]),
-                flow=_build(FlowConfig, raw["flow"]),
+                flow=_build_flow(raw["flow"]),
                 diffusion=_build(DiffusionConfig, raw.get("diffusion", {})),
                 classifier=_build(ClassifierConfig, raw.get("classifier", {})),
                 method=raw.get("method", "lmppm"),
@@ -126,6 +134,14 @@ class ModelConfig:
             raise ModelError(f"the model's configuration is unreadable ({exc}).") from exc
         check_config(config)
         return config
+
+
+def _build_flow(raw: dict) -> FlowConfig:
+    """A FlowConfig from JSON, its nested `far` and `noisy` flows (if any) rebuilt as ones too."""
+    if not isinstance(raw, dict):
+        raise TypeError("its FlowConfig is not a JSON object")
+    nested = {k: None if raw.get(k) is None else _build_flow(raw[k]) for k in ("far", "noisy")}
+    return _build(FlowConfig, {**raw, **nested})
 
 
 def _build(kind, raw: dict):
@@ -146,6 +162,7 @@ def check_config(config: ModelConfig) -> None:
     model file from elsewhere must not fail later with a shape error or allocate absurd sizes)."""
     sections = {"autoencoder": config.autoencoder, "distance": config.distance, "flow": config.flow,
                 "diffusion": config.diffusion, "classifier": config.classifier}  # fmt: skip
+    sections.update(_nested_flows(config.flow, "flow"))
     for name, section in sections.items():
         for f in dataclasses.fields(section):
             value = getattr(section, f.name)
@@ -156,6 +173,15 @@ def check_config(config: ModelConfig) -> None:
         raise ModelError(f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}.")
     if config.autoencoder.channels == 2:
         raise ModelError("the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3).")
+
+
+def _nested_flows(flow: FlowConfig, name: str) -> dict:
+    """{"flow.far": ..., "flow.far.noisy": ...}: every flow nested in `flow`, by its path."""
+    out = {}
+    for key in ("far", "noisy"):
+        if (inner := getattr(flow, key)) is not None:
+            out |= {f"{name}.{key}": inner, **_nested_flows(inner, f"{name}.{key}")}
+    return out
 
 
 def _expectation(name: str, default, value) -> str:

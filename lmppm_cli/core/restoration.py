@@ -12,6 +12,7 @@ from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.flow import run_flow
 from lmppm_cli.core.models import LMPPM
+from lmppm_cli.core.noise_level import noise_levels
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -54,11 +55,27 @@ class Restored:
     latents: list[torch.Tensor] = dataclasses.field(default_factory=list)  # [z^1, ..., z^N] when asked for
 
 
+ONE_FLOW = ("alpha", "beta", "steps", "sigma_ker", "schedule", "adaptive")  # a flow asked for runs on every image
+
+
 def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
-    """The model's saved flow defaults with the given (non-None) fields replaced, checked."""
-    flow = dataclasses.replace(model.config.flow, **{k: v for k, v in overrides.items() if v is not None})
+    """The model's saved flow defaults with the given (non-None) fields replaced, checked. Any of
+    ONE_FLOW given turns a blind rule off (flow_bands): the flow asked for restores every image."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if any(k in given for k in ONE_FLOW):
+        given = {"far": None, "noisy": None, **given}
+    flow = dataclasses.replace(model.config.flow, **given)
     check_flow(flow)
     return flow
+
+
+def everywhere(flow: FlowConfig, **changes) -> FlowConfig:
+    """`flow` with `changes` made to it and to its nested flows alike (an ablation removes a part from
+    every band of a blind rule)."""
+    nested = {k: None if getattr(flow, k) is None else everywhere(getattr(flow, k), **changes) for k in ("far", "noisy")}
+    changed = dataclasses.replace(flow, **changes, **nested)
+    check_flow(changed)
+    return changed
 
 
 def check_flow(flow: FlowConfig) -> None:
@@ -69,14 +86,65 @@ def check_flow(flow: FlowConfig) -> None:
         raise LmppmError(f"unknown schedule {flow.schedule!r}; use constant or growing.")
     if flow.top_k < 0:
         raise LmppmError(f"top-k must be 0 (all bank points) or positive; got {flow.top_k}.")
+    if flow.noisy is not None:
+        check_flow(flow.noisy)
+    if flow.far is not None:
+        if flow.far.far is not None and flow.far.far_residual <= flow.far_residual:
+            raise LmppmError(f"the far flows' residual thresholds must increase; got {flow.far_residual} then {flow.far.far_residual}.")
+        check_flow(flow.far)
 
 
 @torch.no_grad()
 def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_trajectory=False) -> Restored:
-    """Alg. 4, Reconstruction: z^1 = F(x), N flow steps, return G(z^N). x: (B, C, H, W) in [0, 1]."""
+    """Alg. 4, Reconstruction: z^1 = F(x), N flow steps, return G(z^N). x: (B, C, H, W) in [0, 1].
+    With a blind rule (FlowConfig.noisy / far), each image takes its band's flow (flow_bands)."""
     model.eval()
-    z, skips = model.autoencoder.encode(x.to(model.device))  # (B, d)
-    return _flow_and_decode(model, z, skips, flow or model.config.flow, keep_trajectory)
+    flow = flow or model.config.flow
+    x = x.to(model.device)
+    z, skips = model.autoencoder.encode(x)  # (B, d)
+    parts = flow_bands(model, x, z, skips, flow)
+    if len(parts) == 1:
+        return _flow_and_decode(model, z, skips, parts[0][1], keep_trajectory)
+    parts = [(rows, _flow_and_decode(model, z[rows], tuple(s[rows] for s in skips), f, keep_trajectory)) for rows, f in parts]
+    return _merge(parts, len(x))
+
+
+def flow_bands(model: LMPPM, x: torch.Tensor, z, skips, flow: FlowConfig) -> list[tuple[torch.Tensor, FlowConfig]]:
+    """[(rows (B,) bool, the flow for those rows)]: ours (issue 21), the blind rule. An image whose
+    estimated noise is above flow.noisy_above takes flow.noisy. Of the others, one whose reconstruction
+    residual RMS(x - G(F(x))) is above flow.far_residual takes flow.far, and so on down the chain of far
+    flows (each threshold above the last). Warps, blur, missing pixels and sharpening leave a small
+    residual, heavy scribbles a large one; Gaussian noise a large estimated noise (docs/reproduction.md)."""
+    rows = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    parts = []
+    if flow.noisy is not None and flow.noisy_above > 0:
+        noisy = noise_levels(x).to(x.device) > flow.noisy_above
+        parts.append((noisy, flow.noisy))
+        rows = ~noisy
+    if flow.far is not None and flow.far_residual > 0:
+        residual = (x - model.autoencoder.decode(z, skips).float()).flatten(1).pow(2).mean(1).sqrt()
+        while flow.far is not None and flow.far_residual > 0:
+            far = residual > flow.far_residual
+            parts.append((rows & ~far, flow))
+            rows, flow = rows & far, flow.far
+    return [(r, f) for r, f in [*parts, (rows, flow)] if r.any()]
+
+
+def _merge(parts, n: int) -> Restored:
+    """One Restored from those of row subsets [(rows, Restored)]; a shorter trajectory holds its last state."""
+    first = parts[0][1]
+    images = first.images.new_empty((n, *first.images.shape[1:]))
+    steps = first.steps_taken.new_empty(n)
+    length = max(len(r.trajectory) for _, r in parts)
+    trajectory = [images.clone() for _ in range(length)]
+    latents = [first.latents[0].new_empty((n, *first.latents[0].shape[1:])) for _ in range(length)] if first.latents else []
+    for rows, r in parts:
+        images[rows], steps[rows] = r.images, r.steps_taken.to(steps.device)
+        for k in range(length):
+            trajectory[k][rows] = r.trajectory[min(k, len(r.trajectory) - 1)]
+            if latents:
+                latents[k][rows] = r.latents[min(k, len(r.latents) - 1)]
+    return Restored(images, steps, trajectory, latents)
 
 
 def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool) -> Restored:

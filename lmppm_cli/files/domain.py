@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lmppm_cli.core.noise_level import estimate_noise
 from lmppm_cli.files.images import resize, to_channels
 
 DOMAIN_MODELS = {"mnist": "handwritten digits, 28x28 gray", "faces": "face crops, 25x25 gray",
@@ -48,17 +49,6 @@ class Choice:
     reason: str
     warnings: list[str] = field(default_factory=list)
     method: str | None = None  # bm3d where the learned photo model is not ahead of it (photo_method)
-
-
-def estimate_noise(x: torch.Tensor) -> float:
-    """sigma_hat = median |HH| / 0.6745 on the finest diagonal Haar details, mean over channels. (C, H, W)."""
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
-    if h == 0 or w == 0:
-        return 0.0
-    a, b = x[:, 0:h:2, 0:w:2], x[:, 0:h:2, 1:w:2]
-    c, d = x[:, 1:h:2, 0:w:2], x[:, 1:h:2, 1:w:2]
-    hh = (a - b - c + d) / 2.0  # (C, h/2, w/2)
-    return float((hh.flatten(1).abs().median(dim=1).values / 0.6745).mean())
 
 
 def views(x: torch.Tensor, model) -> torch.Tensor:

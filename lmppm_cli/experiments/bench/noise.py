@@ -13,11 +13,13 @@ projections (its single pass and its calibrated flow).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lmppm_cli.experiments.baselines.classical import denoise
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, spread, suite
 from lmppm_cli.files.data import conform, mnist_5k, photo_patches
 from lmppm_cli.methods import restorer
-from lmppm_cli.core.restoration import single_pass
+from lmppm_cli.core.restoration import everywhere, restore, single_pass
 
 
 def images_of(restore_fn):
@@ -38,20 +40,41 @@ ABLATION_LMPPM = "Ablation_lmppm (D off: alpha 0, no adaptive step)"
 
 def ablation_rows(model) -> dict:
     """What D and the kernel mean each contribute (issue 21), every row the model's flow with one part
-    removed: D off entirely (alpha 0 and no adaptive step: D is never evaluated; the paper's
-    Ablation_lmppm), the kernel step off (beta 0), both off (Appendix B's re-encoding alone, the model's
-    step count, no early stop), and the paper's flow as written (alpha 0.15, beta 0.1, 8 steps, no
-    adaptive step, the bank's default sigma_ker without the calibrated multiple)."""
+    removed, from its far flow too where it has one: D off entirely (alpha 0 and no adaptive step: D is
+    never evaluated; the paper's Ablation_lmppm), the kernel step off (beta 0), both off (Appendix B's
+    re-encoding alone, the model's step count, no early stop), and the paper's flow as written (alpha
+    0.15, beta 0.1, 8 steps, no adaptive step, the bank's default sigma_ker without the calibrated
+    multiple, one flow for every image). A model with the blind rule (restoration.flow_bands) adds the
+    rule off: its near flow, and its noisy flow, each for every image."""
     from lmppm_cli.core.bank import default_sigma_ker
 
-    steps = model.config.flow.steps
+    flow = model.config.flow
     paper = dict(alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank))
-    return {
+    rows = {
         ABLATION_LMPPM: images_of(restorer(model, "ablation-lmppm")),
-        "kernel step off (beta 0)": images_of(restorer(model, beta=0.0)),
-        f"re-encoding only (alpha=beta=0, {steps} steps)": images_of(restorer(model, alpha=0.0, beta=0.0, adaptive=False, tol=0.0)),
-        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)": images_of(restorer(model, **paper)),
+        "kernel step off (beta 0)": _flow_row(model, everywhere(flow, beta=0.0)),
+        f"re-encoding only (alpha=beta=0, {flow.steps} steps)": _flow_row(model, everywhere(flow, alpha=0.0, beta=0.0, adaptive=False, tol=0.0)),
+        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)": _flow_row(model, replace(flow, **paper, far=None, noisy=None)),
     }
+    blind = flow.far is not None or flow.noisy is not None
+    for band in [b for b in (flow, flow.noisy) if b is not None] if blind else []:
+        one = replace(band, far=None, noisy=None)  # the blind rule off: one band's flow for every image
+        rows[f"one flow for all ({described(one)})"] = _flow_row(model, one)
+    return rows
+
+
+def described(f) -> str:
+    """A flow in words, its blind rule's bands included."""
+    text = f"alpha {f.alpha:g}, beta {f.beta:g}, {f.steps} steps{', adaptive step' if f.adaptive else ''}, sigma_ker {f.sigma_ker:.3g}"
+    if f.noisy is not None and f.noisy_above > 0:
+        text += f"; estimated noise above {f.noisy_above:g}: {described(f.noisy)}"
+    if f.far is not None and f.far_residual > 0:
+        text += f"; else residual above {f.far_residual:g}: {described(f.far)}"
+    return text
+
+
+def _flow_row(model, flow):
+    return lambda x: restore(model, x, flow).images
 
 
 CLASSICAL_ROWS = {"BM3D (blind)": "bm3d", "NL-means (blind)": "nlmeans", "wavelet (blind)": "wavelet"}
