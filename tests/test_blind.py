@@ -118,4 +118,5 @@ def test_a_flow_asked_for_runs_on_every_image(tiny_model_file):
     assert flow_settings(model).far is not None and flow_settings(model, steps=None).noisy is not None  # nothing asked: the rule
     asked = flow_settings(model, steps=5, alpha=0.2)
     assert (asked.far, asked.noisy, asked.steps, asked.alpha) == (None, None, 5, 0.2)
-    assert flow_settings(model, top_k=4).far is not None  # the bank search is not a flow of its own
+    searched = flow_settings(model, top_k=4, tol=0.01)  # the bank search and the stop are not flows of their own
+    assert (searched.far.top_k, searched.noisy.top_k, searched.top_k, searched.noisy.tol) == (4, 4, 4, 0.01)

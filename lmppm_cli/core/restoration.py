@@ -60,11 +60,13 @@ ONE_FLOW = ("alpha", "beta", "steps", "sigma_ker", "schedule", "adaptive")  # a 
 
 def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
     """The model's saved flow defaults with the given (non-None) fields replaced, checked. Any of
-    ONE_FLOW given turns a blind rule off (flow_bands): the flow asked for restores every image."""
+    ONE_FLOW given turns a blind rule off (flow_bands): the flow asked for restores every image;
+    top_k and tol apply to every band of the rule."""
     given = {k: v for k, v in overrides.items() if v is not None}
     if any(k in given for k in ONE_FLOW):
         given = {"far": None, "noisy": None, **given}
-    flow = dataclasses.replace(model.config.flow, **given)
+    shared = {k: given.pop(k) for k in ("top_k", "tol") if k in given}  # the bank search and the stop: every band
+    flow = dataclasses.replace(everywhere(model.config.flow, **shared), **given)
     check_flow(flow)
     return flow
 
