@@ -102,3 +102,19 @@ def test_classifier_learns_labels_and_refuses_unlabelled_data(tmp_path):
         train(cfg, unlabelled, _tcfg(), tmp_path / "u", torch.device("cpu"))
     with pytest.raises(LmppmError, match="cannot restore"):
         restorer(load_model(tmp_path / "model.safetensors"))
+
+
+def test_psnr_best_start_step_is_the_best_validation_row(dae_file, tmp_path):
+    """The bench's tuned LDM start: one of START_STEPS, the one whose worst PSNR gain is highest, and the
+    same for the same seed."""
+    ds = Dataset("blobs", Split(blob_images(48, seed=1)), Split(blob_images(16, seed=2)))
+    cfg = dataclasses.replace(tiny_config(), method="ldm", diffusion=DiffusionConfig(hidden=(32, 32)))
+    summary = train(cfg, ds, _tcfg(epochs=2), tmp_path, torch.device("cpu"), base=load_model(dae_file))
+    model, val = load_model(tmp_path / "model.safetensors"), blob_images(8, seed=4)
+    best = ldm.psnr_best_start_step(model, val, 0.3, seed=5)
+    assert best in ldm.START_STEPS and best == ldm.psnr_best_start_step(model, val, 0.3, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    rows = ldm.start_step_rows(model, val, ldm.noisy_cases(model, val, 0.3, gen), gen, ldm.START_STEPS)
+    assert [r["start_step"] for r in rows] == sorted(ldm.START_STEPS)
+    assert max(rows, key=lambda r: r["worst"])["start_step"] == best
+    assert {r["start_step"] for r in summary["start_step_psnr"]} == {*ldm.START_STEPS, summary["start_step"]}

@@ -76,12 +76,25 @@ class LdmObjective:
         start = matched_start_step(self.model, val, cases[0][0])
         diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
         self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
-        rows = []
-        for step in sorted({*START_STEPS, start}):
-            gains = [psnr(restore(self.model, noisy, gen, step), val).mean().item() - single
-                     for noisy, single in cases]  # fmt: skip
-            rows.append(gains_row({"start_step": step}, gains))
-        return {"start_step": start, "start_step_psnr": rows}
+        return {"start_step": start, "start_step_psnr": start_step_rows(self.model, val, cases, gen, {*START_STEPS, start})}
+
+
+@torch.no_grad()
+def start_step_rows(model: LatentDiffusion, clean: torch.Tensor, cases, generator, steps) -> list[dict]:
+    """PSNR gain over the single pass at each start step, on `noisy_cases` of the clean images."""
+    rows = []
+    for step in sorted(steps):
+        gains = [psnr(restore(model, noisy, generator, step), clean).mean().item() - single for noisy, single in cases]
+        rows.append(gains_row({"start_step": step}, gains))
+    return rows
+
+
+def psnr_best_start_step(model: LatentDiffusion, clean: torch.Tensor, sigma_d: float, seed: int) -> int:
+    """The start step of START_STEPS with the best worst-case PSNR gain on these (validation) images at
+    sigma_d and NOISE_FACTORS times it: the LDM tuned for PSNR, beside SDEdit's matched start."""
+    gen = torch.Generator(clean.device).manual_seed(seed)
+    rows = start_step_rows(model, clean, noisy_cases(model, clean, sigma_d, gen), gen, START_STEPS)
+    return max(rows, key=lambda row: row["worst"])["start_step"]
 
 
 @torch.no_grad()
