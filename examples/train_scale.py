@@ -39,7 +39,8 @@ def augmented_digits(n: int) -> torch.Tensor:
 def child(n: int, mode: str) -> dict:
     """One row, in this process: build the data, train one epoch, report time, memory and recall."""
     from lmppm_cli.core.train import build_configs, train
-    from lmppm_cli.files.data import Dataset, Split, mnist_5k
+    from lmppm_cli.core.data import Dataset, Split
+    from lmppm_cli.files.data import mnist_5k
 
     torch.set_num_threads(2)
     data = Dataset(f"digits-{n}", Split(augmented_digits(n)), mnist_5k().val)

@@ -21,7 +21,7 @@ from lmppm_cli.files import domain
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import decode, encode, resize, to_channels
-from lmppm_cli.experiments.baselines.classical import CLASSICAL
+from lmppm_cli.methods.classical import CLASSICAL
 from lmppm_cli.methods import restorer
 from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.files.tiling import resolve, restore_tiled

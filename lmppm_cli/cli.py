@@ -202,7 +202,7 @@ def _choice_summary(groups: dict, choices: dict) -> tuple[dict, list[str]]:
 
 def _say_choices(summaries: list[tuple[dict, list[str]]]) -> None:
     """Which model (or classical method) the files went to and why, and every warning, summed over the ranks."""
-    from lmppm_cli.experiments.baselines.classical import CLASSICAL
+    from lmppm_cli.methods.classical import CLASSICAL
 
     counts: dict[str, tuple[int, set]] = {}
     for part, _ in summaries:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
-from lmppm_cli.files.data import Dataset, Split
+from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.models import LMPPM
 
 torch.set_num_threads(2)

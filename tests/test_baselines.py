@@ -3,10 +3,10 @@ import dataclasses
 import pytest
 import torch
 
-from lmppm_cli.experiments import ddpm
-from lmppm_cli.experiments.baselines import ldm
+from lmppm_cli.methods import ddpm
+from lmppm_cli.methods import ldm
 from lmppm_cli.core.config import DiffusionConfig
-from lmppm_cli.files.data import Dataset, Split
+from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.methods import restorer
 from lmppm_cli.core.restoration import restore, single_pass

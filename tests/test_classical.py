@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from lmppm_cli.experiments.baselines.classical import CLASSICAL, denoise, estimate_noise
+from lmppm_cli.methods.classical import CLASSICAL, denoise, estimate_noise
 from lmppm_cli.cli import app
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.methods import default_model, restorer

@@ -190,7 +190,7 @@ def test_restoring_a_digit_does_not_import_the_baselines_or_metrics(tmp_path):
         "import sys\nfrom lmppm_cli.cli import main\n"
         f"sys.argv = ['lmppm', 'restore', 'examples/noisy_digit.png', '-o', {str(tmp_path / 'x.png')!r}, '--device', 'cpu']\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        "print(sorted(m for m in ('torchmetrics', 'scipy', 'matplotlib', 'torchvision', 'torch._dynamo', 'lmppm_cli.experiments.baselines.ldm') if m in sys.modules))\n"
+        "print(sorted(m for m in ('torchmetrics', 'scipy', 'matplotlib', 'torchvision', 'torch._dynamo', 'lmppm_cli.methods.ldm') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -26,7 +26,7 @@ sys.path.insert(0, {tests!r})
 from conftest import blob_images, tiny_config
 from lmppm_cli.core.train import TrainConfig, train
 from lmppm_cli.files import shards
-from lmppm_cli.files.data import Dataset, Split
+from lmppm_cli.core.data import Dataset, Split
 
 torch.set_num_threads(1)
 world = shards.world_from_env()

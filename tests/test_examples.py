@@ -44,7 +44,7 @@ def photo_run(tmp_path_factory) -> Path:
     """A tiny run directory whose summary.json is what photo_training_curve.py reads (a real training)."""
     from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
     from lmppm_cli.core.train import TrainConfig, train
-    from lmppm_cli.files.data import Dataset, Split
+    from lmppm_cli.core.data import Dataset, Split
     import torch
 
     run = tmp_path_factory.mktemp("curve-run")

@@ -21,7 +21,8 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models.unet import UNetAutoencoder
 from lmppm_cli.core.train import TrainConfig, train
 from lmppm_cli.files import domain
-from lmppm_cli.files.data import CropDrawer, Dataset, Split, grid_crops, load_dataset
+from lmppm_cli.core.data import Dataset, Split
+from lmppm_cli.files.data import CropDrawer, grid_crops, load_dataset
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 

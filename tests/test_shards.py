@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmppm_cli.files.shards import World, rank_device, share
+from lmppm_cli.core.world import World
+from lmppm_cli.files.shards import rank_device, share
 from conftest import write_png
 
 

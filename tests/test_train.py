@@ -145,7 +145,7 @@ def test_a_checkpoint_from_before_a_new_defaulted_field_still_resumes(blob_datas
     """Runs written before a config field existed (e.g. the flow's `adaptive`) resume with its default."""
     from safetensors.torch import load_file, save_file
 
-    from lmppm_cli.core.checkpoint import STATE_KEY
+    from lmppm_cli.files.checkpoint import STATE_KEY
     from lmppm_cli.files.weights import read_tensors
 
     train(tiny_config(), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path, device)
@@ -263,7 +263,7 @@ def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no
 def test_resume_refuses_changed_data_a_model_file_and_a_file_as_run_folder(blob_dataset, tmp_path, device):
     import shutil
 
-    from lmppm_cli.files.data import Dataset, Split
+    from lmppm_cli.core.data import Dataset, Split
 
     train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     changed = Dataset(blob_dataset.name, Split(blob_dataset.train.images.flip(-1)), blob_dataset.val)

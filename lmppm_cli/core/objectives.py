@@ -261,7 +261,7 @@ def make_objective(config, data, tcfg, device, base=None):
     if config.method == "classifier":
         return ClassifierObjective(config, data, tcfg, device)
     if config.method == "ldm":
-        from lmppm_cli.experiments.baselines.ldm import LdmObjective
+        from lmppm_cli.methods.ldm import LdmObjective
 
         if base is None or base.config.method != "dae":
             raise LmppmError("an ldm is trained on a DAE's latents: pass --base with a trained DAE model file.")

@@ -24,15 +24,15 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.calibrate import GRIDS
-from lmppm_cli.core.checkpoint import load_checkpoint, save_checkpoint
+from lmppm_cli.files.checkpoint import load_checkpoint, save_checkpoint
 from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig, check_config
-from lmppm_cli.files.data import Dataset
+from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.objectives import make_objective
 from lmppm_cli.core.pixels import as_floats, place, rows
 from lmppm_cli.core.restoration import autocast
-from lmppm_cli.files.shards import World
+from lmppm_cli.core.world import World
 from lmppm_cli.files.weights import save_model
 
 # per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)

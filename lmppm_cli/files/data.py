@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
+from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import IMAGE_SUFFIXES, fit, read_image, to_channels
 
@@ -30,24 +29,6 @@ CROP_SIDE_LIMIT = 768  # whole training photos are scaled so their longer side i
 # scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
 FACES = {"train": range(0, 70), "val": range(70, 80), "test": range(80, 100)}
 FACE_COPIES = 20
-
-
-@dataclass
-class Split:
-    images: torch.Tensor  # (N, C, H, W) float32 in [0, 1], or uint8 memory-mapped (streamed folder)
-    labels: torch.Tensor | None = None  # (N,) int64 where the data has classes
-
-
-@dataclass
-class Dataset:
-    name: str
-    train: Split
-    val: Split
-    test: Split | None = None
-    skipped: tuple[str, ...] = ()  # files of a folder that could not be read
-    draw: Callable[[int], torch.Tensor] | None = None  # epoch -> that epoch's training images (photo-crops)
-    joint: torch.Tensor | None = None  # train then validation images as one view (streamed folder), else None
-    digest: str | None = None  # content hash of both splits when known without reading them (stream cache)
 
 
 def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None, extra_photos=None) -> Dataset:

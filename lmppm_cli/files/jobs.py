@@ -425,7 +425,7 @@ def generate_files(
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
     (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
     chain instead of the flow (and has no progression). `precision`: restoration.autocast."""
-    from lmppm_cli.experiments.baselines import ldm  # only for ldm models: it pulls in the DDPM and the metrics
+    from lmppm_cli.methods import ldm  # only for ldm models: it pulls in the DDPM and the metrics
 
     if model.config.method == "classifier":
         raise ModelError("a classifier model cannot generate images; pick an lmppm, dae or ldm model.")

@@ -10,21 +10,11 @@ env:// rendezvous that torchrun sets up (across nodes too, with torchrun's --nno
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class World:
-    rank: int = 0
-    size: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+from lmppm_cli.core.world import World
 
 
 def world_from_env() -> World:

@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import write_text
-from lmppm_cli.files.data import Dataset, Split, folder_files, split_files
+from lmppm_cli.core.data import Dataset, Split
+from lmppm_cli.files.data import folder_files, split_files
 from lmppm_cli.files.images import fit, read_image, to_channels
 
 CACHE_VERSION = 1

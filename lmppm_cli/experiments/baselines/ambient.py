@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lmppm_cli.experiments import ddpm
+from lmppm_cli.methods import ddpm
 from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.experiments.mppm import Mppm
 

@@ -14,7 +14,7 @@ PSNR; Inception FID where it can run.
 from __future__ import annotations
 
 from lmppm_cli.core.calibrate import NOISE_FACTORS
-from lmppm_cli.experiments.baselines.ldm import START_STEPS, psnr_best_start_step
+from lmppm_cli.methods.ldm import START_STEPS, psnr_best_start_step
 from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, describe, images_of, unet_rows
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.files.data import conform, lfw_faces

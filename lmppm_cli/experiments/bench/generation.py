@@ -20,7 +20,7 @@ import torch
 
 from lmppm_cli.core.metrics import classifier_outputs
 from lmppm_cli.core.restoration import generate, sample_seeds
-from lmppm_cli.experiments.baselines import ldm
+from lmppm_cli.methods import ldm
 from lmppm_cli.experiments.bench.intervals import FID_RESAMPLES, RESAMPLES, Interval, Resamples, _percentiles, fid_interval, mean_interval
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k

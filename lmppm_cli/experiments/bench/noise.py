@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.methods.classical import denoise
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, spread, suite
 from lmppm_cli.files.data import conform, mnist_5k, photo_patches
 from lmppm_cli.methods import restorer

@@ -30,7 +30,7 @@ import torch
 from lmppm_cli.core.degradations import degrade
 from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.core.restoration import Restored, single_pass
-from lmppm_cli.experiments.baselines.classical import denoise
+from lmppm_cli.methods.classical import denoise
 from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo

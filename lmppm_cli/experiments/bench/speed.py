@@ -144,7 +144,7 @@ def _photo_rows(net, seed: int, dev, min_seconds: float, classical: bool) -> lis
     tiles = resolve(None, None, net)
     rows = [_row("photo", "photos U-Net, tiles", 1, lambda: restore_tiled(noisy, lambda b: fn(b.to(dev)).images, (ae.height, ae.width), *tiles, 64), dev, min_seconds)]
     if classical and importlib.util.find_spec("bm3d") is not None:
-        from lmppm_cli.experiments.baselines.classical import denoise
+        from lmppm_cli.methods.classical import denoise
 
         rows.append(_row("photo", "BM3D (blind, CPU)", 1, lambda: denoise(noisy.unsqueeze(0), "bm3d"), torch.device("cpu"), 0.0, warm=False))
     return rows

@@ -11,7 +11,7 @@ import dataclasses
 import torch
 
 from lmppm_cli.core.calibrate import gains_row, noisy_cases
-from lmppm_cli.experiments.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
+from lmppm_cli.methods.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
 from lmppm_cli.core.metrics import psnr
 from lmppm_cli.core.models import LatentDiffusion, encode_all
 

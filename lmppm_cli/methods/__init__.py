@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from lmppm_cli.experiments.baselines import classical
+from lmppm_cli.methods import classical
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.restoration import Restored, autocast, everywhere, flow_settings, restore, single_pass
 
@@ -67,7 +67,7 @@ def _learned(model, method: str, seed: int, start_step: int | None, **flow) -> R
         return lambda x, keep=False: restore(model, x, settings, keep)
     if method == "dae":
         return lambda x, keep=False: _plain(single_pass(model, x))
-    from lmppm_cli.experiments.baselines import ldm  # only here: it pulls in the DDPM and the metrics
+    from lmppm_cli.methods import ldm  # only here: it pulls in the DDPM and the metrics
 
     gen = torch.Generator().manual_seed(seed)
     return lambda x, keep=False: _plain(ldm.restore(model, x, gen, start_step))
