@@ -61,13 +61,17 @@ def main() -> None:
     start = time.perf_counter()
     index = FaissIndex(bank)
     t_build = time.perf_counter() - start
-    print(f"bank {args.size:,} x {bank.shape[1]}, batch {len(z)}, sigma_ker {sigma:.4f}, {torch.get_num_threads()} threads")
+    print(
+        f"bank {args.size:,} x {bank.shape[1]}, batch {len(z)}, sigma_ker {sigma:.4f}, {torch.get_num_threads()} threads"
+    )
     print(f"exact (streamed) kernel mean: {t_exact:.3f} s per batch; FAISS HNSW index built in {t_build:.1f} s")
     for k in (int(v) for v in args.k.split(",")):
         for name, idx in (("FAISS HNSW", index), ("exact scan", None)):
             approx, t = timed(lambda: kernel_mean(z, bank, sigma, top_k=k, index=idx))
             error = float((approx - exact).norm(dim=1).mean() / (exact - z).norm(dim=1).mean())
-            print(f"top-{k} through {name}: {t:.4f} s per batch ({t_exact / t:.1f}x faster), {100 * error:.2f}% of the kernel step off")
+            print(
+                f"top-{k} through {name}: {t:.4f} s per batch ({t_exact / t:.1f}x faster), {100 * error:.2f}% of the kernel step off"
+            )
 
 
 if __name__ == "__main__":

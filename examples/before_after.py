@@ -43,7 +43,10 @@ def figure(name: str, clean: torch.Tensor, sigma: float, bm3d: bool = False) -> 
         shown = shown.repeat_interleave(3, dim=-1).repeat_interleave(3, dim=-2)
     grid = make_grid(shown, nrow=len(clean) if len(clean) > 1 else len(shown), padding=2, pad_value=1.0)
     save_image(tensor_to_image(grid if clean.shape[1] == 3 else grid[:1]), here / f"before_after_{name}.png")
-    print(f"{name}, noise {sigma}, {len(clean)} held-out images, picked {model.name} ({choice.reason}):", "; ".join(f"{k} {v}" for k, v in scores.items()))
+    print(
+        f"{name}, noise {sigma}, {len(clean)} held-out images, picked {model.name} ({choice.reason}):",
+        "; ".join(f"{k} {v}" for k, v in scores.items()),
+    )
 
 
 figure("digits", mnist_5k().test.images[::125][:count], 0.7)

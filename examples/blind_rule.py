@@ -24,7 +24,11 @@ from lmppm_cli.files.data import mnist_5k
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model, save_model
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--model", default="mnist", help="an lmppm model; its calibrated flow (or, with a rule already, its noisy band's) is the base")
+parser.add_argument(
+    "--model",
+    default="mnist",
+    help="an lmppm model; its calibrated flow (or, with a rule already, its noisy band's) is the base",
+)
 parser.add_argument("--noisy-above", type=float, default=0.15)
 parser.add_argument("--far-residual", type=float, default=0.25)
 parser.add_argument("--n", type=int, default=500, help="validation digits")
@@ -35,8 +39,12 @@ path = resolve_model(args.model)
 model = load_model(path)
 base = model.config.flow.noisy or model.config.flow
 base = dataclasses.replace(base, far=None, noisy=None, far_residual=0.0, noisy_above=0.0)
-paper = dataclasses.replace(base, alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank))
-rule = dataclasses.replace(base, alpha=0.0, adaptive=False, far=paper, far_residual=args.far_residual, noisy=base, noisy_above=args.noisy_above)
+paper = dataclasses.replace(
+    base, alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank)
+)
+rule = dataclasses.replace(
+    base, alpha=0.0, adaptive=False, far=paper, far_residual=args.far_residual, noisy=base, noisy_above=args.noisy_above
+)
 model.config = dataclasses.replace(model.config, flow=rule)
 save_model(model, args.out, extra={k: v for k, v in model_metadata(path).items() if k != "lmppm.config"})
 
@@ -55,6 +63,8 @@ with torch.no_grad():
         features, predicted = classifier_outputs(classifier, out)
         bands = {id(f): int(r.sum()) for r, f in flow_bands(model, x, *model.autoencoder.encode(x), rule)}
         share = " / ".join(str(bands.get(id(f), 0)) for f in (rule, paper, base))
-        print(f"| {name} | {domain_fid(reference, features, labels)[0]:.1f} | {(predicted == labels).float().mean():.3f} | "
-              f"{ssim(out, clean).mean():.3f} | {share} |")  # fmt: skip
+        print(
+            f"| {name} | {domain_fid(reference, features, labels)[0]:.1f} | {(predicted == labels).float().mean():.3f} | "
+            f"{ssim(out, clean).mean():.3f} | {share} |"
+        )
 print(f"wrote {args.out}")

@@ -40,10 +40,13 @@ def main() -> None:
     crop = (lambda x: x[..., :96, :96]) if args.quick else (lambda x: x)
     models = {n: load_model(resolve_model(n)) for n in DOMAIN_MODELS}
     images = {
-        "test digit": mnist_5k().test.images[0], "test face": lfw_faces().test.images[0],
-        "coffee (photo, test)": crop(photo_tensor(skd.coffee())), "chelsea (photo, validation)": crop(photo_tensor(skd.chelsea())),
-        "text page": crop(gray(skd.text())), "uniform noise": crop(torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0))),
-    }  # fmt: skip
+        "test digit": mnist_5k().test.images[0],
+        "test face": lfw_faces().test.images[0],
+        "coffee (photo, test)": crop(photo_tensor(skd.coffee())),
+        "chelsea (photo, validation)": crop(photo_tensor(skd.chelsea())),
+        "text page": crop(gray(skd.text())),
+        "uniform noise": crop(torch.rand(3, 256, 256, generator=torch.Generator().manual_seed(0))),
+    }
     print("image | " + " | ".join(f"{n}: D / bank / residual" for n in models))
     for name, x in images.items():
         cells = []

@@ -54,13 +54,19 @@ def main() -> None:
         for i, img in enumerate(x):
             Image.fromarray(np.rint(img[0].numpy() * 255).astype(np.uint8)).save(folder / f"{i:05d}.png")
         start = time.perf_counter()
-        subprocess.run([lmppm, "restore", str(folder), "-o", str(Path(tmp) / "out"), "-m", "mnist", "--device", "cpu"], check=True, capture_output=True)
+        subprocess.run(
+            [lmppm, "restore", str(folder), "-o", str(Path(tmp) / "out"), "-m", "mnist", "--device", "cpu"],
+            check=True,
+            capture_output=True,
+        )
         folder_rate = args.n / (time.perf_counter() - start)
         written = len(list((Path(tmp) / "out").iterdir()))
     memory_rate = in_memory_rate(x)
     print(f"folder of {args.n} PNG digits, whole process: {folder_rate:,.0f} images/s ({written} files written)")
     print(f"same images in memory, batch {BATCH}: {memory_rate:,.0f} images/s")
-    print(f"in-memory / folder: {memory_rate / folder_rate:.2f}x (target: within 2x); torch threads {torch.get_num_threads()}")
+    print(
+        f"in-memory / folder: {memory_rate / folder_rate:.2f}x (target: within 2x); torch threads {torch.get_num_threads()}"
+    )
 
 
 if __name__ == "__main__":

@@ -29,4 +29,7 @@ for digit in range(10):
     noisy = gaussian_noise(test.images[idx : idx + 1], 0.4, gen)[0]
     save_image(tensor_to_image(noisy), here / "noisy_digits" / f"digit_{digit}.png")
 coffee = photo_tensor(skimage.data.coffee())[:, 60:316, 120:376]
-save_image(tensor_to_image(gaussian_noise(coffee.unsqueeze(0), 0.1, torch.Generator().manual_seed(0))[0]), here / "noisy_photo.png")
+save_image(
+    tensor_to_image(gaussian_noise(coffee.unsqueeze(0), 0.1, torch.Generator().manual_seed(0))[0]),
+    here / "noisy_photo.png",
+)

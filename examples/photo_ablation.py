@@ -60,7 +60,9 @@ results = {}
 
 for name in ("photos", "photos-patches", "photos-noproj"):
     net = load_model(resolve_model(name), torch.device("cpu"))
-    cells = score_photo(chelsea, {"single pass": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1)
+    cells = score_photo(
+        chelsea, {"single pass": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1
+    )
     ae = net.config.autoencoder
     label = f"bundled {name} ({ae.height} px, widths {'-'.join(map(str, ae.widths))})"
     results[label] = {c["sigma"]: c["psnr"][0] for c in cells}
@@ -71,18 +73,43 @@ for label, change in VARIANTS.items():
     v = {**BASE, **change}
     per_epoch = 16 * 50
     draw = type(source.draw)(source.draw.photos, v["size"], per_epoch, seed=0)
-    data = Dataset("photo-crops", Split(draw(0)), Split(grid_crops(chelsea, v["size"], v["size"])[:64]), draw=draw, digest=source.digest)
-    ae = AutoencoderConfig(arch="unet", channels=3, height=v["size"], width=v["size"], latent_dim=v["latent"], widths=v["widths"],
-                           unshuffle=v["unshuffle"], residual=v["residual"], skip_dropout=v["skip_dropout"])  # fmt: skip
+    data = Dataset(
+        "photo-crops",
+        Split(draw(0)),
+        Split(grid_crops(chelsea, v["size"], v["size"])[:64]),
+        draw=draw,
+        digest=source.digest,
+    )
+    ae = AutoencoderConfig(
+        arch="unet",
+        channels=3,
+        height=v["size"],
+        width=v["size"],
+        latent_dim=v["latent"],
+        widths=v["widths"],
+        unshuffle=v["unshuffle"],
+        residual=v["residual"],
+        skip_dropout=v["skip_dropout"],
+    )
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(300, 100, 30)), method="dae")
     epochs = max(1, args.steps // 50)
-    tcfg = TrainConfig(epochs=epochs, batch_size=16, sigma_d=0.2, sigma_range=(0.0, 0.3), lr_schedule="cosine", patience=epochs, calibrate=False,
-                       precision="bf16" if cpu_has_bf16() else "fp32")
+    tcfg = TrainConfig(
+        epochs=epochs,
+        batch_size=16,
+        sigma_d=0.2,
+        sigma_range=(0.0, 0.3),
+        lr_schedule="cosine",
+        patience=epochs,
+        calibrate=False,
+        precision="bf16" if cpu_has_bf16() else "fp32",
+    )
     start = time.perf_counter()
     train(config, data, tcfg, f"{args.out}/{len(results)}", torch.device("cpu"))
     seconds = time.perf_counter() - start
     net = load_model(f"{args.out}/{len(results)}/model.safetensors", torch.device("cpu"))
-    cells = score_photo(chelsea, {"dae": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1)
+    cells = score_photo(
+        chelsea, {"dae": learned_rows(net, None)["single pass G(F(x))"]}, noise_levels(levels), seed=0, draws=1
+    )
     results[label] = {**{c["sigma"]: c["psnr"][0] for c in cells}, "train_s": round(seconds, 1)}
     print(label, results[label], flush=True)
 

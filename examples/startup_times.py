@@ -25,7 +25,15 @@ def commands(out: Path) -> dict[str, list[str]]:
         "python -c pass": [sys.executable, "-c", "pass"],
         "lmppm --help": [lmppm, "--help"],
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
-        "lmppm restore (one digit)": [lmppm, "restore", str(HERE / "noisy_digit.png"), "-o", str(out / "digit.png"), "--device", "cpu"],
+        "lmppm restore (one digit)": [
+            lmppm,
+            "restore",
+            str(HERE / "noisy_digit.png"),
+            "-o",
+            str(out / "digit.png"),
+            "--device",
+            "cpu",
+        ],
     }
 
 
@@ -45,7 +53,9 @@ def main() -> None:
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in med.items():
         print(f"{name:28s} {t:6.3f} s  (median of {args.rounds})")
-    print(f"lmppm --help minus python -c pass: {med['lmppm --help'] - med['python -c pass']:.3f} s (target: within 0.5 s)")
+    print(
+        f"lmppm --help minus python -c pass: {med['lmppm --help'] - med['python -c pass']:.3f} s (target: within 0.5 s)"
+    )
     ratio = med["lmppm restore (one digit)"] / med["python -c 'import torch'"]
     print(f"lmppm restore / import torch: {ratio:.2f}x (target: within 1.5x)")
 

@@ -31,7 +31,10 @@ def write_folder(root: Path, n: int) -> None:
 
     from lmppm_cli.files.data import PHOTOS, photo_tensor
 
-    photos = [(photo_tensor(getattr(skimage.data, name)()) * 255).round().byte().permute(1, 2, 0).numpy() for name in PHOTOS["train"]]
+    photos = [
+        (photo_tensor(getattr(skimage.data, name)()) * 255).round().byte().permute(1, 2, 0).numpy()
+        for name in PHOTOS["train"]
+    ]
     rng = np.random.default_rng(0)
     for i in range(n):
         photo = photos[i % len(photos)]
@@ -53,8 +56,29 @@ def main() -> None:
         start = time.perf_counter()
         write_folder(root, args.n)
         print(f"wrote {args.n:,} files in {time.perf_counter() - start:.0f} s", flush=True)
-        cmd = [sys.executable, "-m", "lmppm_cli", "train", str(root), "-o", str(Path(tmp) / "run"), "--stream", "--neighbours", "faiss",
-               "--epochs", "1", "--no-calibrate", "--image-size", str(SIZE), "--channels", "3", "--latent-dim", "64", "--device", "cpu"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "lmppm_cli",
+            "train",
+            str(root),
+            "-o",
+            str(Path(tmp) / "run"),
+            "--stream",
+            "--neighbours",
+            "faiss",
+            "--epochs",
+            "1",
+            "--no-calibrate",
+            "--image-size",
+            str(SIZE),
+            "--channels",
+            "3",
+            "--latent-dim",
+            "64",
+            "--device",
+            "cpu",
+        ]
         start = time.perf_counter()
         run = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -63,8 +87,10 @@ def main() -> None:
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         floats = args.n * 3 * SIZE * SIZE * 4 / 2**20
         print(summary)
-        print(f"whole run {wall:.0f} s; peak memory of the training process {peak:,.0f} MiB; the images as float32 "
-              f"in memory would be {floats:,.0f} MiB; cache {(Path(tmp) / 'run' / 'cache' / 'images.u8').stat().st_size / 2**20:,.0f} MiB")
+        print(
+            f"whole run {wall:.0f} s; peak memory of the training process {peak:,.0f} MiB; the images as float32 "
+            f"in memory would be {floats:,.0f} MiB; cache {(Path(tmp) / 'run' / 'cache' / 'images.u8').stat().st_size / 2**20:,.0f} MiB"
+        )
         assert run.returncode == 0, run.stderr[-2000:]
 
 

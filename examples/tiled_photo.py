@@ -42,13 +42,28 @@ with tempfile.TemporaryDirectory() as tmp:
     save_image(tensor_to_image(noisy), src)
     noisy = read_image(src)[0]  # as the tool reads it (8-bit)
     start = time.perf_counter()
-    cmd = [sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(dst), "--model", "photos",
-           "--device", args.device, "--batch-size", args.batch_size]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmppm_cli",
+        "restore",
+        str(src),
+        "-o",
+        str(dst),
+        "--model",
+        "photos",
+        "--device",
+        args.device,
+        "--batch-size",
+        args.batch_size,
+    ]
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - start
     restored = read_image(dst)[0]
 peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-print(f"PSNR noisy {psnr(noisy[None], clean[None]).item():.2f} dB, restored {psnr(restored[None], clean[None]).item():.2f} dB; "
-      f"{seconds:.1f} s, peak RSS {peak_mib:.0f} MiB ({args.device}, batch {args.batch_size})")  # fmt: skip
+print(
+    f"PSNR noisy {psnr(noisy[None], clean[None]).item():.2f} dB, restored {psnr(restored[None], clean[None]).item():.2f} dB; "
+    f"{seconds:.1f} s, peak RSS {peak_mib:.0f} MiB ({args.device}, batch {args.batch_size})"
+)
 rows = [torch.cat([im[:, y : y + side, x : x + side] for im in (noisy, restored, clean)], dim=2) for x, y in CROPS]
 save_image(tensor_to_image(torch.cat(rows, dim=1)), Path(args.out) / "tiled_coffee_noise-0.2.png")

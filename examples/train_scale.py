@@ -44,24 +44,50 @@ def child(n: int, mode: str) -> dict:
 
     torch.set_num_threads(2)
     data = Dataset(f"digits-{n}", Split(augmented_digits(n)), mnist_5k().val)
-    config, tcfg = build_configs(channels=1, height=28, width=28, latent_dim=18, lambdas="1,4,1,1,1,1", epochs=1,
-                                 batch_size=128, lr=1e-3, lr_distance=1e-3, sigma_d=0.4, patience=10, neighbours=mode,
-                                 seed=0, calibrate=False)  # fmt: skip
+    config, tcfg = build_configs(
+        channels=1,
+        height=28,
+        width=28,
+        latent_dim=18,
+        lambdas="1,4,1,1,1,1",
+        epochs=1,
+        batch_size=128,
+        lr=1e-3,
+        lr_distance=1e-3,
+        sigma_d=0.4,
+        patience=10,
+        neighbours=mode,
+        seed=0,
+        calibrate=False,
+    )
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
         summary = train(config, data, tcfg, run, torch.device("cpu"))
         total = time.perf_counter() - start
     peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
-    return {"images": n, "mode": mode, "seconds_per_epoch": summary["seconds_per_epoch"], "seconds_total": round(total, 1),
-            "peak_rss_mib": round(peak / 1024, 1), "notes": summary["notes"]}  # fmt: skip
+    return {
+        "images": n,
+        "mode": mode,
+        "seconds_per_epoch": summary["seconds_per_epoch"],
+        "seconds_total": round(total, 1),
+        "peak_rss_mib": round(peak / 1024, 1),
+        "notes": summary["notes"],
+    }
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| training images | x* search | s / epoch | whole run (s) | peak memory (MiB) | recall of exact x* |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| training images | x* search | s / epoch | whole run (s) | peak memory (MiB) | recall of exact x* |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        recall = next((n.split("recall of the exact x* on 256 noisy training images: ")[1] for n in r["notes"] if "recall" in n), "exact")
-        lines.append(f"| {r['images']:,} | {r['mode']} | {r['seconds_per_epoch']:.1f} | {r['seconds_total']:.1f} | {r['peak_rss_mib']:,.0f} | {recall} |")
+        recall = next(
+            (n.split("recall of the exact x* on 256 noisy training images: ")[1] for n in r["notes"] if "recall" in n),
+            "exact",
+        )
+        lines.append(
+            f"| {r['images']:,} | {r['mode']} | {r['seconds_per_epoch']:.1f} | {r['seconds_total']:.1f} | {r['peak_rss_mib']:,.0f} | {recall} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -78,7 +104,9 @@ def main() -> None:
     rows = []
     for n in (int(v) for v in args.sizes.split(",")):
         for mode in args.modes.split(","):
-            run = subprocess.run([sys.executable, __file__, "--child", str(n), mode], capture_output=True, text=True, check=True)
+            run = subprocess.run(
+                [sys.executable, __file__, "--child", str(n), mode], capture_output=True, text=True, check=True
+            )
             rows.append(json.loads(run.stdout.strip().splitlines()[-1]))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     out = Path(args.out)

@@ -26,12 +26,18 @@ from lmppm_cli.files.images import save_image, tensor_to_image
 METHODS = {  # domain -> row label -> extra `lmppm restore` arguments
     "digits": {"LMPPM (mnist)": [], "DAE (mnist-dae)": ["--method", "dae"]},
     "faces": {"LMPPM (faces)": ["--model", "faces"], "DAE (faces-dae)": ["--model", "faces-dae", "--method", "dae"]},
-    "photos": {"default (no --model)": [], "LMPPM (photos)": ["--model", "photos"], "DAE (photos-dae)": ["--model", "photos-dae", "--method", "dae"]},
+    "photos": {
+        "default (no --model)": [],
+        "LMPPM (photos)": ["--model", "photos"],
+        "DAE (photos-dae)": ["--model", "photos-dae", "--method", "dae"],
+    },
 }
 # colour photos no bundled model saw: the test photo, and scikit-learn's, never used for any choice
-PHOTOS = {"coffee": lambda: __import__("skimage.data").data.coffee(),
-          "china": lambda: __import__("sklearn.datasets").datasets.load_sample_image("china.jpg"),
-          "flower": lambda: __import__("sklearn.datasets").datasets.load_sample_image("flower.jpg")}  # fmt: skip
+PHOTOS = {
+    "coffee": lambda: __import__("skimage.data").data.coffee(),
+    "china": lambda: __import__("sklearn.datasets").datasets.load_sample_image("china.jpg"),
+    "flower": lambda: __import__("sklearn.datasets").datasets.load_sample_image("flower.jpg"),
+}
 CLASSICAL = {"BM3D": ["--method", "bm3d"], "NL-means": ["--method", "nlmeans"], "wavelet": ["--method", "wavelet"]}
 
 
@@ -81,7 +87,11 @@ def main() -> None:
                 lmppm("restore", noisy, "-o", out, "--device", "cpu", *extra)
                 seconds = time.perf_counter() - start
                 table[label].append("%.2f / %.3f" % score(clean, out) + f" ({seconds:.0f} s)")
-    print(f"| {args.domain}, {len(images)} held-out images | " + " | ".join(f"sigma {s:g}: PSNR / SSIM (time)" for s in args.sigmas) + " |")
+    print(
+        f"| {args.domain}, {len(images)} held-out images | "
+        + " | ".join(f"sigma {s:g}: PSNR / SSIM (time)" for s in args.sigmas)
+        + " |"
+    )
     print("|---|" + "---|" * len(args.sigmas))
     for label, cells in table.items():
         print(f"| {label} | " + " | ".join(cells) + " |")

@@ -36,10 +36,19 @@ class Model:
 
     def __repr__(self) -> str:
         ae = self.net.config.autoencoder
-        return f"Model({self.name!r}, {self.net.config.method}, {ae.channels}x{ae.height}x{ae.width}, {self.net.device})"
+        return (
+            f"Model({self.name!r}, {self.net.config.method}, {ae.channels}x{ae.height}x{ae.width}, {self.net.device})"
+        )
 
-    def restore(self, image, method: str | None = None, tile: int | None = None, overlap: int | None = None,
-                batch_size: int = 64, **flow):  # fmt: skip
+    def restore(
+        self,
+        image,
+        method: str | None = None,
+        tile: int | None = None,
+        overlap: int | None = None,
+        batch_size: int = 64,
+        **flow,
+    ):
         """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
         steps, sigma_ker, schedule, adaptive, top_k) and `precision` as in `lmppm restore`."""
         method = method or self.method
@@ -71,7 +80,9 @@ def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
     comes back with `method` "bm3d", so its `restore` runs BM3D, as `lmppm restore` would."""
     models = {name: load(name, device) for name in domain.DOMAIN_MODELS}
     table = domain.pick_table(resolve_model(domain.GENERAL))
-    choice = domain.choose(_tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()}, table)
+    choice = domain.choose(
+        _tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()}, table
+    )
     if choice.method is not None:
         photo = models[domain.GENERAL]
         return Model(photo.net, photo.name, photo.training, choice.method), choice
@@ -86,7 +97,9 @@ def restore_one(net, fn, x: torch.Tensor, tiles: tuple[int, int], batch_size: in
     if tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width):
         out = restore_tiled(y, lambda b: fn(b.to(net.device), False).images, (ae.height, ae.width), *tiles, batch_size)
     else:
-        out = resize(fn(resize(y, ae.height, ae.width).unsqueeze(0).to(net.device), False).images[0].cpu(), *x.shape[-2:])
+        out = resize(
+            fn(resize(y, ae.height, ae.width).unsqueeze(0).to(net.device), False).images[0].cpu(), *x.shape[-2:]
+        )
     return to_channels(out, x.shape[0])
 
 
@@ -99,7 +112,9 @@ def _tensors(image) -> list[torch.Tensor]:
     if isinstance(image, torch.Tensor) and image.ndim in (3, 4):
         batch = image if image.ndim == 4 else image.unsqueeze(0)
         return [b.float().cpu() for b in batch]
-    raise LmppmError(f"cannot restore a {type(image).__name__}: give a PIL image, a numpy array (H, W[, C]) or a tensor (C, H, W) / (B, C, H, W).")
+    raise LmppmError(
+        f"cannot restore a {type(image).__name__}: give a PIL image, a numpy array (H, W[, C]) or a tensor (C, H, W) / (B, C, H, W)."
+    )
 
 
 def _convert(image, fn):

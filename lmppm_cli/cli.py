@@ -25,24 +25,44 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Learned, manifold-aware image restoration and generation (LMPPM).\n\nExit codes: "
-    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + ".",
+    + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
+    + ".",
 )
 err = Console(stderr=True)
 out = Console()
 _state = {"debug": bool(os.environ.get("LMPPM_DEBUG"))}
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id.")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id.")
+]
 RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit) for a Hub model.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local Hub cache, never the network.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
 StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Flow step budget (default: the model's).")]
-AlphaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Distance-gradient step (0 with the adaptive step off: D unused, Ablation_lmppm).")]
+AlphaOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        min=0.0, max=1.0, help="Distance-gradient step (0 with the adaptive step off: D unused, Ablation_lmppm)."
+    ),
+]
 BetaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
 SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
 ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
-AdaptiveOpt = Annotated[Optional[bool], typer.Option("--adaptive/--no-adaptive", help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].", show_default=False)]
+AdaptiveOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--adaptive/--no-adaptive",
+        help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].",
+        show_default=False,
+    ),
+]
 BatchOpt = Annotated[int, typer.Option(min=1, help="Images per forward pass.")]
-PrecisionOpt = Annotated[str, typer.Option(help="Network precision: fp32, or bf16 / fp16 under autocast on a GPU (the flow's latents and kernel mean stay fp32); bf16 also on CPUs with native bf16 (AMX, AVX-512 BF16).")]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        help="Network precision: fp32, or bf16 / fp16 under autocast on a GPU (the flow's latents and kernel mean stay fp32); bf16 also on CPUs with native bf16 (AMX, AVX-512 BF16)."
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -53,9 +73,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
-    threads: Annotated[Optional[int], typer.Option(min=1, help="CPU threads torch may use [default: torch's, one per core].")] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(min=1, help="CPU threads torch may use [default: torch's, one per core].")
+    ] = None,
 ) -> None:
     _state["debug"] = _state["debug"] or debug
     if threads is not None:
@@ -79,12 +103,17 @@ def friendly(command):
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print("interrupted; every file written so far is whole (`lmppm restore --skip-existing` finishes a folder run).")
+            err.print(
+                "interrupted; every file written so far is whole (`lmppm restore --skip-existing` finishes a folder run)."
+            )
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the edge of the program
             if _state["debug"]:
                 raise
-            err.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)", soft_wrap=True)
+            err.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                soft_wrap=True,
+            )
             raise typer.Exit(70) from None
 
     return wrapper
@@ -100,18 +129,40 @@ def _load(model: str, revision, offline, device: str, method: str | None = None)
 
 def _bar(quiet: bool = False) -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err, transient=False, disable=quiet,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=quiet,
+    )
 
 
 @app.command()
 @friendly
 def restore(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id [default: the method's bundled model].")] = None,
-    method: Annotated[Optional[str], typer.Option(help="lmppm, ablation-lmppm, dae, ablation-dae, ldm, or a classical denoiser that needs no model: bm3d, nlmeans, wavelet [default: the model's own].")] = None,
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)
+    ],
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model file, bundled model name, or Hugging Face Hub repo id [default: the method's bundled model].",
+        ),
+    ] = None,
+    method: Annotated[
+        Optional[str],
+        typer.Option(
+            help="lmppm, ablation-lmppm, dae, ablation-dae, ldm, or a classical denoiser that needs no model: bm3d, nlmeans, wavelet [default: the model's own]."
+        ),
+    ] = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     steps: StepsOpt = None,
@@ -120,18 +171,49 @@ def restore(
     sigma_ker: SigmaKerOpt = None,
     schedule: ScheduleOpt = None,
     adaptive: AdaptiveOpt = None,
-    top_k: Annotated[Optional[int], typer.Option(min=0, help="Kernel mean over the k nearest bank points only, for large banks (0: all, as Eq. 21) [default: the model's].")] = None,
+    top_k: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Kernel mean over the k nearest bank points only, for large banks (0: all, as Eq. 21) [default: the model's].",
+        ),
+    ] = None,
     precision: PrecisionOpt = "fp32",
-    start_step: Annotated[Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")] = None,
+    start_step: Annotated[
+        Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="ldm only: seed of its sampling noise.")] = 0,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 64,
-    save_trajectory: Annotated[bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")] = False,
-    tile: Annotated[Optional[int], typer.Option(min=0, help="Restore images larger than the model in tiles of N pixels (0: resize the whole image) [default: the model's input size for U-Net models, 0 for conv models].")] = None,
-    tile_overlap: Annotated[Optional[int], typer.Option(min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile].")] = None,
-    report: Annotated[Optional[str], typer.Option(help="Also write per-image scores (learned distance D and residual before and after, steps, time) to this .csv or .json file.")] = None,
-    strict: Annotated[bool, typer.Option(help="With no --model: stop, writing nothing, when an image is far from the picked model's data.")] = False,
-    skip_existing: Annotated[bool, typer.Option(help="Leave out the files whose result already exists (to finish an interrupted run).")] = False,
+    save_trajectory: Annotated[
+        bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")
+    ] = False,
+    tile: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0,
+            help="Restore images larger than the model in tiles of N pixels (0: resize the whole image) [default: the model's input size for U-Net models, 0 for conv models].",
+        ),
+    ] = None,
+    tile_overlap: Annotated[
+        Optional[int],
+        typer.Option(
+            min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile]."
+        ),
+    ] = None,
+    report: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Also write per-image scores (learned distance D and residual before and after, steps, time) to this .csv or .json file."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(help="With no --model: stop, writing nothing, when an image is far from the picked model's data."),
+    ] = False,
+    skip_existing: Annotated[
+        bool, typer.Option(help="Leave out the files whose result already exists (to finish an interrupted run).")
+    ] = False,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
@@ -152,22 +234,51 @@ def restore(
     jobs = shards.share(planned, world)
     shards.start(world, dev)
     try:
-        flow = dict(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k)
+        flow = dict(
+            steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k
+        )
         if model is None and (method or "lmppm") == "lmppm":
             groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
         else:
             reference = model or default_model(method or "lmppm")
-            groups, choices, result = {reference: (_load(reference, revision, offline, device) if reference else None, jobs)}, {}, Report()
-        methods = {name: name if method is None and net is None else method for name, (net, _) in groups.items()}  # the pick chose bm3d
-        fns = {name: restorer(net, methods[name], seed=seed, start_step=start_step, precision=precision, **flow) for name, (net, _) in groups.items()}
+            groups, choices, result = (
+                {reference: (_load(reference, revision, offline, device) if reference else None, jobs)},
+                {},
+                Report(),
+            )
+        methods = {
+            name: name if method is None and net is None else method for name, (net, _) in groups.items()
+        }  # the pick chose bm3d
+        fns = {
+            name: restorer(net, methods[name], seed=seed, start_step=start_step, precision=precision, **flow)
+            for name, (net, _) in groups.items()
+        }
         summaries = shards.gather(_choice_summary(groups, choices), world)
         if world.main:
             _say_choices(summaries)
         with _bar(quiet=not world.main) as bar:
-            task = bar.add_task("restoring" if world.size == 1 else f"restoring (rank 0 of {world.size})", total=len(jobs))
+            task = bar.add_task(
+                "restoring" if world.size == 1 else f"restoring (rank 0 of {world.size})", total=len(jobs)
+            )
             for name, (net, group) in groups.items():
-                label = {"model": name if net is not None else "", "method": methods[name] or net.config.method} if report else None
-                result.extend(restore_files(net, group, fns[name], batch_size, save_trajectory, lambda job: bar.advance(task), tile, tile_overlap, label))
+                label = (
+                    {"model": name if net is not None else "", "method": methods[name] or net.config.method}
+                    if report
+                    else None
+                )
+                result.extend(
+                    restore_files(
+                        net,
+                        group,
+                        fns[name],
+                        batch_size,
+                        save_trajectory,
+                        lambda job: bar.advance(task),
+                        tile,
+                        tile_overlap,
+                        label,
+                    )
+                )
         merged = Report()
         for part in shards.gather(result, world):
             merged.extend(part)
@@ -196,7 +307,10 @@ def _auto_groups(jobs, revision, offline, device, strict: bool):
 
 def _choice_summary(groups: dict, choices: dict) -> tuple[dict, list[str]]:
     """({model name: (files, reasons)}, warnings) of one rank's share, for _say_choices."""
-    counts = {name: (len(group), sorted({choices[j.source].reason for j in group if j.source in choices})) for name, (_, group) in groups.items()}
+    counts = {
+        name: (len(group), sorted({choices[j.source].reason for j in group if j.source in choices}))
+        for name, (_, group) in groups.items()
+    }
     return counts, [f"{src}: {w}" for src, c in choices.items() for w in c.warnings]
 
 
@@ -213,7 +327,11 @@ def _say_choices(summaries: list[tuple[dict, list[str]]]) -> None:
         if reasons:
             listed = sorted(reasons)
             kind = "method" if name in CLASSICAL else "model"
-            err.print(f"{kind}: {name} for {n} file(s) ({'; '.join(listed[:3])}{'; ...' if len(listed) > 3 else ''}).", highlight=False, soft_wrap=True)
+            err.print(
+                f"{kind}: {name} for {n} file(s) ({'; '.join(listed[:3])}{'; ...' if len(listed) > 3 else ''}).",
+                highlight=False,
+                soft_wrap=True,
+            )
     for _, warnings in summaries:
         for warning in warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
@@ -227,7 +345,9 @@ def _report(report, verb: str, quiet: bool = False) -> None:
     for path, reason in [] if quiet else report.failed:
         err.print(f"[red]failed:[/red] {path}: {reason}", highlight=False, soft_wrap=True)
     if not quiet:
-        out.print(f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + ".")
+        out.print(
+            f"{verb} {len(report.written)} file(s)" + (f", {len(report.failed)} failed" if report.failed else "") + "."
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -235,11 +355,19 @@ def _report(report, verb: str, quiet: bool = False) -> None:
 @app.command()
 @friendly
 def degrade(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)],
-    kind: Annotated[str, typer.Option(help="noise, elastic, downsample, missing-pixels, scribbles or sharpen.", show_default=False)],
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)
+    ],
+    kind: Annotated[
+        str, typer.Option(help="noise, elastic, downsample, missing-pixels, scribbles or sharpen.", show_default=False)
+    ],
     severity: Annotated[str, typer.Option(help="mild, severe (Table 6) or an explicit strength.")] = "severe",
-    domain: Annotated[str, typer.Option(help="Which Table 6 presets: digits or faces (they differ for noise).")] = "digits",
+    domain: Annotated[
+        str, typer.Option(help="Which Table 6 presets: digits or faces (they differ for noise).")
+    ] = "digits",
     seed: Annotated[int, typer.Option(help="Seed; the same seed gives the same files.")] = 0,
 ) -> None:
     """Degrade images reproducibly (Appendix B.2), to build test sets."""
@@ -270,8 +398,12 @@ def generate(
     schedule: ScheduleOpt = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = 256,
-    progression: Annotated[bool, typer.Option(help="Also write progression.png: the first 8 samples after each step.")] = False,
-    start: Annotated[str, typer.Option(help="latent: Gaussian noise in latent space; pixel: F(noise image).")] = "latent",
+    progression: Annotated[
+        bool, typer.Option(help="Also write progression.png: the first 8 samples after each step.")
+    ] = False,
+    start: Annotated[
+        str, typer.Option(help="latent: Gaussian noise in latent space; pixel: F(noise image).")
+    ] = "latent",
     precision: PrecisionOpt = "fp32",
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
@@ -281,7 +413,9 @@ def generate(
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
     net = _load(model, revision, offline, device)
-    flow = flow_settings(net, generate_steps=steps, generate_alpha=alpha, generate_beta=beta, sigma_ker=sigma_ker, schedule=schedule)
+    flow = flow_settings(
+        net, generate_steps=steps, generate_alpha=alpha, generate_beta=beta, sigma_ker=sigma_ker, schedule=schedule
+    )
     check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
     if start not in ("latent", "pixel"):
         raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
@@ -293,44 +427,150 @@ def generate(
 @app.command()
 @friendly
 def train(
-    data: Annotated[str, typer.Argument(help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist, lfw-faces, photo-patches, photo-crops.", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)],
+    data: Annotated[
+        str,
+        typer.Argument(
+            help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist, lfw-faces, photo-patches, photo-crops.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False),
+    ],
     epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (Table 11: 200).")] = 200,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
-    method: Annotated[str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")] = "lmppm",
+    method: Annotated[
+        str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")
+    ] = "lmppm",
     base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
-    init: Annotated[Optional[str], typer.Option(help="lmppm or dae: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper.")] = None,
-    freeze_init: Annotated[bool, typer.Option(help="lmppm only: keep F and G at the --init model and train D alone with Eq. 20, so the single pass G(F(x)) is that model's; not in the paper.")] = False,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")] = 1e-3,
+    init: Annotated[
+        Optional[str],
+        typer.Option(
+            help="lmppm or dae: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper."
+        ),
+    ] = None,
+    freeze_init: Annotated[
+        bool,
+        typer.Option(
+            help="lmppm only: keep F and G at the --init model and train D alone with Eq. 20, so the single pass G(F(x)) is that model's; not in the paper."
+        ),
+    ] = False,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Adam learning rate of F and G (of the LDM denoiser, of the classifier).")
+    ] = 1e-3,
     lr_distance: Annotated[float, typer.Option(min=0.0, help="Adam learning rate of D_S.")] = 1e-3,
-    sigma_d: Annotated[float, typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level.")] = 0.4,
-    sigma_range: Annotated[Optional[str], typer.Option(help="LOW,HIGH: each training sample draws its noise level uniformly from this range (blind to strength) instead of --sigma-d.")] = None,
-    sigma_power: Annotated[float, typer.Option(help="--sigma-range: draw the level as LOW + (HIGH - LOW) u^POWER, u uniform; above 1 gives low noise and clean inputs more weight (not in the paper).")] = 1.0,
+    sigma_d: Annotated[
+        float,
+        typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level."),
+    ] = 0.4,
+    sigma_range: Annotated[
+        Optional[str],
+        typer.Option(
+            help="LOW,HIGH: each training sample draws its noise level uniformly from this range (blind to strength) instead of --sigma-d."
+        ),
+    ] = None,
+    sigma_power: Annotated[
+        float,
+        typer.Option(
+            help="--sigma-range: draw the level as LOW + (HIGH - LOW) u^POWER, u uniform; above 1 gives low noise and clean inputs more weight (not in the paper)."
+        ),
+    ] = 1.0,
     patience: Annotated[int, typer.Option(min=1, help="Early stopping: epochs without a better validation loss.")] = 10,
     lambdas: Annotated[str, typer.Option(help="lambda_1..lambda_6 of Eq. 20, comma separated.")] = "1,1,1,1,1,1",
-    lambda_denoise: Annotated[float, typer.Option(min=0.0, help="Weight of the denoising term ||x - G(F(x_noisy))||^2 added to Eq. 20 (not in the paper; 0 = Eq. 20 alone).")] = 0.0,
-    arch: Annotated[str, typer.Option(help="conv (Table 8) or unet (Table 9, with latent-to-skip projections).")] = "conv",
-    widths: Annotated[Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")] = None,
-    projections: Annotated[bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")] = True,
-    skip_dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="unet: chance a training sample's skips are zeroed, so z must carry the image.")] = 0.0,
-    unshuffle: Annotated[int, typer.Option(min=1, max=8, help="unet: pixel-unshuffle factor r; the convolutions run at 1/r^2 of the pixels (not in the paper).")] = 1,
-    residual: Annotated[bool, typer.Option(help="unet: G adds a correction to the encoded image instead of ending in a sigmoid (not in the paper).")] = False,
-    lr_schedule: Annotated[str, typer.Option(help="constant, or cosine: the learning rates fall to 1% over the --epochs budget.")] = "constant",
-    extra_photos: Annotated[Optional[str], typer.Option(help="photo-crops only: a folder of whole photos added to its training photos (weights/README.md: Debian's wallpapers).")] = None,
+    lambda_denoise: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of the denoising term ||x - G(F(x_noisy))||^2 added to Eq. 20 (not in the paper; 0 = Eq. 20 alone).",
+        ),
+    ] = 0.0,
+    arch: Annotated[
+        str, typer.Option(help="conv (Table 8) or unet (Table 9, with latent-to-skip projections).")
+    ] = "conv",
+    widths: Annotated[
+        Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")
+    ] = None,
+    projections: Annotated[
+        bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")
+    ] = True,
+    skip_dropout: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="unet: chance a training sample's skips are zeroed, so z must carry the image."
+        ),
+    ] = 0.0,
+    unshuffle: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=8,
+            help="unet: pixel-unshuffle factor r; the convolutions run at 1/r^2 of the pixels (not in the paper).",
+        ),
+    ] = 1,
+    residual: Annotated[
+        bool,
+        typer.Option(
+            help="unet: G adds a correction to the encoded image instead of ending in a sigmoid (not in the paper)."
+        ),
+    ] = False,
+    lr_schedule: Annotated[
+        str, typer.Option(help="constant, or cosine: the learning rates fall to 1% over the --epochs budget.")
+    ] = "constant",
+    extra_photos: Annotated[
+        Optional[str],
+        typer.Option(
+            help="photo-crops only: a folder of whole photos added to its training photos (weights/README.md: Debian's wallpapers)."
+        ),
+    ] = None,
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
-    image_size: Annotated[Optional[str], typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28).")] = None,
-    channels: Annotated[Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")] = None,
-    neighbours: Annotated[str, typer.Option(help="x* search: exact (chunked), approximate (random projection), faiss (HNSW; pip install 'lmppm[scale]'), or auto (exact up to 20,000 images, else faiss); the run prints the recall of an approximate search.")] = "exact",
-    calibrate: Annotated[bool, typer.Option(help="Choose the flow defaults on the validation split after training.")] = True,
-    calibration_grid: Annotated[str, typer.Option(help="full (240 flow settings x 5 step counts) or small (12 x 3), for networks whose flow step is costly.")] = "full",
+    image_size: Annotated[
+        Optional[str],
+        typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28)."),
+    ] = None,
+    channels: Annotated[
+        Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")
+    ] = None,
+    neighbours: Annotated[
+        str,
+        typer.Option(
+            help="x* search: exact (chunked), approximate (random projection), faiss (HNSW; pip install 'lmppm[scale]'), or auto (exact up to 20,000 images, else faiss); the run prints the recall of an approximate search."
+        ),
+    ] = "exact",
+    calibrate: Annotated[
+        bool, typer.Option(help="Choose the flow defaults on the validation split after training.")
+    ] = True,
+    calibration_grid: Annotated[
+        str,
+        typer.Option(
+            help="full (240 flow settings x 5 step counts) or small (12 x 3), for networks whose flow step is costly."
+        ),
+    ] = "full",
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
     data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
-    stream: Annotated[bool, typer.Option(help="Folder only: decode the images once into a memory-mapped cache and train from it, never holding the folder in memory.")] = False,
-    cache: Annotated[Optional[str], typer.Option(help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged.")] = None,
-    workers: Annotated[int, typer.Option(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")] = 2,
-    precision: Annotated[str, typer.Option(help="fp32, or bf16 on a GPU or a CPU with native bf16: F and G under autocast; D and the second-order terms of Eq. 20 stay fp32.")] = "fp32",
+    stream: Annotated[
+        bool,
+        typer.Option(
+            help="Folder only: decode the images once into a memory-mapped cache and train from it, never holding the folder in memory."
+        ),
+    ] = False,
+    cache: Annotated[
+        Optional[str],
+        typer.Option(
+            help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged."
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")
+    ] = 2,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="fp32, or bf16 on a GPU or a CPU with native bf16: F and G under autocast; D and the second-order terms of Eq. 20 stay fp32."
+        ),
+    ] = "fp32",
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
@@ -345,36 +585,76 @@ def train(
     height, width = _size(image_size, NATIVE_SIZE.get(data, 28))
     ch = channels or sniff_channels(data)
     config, tcfg = build_configs(
-        channels=ch, height=height, width=width, latent_dim=latent_dim, epochs=epochs, batch_size=batch_size,
-        lr=lr, lr_distance=lr_distance, sigma_d=sigma_d, patience=patience,
-        lambdas=lambdas, neighbours=neighbours, seed=seed, calibrate=calibrate, method=method,
-        arch=arch, widths=_ints(widths, "--widths"), projections=projections, skip_dropout=skip_dropout,
-        lambda_denoise=lambda_denoise, sigma_range=sigma_range,
-        init=str(resolve_model(init, revision=None, offline=False)) if init else "", freeze_init=freeze_init, workers=workers,
-        precision=precision, unshuffle=unshuffle, residual=residual, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
+        channels=ch,
+        height=height,
+        width=width,
+        latent_dim=latent_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_distance=lr_distance,
+        sigma_d=sigma_d,
+        patience=patience,
+        lambdas=lambdas,
+        neighbours=neighbours,
+        seed=seed,
+        calibrate=calibrate,
+        method=method,
+        arch=arch,
+        widths=_ints(widths, "--widths"),
+        projections=projections,
+        skip_dropout=skip_dropout,
+        lambda_denoise=lambda_denoise,
+        sigma_range=sigma_range,
+        init=str(resolve_model(init, revision=None, offline=False)) if init else "",
+        freeze_init=freeze_init,
+        workers=workers,
+        precision=precision,
+        unshuffle=unshuffle,
+        residual=residual,
+        lr_schedule=lr_schedule,
+        calibration_grid=calibration_grid,
         sigma_power=sigma_power,
-    )  # fmt: skip
+    )
     base_model = _load(base, None, False, device) if base else None
     shards.start(world, dev)
     try:
         with err.status(f"decoding {data} into its cache" if stream else f"loading {data}"):
-            dataset = _training_data(data, ch, height, width, data_dir, stream, Path(cache or Path(output) / "cache"), workers, world, extra_photos)
+            dataset = _training_data(
+                data,
+                ch,
+                height,
+                width,
+                data_dir,
+                stream,
+                Path(cache or Path(output) / "cache"),
+                workers,
+                world,
+                extra_photos,
+            )
     except BaseException:
         shards.stop()
         raise
     if world.main:
         ranks = f", {world.size} processes" if world.size > 1 else ""
-        err.print(f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
-                  f"{ch}x{height}x{width}, device {dev}{ranks}", highlight=False)  # fmt: skip
+        err.print(
+            f"{dataset.name}: {len(dataset.train.images)} train / {len(dataset.val.images)} val images, "
+            f"{ch}x{height}x{width}, device {dev}{ranks}",
+            highlight=False,
+        )
         if dataset.skipped:
-            err.print(f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False)
+            err.print(
+                f"note: skipped {len(dataset.skipped)} unreadable file(s), e.g. {dataset.skipped[0]}", highlight=False
+            )
     try:
         summary = _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
     finally:
         shards.stop()
     if world.main:
-        out.print(f"model written to {Path(output) / 'model.safetensors'} "
-                  f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s).")  # fmt: skip
+        out.print(
+            f"model written to {Path(output) / 'model.safetensors'} "
+            f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s)."
+        )
 
 
 def _training_data(data, channels, height, width, data_dir, stream, cache, workers, world, extra_photos=None):
@@ -438,29 +718,72 @@ def _run_training(config, dataset, tcfg, output, dev, resume, base_model, world)
             bar.update(batches, completed=0)
             terms = " ".join(f"{k} {v:.4f}" for k, v in rec["train"].items())
             mark = " *" if rec["improved"] else ""
-            bar.console.print(f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False)
+            bar.console.print(
+                f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False
+            )
 
-        hooks = Hooks(on_start=on_start, on_batch=lambda e, t: bar.advance(batches), on_epoch=on_epoch,
-                      on_note=lambda text: bar.console.print(text, highlight=False, soft_wrap=True))  # fmt: skip
+        hooks = Hooks(
+            on_start=on_start,
+            on_batch=lambda e, t: bar.advance(batches),
+            on_epoch=on_epoch,
+            on_note=lambda text: bar.console.print(text, highlight=False, soft_wrap=True),
+        )
         return run(config, dataset, tcfg, output, dev, resume=resume, progress=hooks, base=base_model, world=world)
 
 
 @app.command()
 @friendly
 def bench(
-    suite: Annotated[str, typer.Option(help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, photos (a whole held-out photo against BM3D), photo-pick (the default pick's table), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9: samples from noise against the LDM's full chain), or speed (images/s of every restorer on --device).", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")] = "bench-results",
+    suite: Annotated[
+        str,
+        typer.Option(
+            help="Which experiment: mnist (Table 1), mnist-noise, photo-noise, photos (a whole held-out photo against BM3D), photo-pick (the default pick's table), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9: samples from noise against the LDM's full chain), or speed (images/s of every restorer on --device).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Folder for results.json, results.md and grids.")
+    ] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.")] = None,
-    draws: Annotated[int, typer.Option(min=1, max=20, help="Seeded draws of every degradation (the same for every method); intervals resample images and draws.")] = 3,
-    degradations: Annotated[Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")] = None,
-    ablation: Annotated[Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            min=2,
+            help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.",
+        ),
+    ] = None,
+    draws: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Seeded draws of every degradation (the same for every method); intervals resample images and draws.",
+        ),
+    ] = 3,
+    degradations: Annotated[
+        Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")
+    ] = None,
+    model: Annotated[
+        Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")
+    ] = None,
+    ablation: Annotated[
+        Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")
+    ] = None,
     dae: Annotated[Optional[str], typer.Option(help="The DAE baseline (and Ablation_dae).")] = None,
     ldm: Annotated[Optional[str], typer.Option(help="The LDM baseline.")] = None,
     classifier: Annotated[Optional[str], typer.Option(help="The domain classifier for FID and accuracy.")] = None,
-    classical: Annotated[bool, typer.Option(help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet); BM3D takes about 1 s per image.")] = True,
-    split: Annotated[str, typer.Option(help="mnist: the test digits (every reported figure) or the validation digits (to choose settings on).")] = "test",
+    classical: Annotated[
+        bool,
+        typer.Option(
+            help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet); BM3D takes about 1 s per image."
+        ),
+    ] = True,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="mnist: the test digits (every reported figure) or the validation digits (to choose settings on)."
+        ),
+    ] = "test",
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     device: DeviceOpt = "auto",
@@ -474,21 +797,31 @@ def bench(
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
     if split not in ("test", "validation") or (split != "test" and suite != "mnist"):
-        raise LmppmError(f"--split {split} is not available for suite {suite}; the mnist suite takes test or validation, the others test only.")
+        raise LmppmError(
+            f"--split {split} is not available for suite {suite}; the mnist suite takes test or validation, the others test only."
+        )
     if suite in STANDALONE:
         options = {"device": device, "classical": classical} if suite == "speed" else {}
         if suite in ("photos", "photo-pick"):
             from lmppm_cli.files.devices import pick_device
 
-            options = {"model": model, "dae": dae, "classical": classical, "device": str(pick_device(device)), "draws": draws}
+            options = {
+                "model": model,
+                "dae": dae,
+                "classical": classical,
+                "device": str(pick_device(device)),
+                "draws": draws,
+            }
         if suite == "generation":
             from lmppm_cli.files.devices import pick_device
 
             options = {"device": str(pick_device(device)), "draws": draws}
         return _bench_standalone(suite, output, seed, limit, options)
     given = {"lmppm": model, "ablation": ablation, "dae": dae, "ldm": ldm, "classifier": classifier}
-    models = {kind: _load(given.get(kind) or default, revision, offline, device, KIND_METHOD.get(kind, kind))
-              for kind, default in SUITES[suite].needs.items()}  # fmt: skip
+    models = {
+        kind: _load(given.get(kind) or default, revision, offline, device, KIND_METHOD.get(kind, kind))
+        for kind, default in SUITES[suite].needs.items()
+    }
     kinds = [k.strip() for k in degradations.split(",")] if degradations else None
     table = Table("degradation", "method", "PSNR", "SSIM", "FID", "acc %", "ms / image")
     with _bar() as bar:
@@ -498,10 +831,22 @@ def bench(
             bar.advance(task)
             fid = "" if c.fid is None else f"{c.fid:.2f}"
             acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
-            table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}")
+            table.add_row(
+                c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, f"{1000 * c.seconds_per_image:.3f}"
+            )
 
-        run_suite(suite, output, seed=seed, draws=draws, models=models, limit=limit, degradations=kinds, on_cell=on_cell, classical=classical,
-                  **({"split": split} if split != "test" else {}))  # fmt: skip
+        run_suite(
+            suite,
+            output,
+            seed=seed,
+            draws=draws,
+            models=models,
+            limit=limit,
+            degradations=kinds,
+            on_cell=on_cell,
+            classical=classical,
+            **({"split": split} if split != "test" else {}),
+        )
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
@@ -511,13 +856,17 @@ def _bench_standalone(suite: str, output: str, seed: int, limit: int | None, opt
     from lmppm_cli.experiments.bench import STANDALONE
 
     with out.status(f"{suite}: starting") as status:
-        rows = STANDALONE[suite](output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"), **options)
+        rows = STANDALONE[suite](
+            output, seed=seed, limit=limit, on_stage=lambda stage: status.update(f"{suite}: {stage}"), **options
+        )
     from rich.table import Table
 
     keys = list(dict.fromkeys(k for row in rows.values() for k in row))
     table = Table("method", *keys)
     for method, row in rows.items():
-        table.add_row(method, *("" if k not in row else f"{row[k]:.5f}" if abs(row[k]) < 10 else f"{row[k]:,.1f}" for k in keys))
+        table.add_row(
+            method, *("" if k not in row else f"{row[k]:.5f}" if abs(row[k]) < 10 else f"{row[k]:,.1f}" for k in keys)
+        )
     out.print(table)
     out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
 
@@ -525,8 +874,15 @@ def _bench_standalone(suite: str, output: str, seed: int, limit: int | None, opt
 @app.command()
 @friendly
 def models(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Also list model files and Hub-style folders here (searched recursively).", show_default=False)] = None,
-    cache_dir: Annotated[Optional[str], typer.Option(help="Hugging Face Hub cache to scan [default: the Hub client's].")] = None,
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            help="Also list model files and Hub-style folders here (searched recursively).", show_default=False
+        ),
+    ] = None,
+    cache_dir: Annotated[
+        Optional[str], typer.Option(help="Hugging Face Hub cache to scan [default: the Hub client's].")
+    ] = None,
 ) -> None:
     """List the bundled models, the lmppm models in the Hub cache and any given local ones."""
     from rich.table import Table
@@ -545,18 +901,28 @@ def models(
 @app.command()
 @friendly
 def export(
-    source: Annotated[str, typer.Argument(help="A training run folder, a model file or a model name.", show_default=False)],
+    source: Annotated[
+        str, typer.Argument(help="A training run folder, a model file or a model name.", show_default=False)
+    ],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder to write (new or empty).", show_default=False)],
-    name: Annotated[Optional[str], typer.Option(help="Model name in the card [default: the run folder's or file's name].")] = None,
+    name: Annotated[
+        Optional[str], typer.Option(help="Model name in the card [default: the run folder's or file's name].")
+    ] = None,
     license: Annotated[str, typer.Option(help="License in the card's metadata.")] = "mit",
-    bench: Annotated[Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")] = None,
-    half: Annotated[bool, typer.Option(help="Store the weights as float16: half the file; they load back as float32.")] = False,
+    bench: Annotated[
+        Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")
+    ] = None,
+    half: Annotated[
+        bool, typer.Option(help="Store the weights as float16: half the file; they load back as float32.")
+    ] = False,
 ) -> None:
     """Write a Hugging Face Hub model repo: model.safetensors, config.json and a model card."""
     from lmppm_cli.files.hub import export_model
 
     written = export_model(source, output, name=name, license=license, bench=bench, half=half)
-    out.print(f"wrote {', '.join(p.name for p in written)} to {output}; upload with: huggingface-cli upload OWNER/NAME {output}")
+    out.print(
+        f"wrote {', '.join(p.name for p in written)} to {output}; upload with: huggingface-cli upload OWNER/NAME {output}"
+    )
 
 
 def main() -> None:

@@ -26,7 +26,9 @@ def rng() -> torch.Generator:
 
 def tiny_config(channels: int = 1, height: int = 12, width: int = 12, latent_dim: int = 4) -> ModelConfig:
     return ModelConfig(
-        autoencoder=AutoencoderConfig(channels=channels, height=height, width=width, latent_dim=latent_dim, widths=(4, 8)),
+        autoencoder=AutoencoderConfig(
+            channels=channels, height=height, width=width, latent_dim=latent_dim, widths=(4, 8)
+        ),
         distance=DistanceConfig(hidden=(16, 8), dropout=0.0),
     )
 
@@ -51,7 +53,9 @@ def blob_images(n: int, size: int = 12, channels: int = 1, seed: int = 0) -> tor
 
 @pytest.fixture
 def blob_dataset() -> Dataset:
-    return Dataset("blobs", Split(blob_images(48, seed=1)), Split(blob_images(16, seed=2)), Split(blob_images(16, seed=3)))
+    return Dataset(
+        "blobs", Split(blob_images(48, seed=1)), Split(blob_images(16, seed=2)), Split(blob_images(16, seed=3))
+    )
 
 
 def write_png(path, array: np.ndarray, mode: str | None = None) -> None:
@@ -91,6 +95,10 @@ def tiny_bundle(tiny_model_file, tmp_path_factory):
     ldm_cfg = dataclasses.replace(tiny_config(), method="ldm", diffusion=DiffusionConfig(hidden=(16,)))
     train(ldm_cfg, ds, tcfg, root / "ldm", cpu, base=load_model(root / "dae" / "model.safetensors"))
     train(dataclasses.replace(tiny_config(), method="classifier"), ds, tcfg, root / "clf", cpu)
-    files = {"lmppm": tiny_model_file, "dae": root / "dae" / "model.safetensors",
-             "ldm": root / "ldm" / "model.safetensors", "classifier": root / "clf" / "model.safetensors"}  # fmt: skip
+    files = {
+        "lmppm": tiny_model_file,
+        "dae": root / "dae" / "model.safetensors",
+        "ldm": root / "ldm" / "model.safetensors",
+        "classifier": root / "clf" / "model.safetensors",
+    }
     return files

@@ -54,7 +54,9 @@ def test_last_reverse_step_with_the_true_noise_recovers_z0(rng):
     model = ldm.LatentDiffusion(cfg)
     model.denoiser = Oracle(eps)
     z_t = ddpm.q_sample(z0, torch.zeros(5, dtype=torch.long), eps, ddpm.schedule(cfg.diffusion))
-    torch.testing.assert_close(ddpm.reverse(model.denoiser, ddpm.schedule(cfg.diffusion), z_t, 0, rng), z0, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        ddpm.reverse(model.denoiser, ddpm.schedule(cfg.diffusion), z_t, 0, rng), z0, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_dae_trains_and_restores_with_its_methods(dae_file, rng):
@@ -64,7 +66,9 @@ def test_dae_trains_and_restores_with_its_methods(dae_file, rng):
     x = blob_images(6, seed=9)
     torch.testing.assert_close(restorer(model, "dae")(x, False).images, single_pass(model, x))
     ablation = restorer(model, "ablation-dae", beta=0.3, steps=2)(x, False).images
-    torch.testing.assert_close(ablation, restore(model, x, dataclasses.replace(model.config.flow, alpha=0.0, beta=0.3, steps=2)).images)
+    torch.testing.assert_close(
+        ablation, restore(model, x, dataclasses.replace(model.config.flow, alpha=0.0, beta=0.3, steps=2)).images
+    )
     with pytest.raises(LmppmError, match="needs a lmppm model"):
         restorer(model, "lmppm")
 
@@ -83,7 +87,9 @@ def test_ldm_trains_on_a_dae_restores_and_generates(dae_file, tmp_path):
     assert a.shape == x.shape and torch.equal(a, b)
     pair = ldm.generate(model, [1, 2])
     assert pair.shape == (2, 1, 12, 12) and not torch.allclose(pair[0], pair[1])
-    torch.testing.assert_close(ldm.generate(model, [2])[0], pair[1], atol=1e-5, rtol=0)  # a sample is its seed's, in any batch
+    torch.testing.assert_close(
+        ldm.generate(model, [2])[0], pair[1], atol=1e-5, rtol=0
+    )  # a sample is its seed's, in any batch
     with pytest.raises(LmppmError, match="pass --base"):
         train(cfg, ds, _tcfg(epochs=1), tmp_path / "nobase", torch.device("cpu"))
 

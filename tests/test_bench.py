@@ -14,7 +14,13 @@ def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, mo
     models = {"lmppm": load_model(tiny_bundle["lmppm"]), "dae": load_model(tiny_bundle["dae"])}
     cells = run_suite("mnist-noise", tmp_path, seed=0, models=models, limit=20, draws=2)
     methods = list(dict.fromkeys(c.method for c in cells))
-    assert len(cells) == 3 * len(methods) and {"LMPPM", "single pass G(F(x))", "DAE", "NL-means (blind)", "wavelet (blind)"} <= set(methods)
+    assert len(cells) == 3 * len(methods) and {
+        "LMPPM",
+        "single pass G(F(x))",
+        "DAE",
+        "NL-means (blind)",
+        "wavelet (blind)",
+    } <= set(methods)
     bm3d = "BM3D (blind; 4 of 20 images)"
     assert bm3d in methods and {c.images for c in cells if c.method == bm3d} == {4}
     assert all(c.images == 20 for c in cells if c.method != bm3d)
@@ -54,38 +60,71 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"], draws=2)
     from lmppm_cli.experiments.bench.noise import ABLATION_LMPPM
 
-    methods = ["degraded input", "DAE", "LDM", "LDM, full chain", "LMPPM", ABLATION_LMPPM, "kernel step off (beta 0)",
-               f"re-encoding only (alpha=beta=0, {models['lmppm'].config.flow.steps} steps)",
-               "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)", "Ablation_dae",
-               "BM3D (blind; 3 of 20 images)", "NL-means (blind)", "wavelet (blind)"]  # fmt: skip
+    methods = [
+        "degraded input",
+        "DAE",
+        "LDM",
+        "LDM, full chain",
+        "LMPPM",
+        ABLATION_LMPPM,
+        "kernel step off (beta 0)",
+        f"re-encoding only (alpha=beta=0, {models['lmppm'].config.flow.steps} steps)",
+        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)",
+        "Ablation_dae",
+        "BM3D (blind; 3 of 20 images)",
+        "NL-means (blind)",
+        "wavelet (blind)",
+    ]
     assert [c.method for c in cells[:13]] == methods and len(cells) == 5 * 13
     full = [c for c in cells if "BM3D" not in c.method]
     assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in full)
     subset = [c for c in cells if "BM3D" in c.method]  # FID depends on the sample size: none on a subset
     assert all(c.fid is None and 0 <= c.accuracy <= 1 and c.images == 3 for c in subset)
-    assert {c.degradation for c in cells} == {"clean", "noise mild 0.7", "noise severe 0.85", "elastic mild 2.3", "elastic severe 1.8"}
+    assert {c.degradation for c in cells} == {
+        "clean",
+        "noise mild 0.7",
+        "noise severe 0.85",
+        "elastic mild 2.3",
+        "elastic severe 1.8",
+    }
     clean_input = next(c for c in cells if c.degradation == "clean" and c.method == "degraded input")
-    assert clean_input.psnr == 100.0 and clean_input.ssim == pytest.approx(1.0)  # the clean row is the digits themselves
+    assert clean_input.psnr == 100.0 and clean_input.ssim == pytest.approx(
+        1.0
+    )  # the clean row is the digits themselves
     md = (tmp_path / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method | noise"))
     assert header.count("FID/class") == 2 and header.count("SSIM") == 2 and header.count("acc %") == 2
     assert sum(line.startswith("| LMPPM |") for line in md.splitlines()) == 4  # clean, noise, elastic, timing tables
     assert "Targets (issue 3), LMPPM's verdicts" in md and md.count("| elastic ") >= 2
     grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
-    assert grids == ["grid_clean.png", "grid_elastic-mild-2.3.png", "grid_elastic-severe-1.8.png", "grid_noise-mild-0.7.png", "grid_noise-severe-0.85.png"]
+    assert grids == [
+        "grid_clean.png",
+        "grid_elastic-mild-2.3.png",
+        "grid_elastic-severe-1.8.png",
+        "grid_noise-mild-0.7.png",
+        "grid_noise-severe-0.85.png",
+    ]
     data = json.loads((tmp_path / "results.json").read_text())
-    assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image", "intervals", "versus"} <= set(data["cells"][0])
+    assert {"fid", "fid_per_class", "accuracy", "ssim", "psnr", "seconds_per_image", "intervals", "versus"} <= set(
+        data["cells"][0]
+    )
     for c in full:  # every figure inside its own interval, 2 draws
         assert c.draws == 2 and set(c.intervals) == {"psnr", "ssim", "accuracy", "fid"}
-        assert all(low <= value + 1e-9 and value - 1e-9 <= high for (low, high), value in
-                   ((c.intervals[k], getattr(c, k)) for k in ("psnr", "ssim", "accuracy")))  # fmt: skip
+        assert all(
+            low <= value + 1e-9 and value - 1e-9 <= high
+            for (low, high), value in ((c.intervals[k], getattr(c, k)) for k in ("psnr", "ssim", "accuracy"))
+        )
     lm = {c.degradation: c for c in cells if c.method == "LMPPM"}
     for c in cells:
         if c.method == "LMPPM":
             assert c.versus == {}
             continue
         v = c.versus  # reference minus row, on the row's own images (BM3D: its 3)
-        assert v["psnr"]["low"] <= v["psnr"]["mean"] <= v["psnr"]["high"] and v["psnr"]["verdict"] in ("win", "tie", "loss")
+        assert v["psnr"]["low"] <= v["psnr"]["mean"] <= v["psnr"]["high"] and v["psnr"]["verdict"] in (
+            "win",
+            "tie",
+            "loss",
+        )
         assert ("fid" in v) == ("BM3D" not in c.method)
         if "BM3D" not in c.method:
             assert v["psnr"]["mean"] == pytest.approx(lm[c.degradation].psnr - c.psnr, abs=1e-4)
@@ -98,9 +137,26 @@ def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_p
 
     from lmppm_cli.cli import app
 
-    res = CliRunner().invoke(app, ["bench", "--suite", "mnist", "-o", str(tmp_path / "b"), "--limit", "10",
-                                   "--model", str(tiny_bundle["lmppm"]), "--dae", str(tiny_bundle["dae"]),
-                                   "--ldm", str(tiny_bundle["ldm"]), "--classifier", str(tiny_bundle["lmppm"])])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--suite",
+            "mnist",
+            "-o",
+            str(tmp_path / "b"),
+            "--limit",
+            "10",
+            "--model",
+            str(tiny_bundle["lmppm"]),
+            "--dae",
+            str(tiny_bundle["dae"]),
+            "--ldm",
+            str(tiny_bundle["ldm"]),
+            "--classifier",
+            str(tiny_bundle["lmppm"]),
+        ],
+    )
     assert res.exit_code == 3 and "not a classifier model" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "b").exists()
     res = CliRunner().invoke(app, ["bench", "--suite", "cifar", "-o", str(tmp_path / "c")])
@@ -112,7 +168,9 @@ def test_a_bench_refuses_models_of_different_sizes(tmp_path):
 
     from lmppm_cli.cli import app
 
-    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos-patches", "--limit", "3"])
+    res = CliRunner().invoke(
+        app, ["bench", "--suite", "faces", "-o", str(tmp_path / "b"), "--ablation", "photos-patches", "--limit", "3"]
+    )
     assert res.exit_code == 2 and "must share their image size" in res.stderr and "Traceback" not in res.output
     assert not (tmp_path / "b").exists()
 
@@ -128,7 +186,12 @@ def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tm
     assert imbalance(torch.zeros(20, dtype=torch.long)) == pytest.approx(0.9)
     summary = run_generation(tmp_path, seed=0, limit=12, draws=2)
     data = json.loads((tmp_path / "results.json").read_text())
-    assert list(data["rows"]) == [REFERENCE, "LDM full chain (2000 steps)", "DAE kernel flow (mnist-dae, 16 steps)", "validation digits (real)"]
+    assert list(data["rows"]) == [
+        REFERENCE,
+        "LDM full chain (2000 steps)",
+        "DAE kernel flow (mnist-dae, 16 steps)",
+        "validation digits (real)",
+    ]
     for name, row in data["rows"].items():
         for metric in ("fid", "confidence", "imbalance"):
             assert row[metric]["low"] - 1e-9 <= row[metric]["mean"] <= row[metric]["high"] + 1e-9, (name, metric)
@@ -144,9 +207,24 @@ def test_mnist_suite_scores_the_validation_digits_when_asked(tiny_bundle, tmp_pa
 
     monkeypatch.setattr(intervals, "FID_RESAMPLES", 10)
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
-    runs = {split: run_suite("mnist", tmp_path / split, seed=0, models=models, limit=6, degradations=["sharpen"], classical=False,
-                             draws=1, split=split) for split in ("test", "validation")}  # fmt: skip
-    inputs = {split: [c.psnr for c in cells if c.method == "degraded input" and c.degradation != "clean"] for split, cells in runs.items()}
+    runs = {
+        split: run_suite(
+            "mnist",
+            tmp_path / split,
+            seed=0,
+            models=models,
+            limit=6,
+            degradations=["sharpen"],
+            classical=False,
+            draws=1,
+            split=split,
+        )
+        for split in ("test", "validation")
+    }
+    inputs = {
+        split: [c.psnr for c in cells if c.method == "degraded input" and c.degradation != "clean"]
+        for split, cells in runs.items()
+    }
     assert inputs["test"] != inputs["validation"]
     assert "mnist-5k validation split" in (tmp_path / "validation" / "results.md").read_text()
     assert "mnist-5k test split" in (tmp_path / "test" / "results.md").read_text()

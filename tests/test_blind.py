@@ -21,7 +21,17 @@ def _blind(model, far_residual: float, noisy_above: float = 0.2):
     """Near: the kernel step alone; far: a stronger flow; noisy: the model's own flow."""
     f = model.config.flow
     far = dataclasses.replace(f, alpha=0.15, beta=0.1, steps=4, adaptive=False)
-    near = dataclasses.replace(f, alpha=0.0, beta=0.1, steps=2, adaptive=False, far=far, far_residual=far_residual, noisy=f, noisy_above=noisy_above)
+    near = dataclasses.replace(
+        f,
+        alpha=0.0,
+        beta=0.1,
+        steps=2,
+        adaptive=False,
+        far=far,
+        far_residual=far_residual,
+        noisy=f,
+        noisy_above=noisy_above,
+    )
     return near
 
 
@@ -70,7 +80,12 @@ def test_a_kept_trajectory_ends_at_each_images_result(tiny_model_file):
     x = _inputs(model)
     r = _residual(model, x)
     out = restore(model, x, _blind(model, float((r[:2].max() + r[2:4].min()) / 2)), keep_trajectory=True)
-    alone = restore(model, x[:2], dataclasses.replace(model.config.flow, alpha=0.0, beta=0.1, steps=4, adaptive=False), keep_trajectory=True)
+    alone = restore(
+        model,
+        x[:2],
+        dataclasses.replace(model.config.flow, alpha=0.0, beta=0.1, steps=4, adaptive=False),
+        keep_trajectory=True,
+    )
     assert len(out.trajectory) == len(out.latents) >= len(alone.trajectory) > 1  # the longest band's
     torch.testing.assert_close(out.trajectory[-1], out.images)
 
@@ -115,7 +130,9 @@ def test_a_flow_asked_for_runs_on_every_image(tiny_model_file):
 
     model = load_model(tiny_model_file)
     model.config = dataclasses.replace(model.config, flow=_blind(model, 0.3))
-    assert flow_settings(model).far is not None and flow_settings(model, steps=None).noisy is not None  # nothing asked: the rule
+    assert (
+        flow_settings(model).far is not None and flow_settings(model, steps=None).noisy is not None
+    )  # nothing asked: the rule
     asked = flow_settings(model, steps=5, alpha=0.2)
     assert (asked.far, asked.noisy, asked.steps, asked.alpha) == (None, None, 5, 0.2)
     searched = flow_settings(model, top_k=4, tol=0.01)  # the bank search and the stop are not flows of their own

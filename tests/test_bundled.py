@@ -37,8 +37,22 @@ def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
     common = ["--seed", "0", "--device", "cpu", "--sigma-range", "0,0.9"]
     dae = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "dae"), "--method", "dae", *common])
     assert dae.exit_code == 0, dae.output
-    result = CliRunner().invoke(app, ["train", "mnist-5k", "-o", str(tmp_path / "run"), *common, "--lambdas", "1,4,1,1,1,1",
-                                      "--lambda-denoise", "4", "--init", str(tmp_path / "dae" / "model.safetensors")])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "mnist-5k",
+            "-o",
+            str(tmp_path / "run"),
+            *common,
+            "--lambdas",
+            "1,4,1,1,1,1",
+            "--lambda-denoise",
+            "4",
+            "--init",
+            str(tmp_path / "dae" / "model.safetensors"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     model = load_model(tmp_path / "run" / "model.safetensors")
     models = {"lmppm": model, "dae": load_model(tmp_path / "dae" / "model.safetensors")}
@@ -49,8 +63,14 @@ def test_training_from_scratch_reproduces_the_bundled_claims(tmp_path):
 def test_bundled_rgb_model_gains_and_beats_its_single_pass_and_its_ablation(tmp_path):
     """On 200 patches of the held-out test photo: at sigma 0.2 and 0.3 the flow gains >= 6 dB over the
     noisy input, beats G(F(x)), and beats the same U-Net trained without latent-to-skip projections."""
-    models = {"lmppm": load_model(resolve_model("photos-patches")), "ablation": load_model(resolve_model("photos-noproj"))}
-    by = {(c.degradation, c.method): c.psnr for c in run_suite("photo-noise", tmp_path, seed=0, models=models, limit=200, classical=False, draws=1)}
+    models = {
+        "lmppm": load_model(resolve_model("photos-patches")),
+        "ablation": load_model(resolve_model("photos-noproj")),
+    }
+    by = {
+        (c.degradation, c.method): c.psnr
+        for c in run_suite("photo-noise", tmp_path, seed=0, models=models, limit=200, classical=False, draws=1)
+    }
     for noise in ("noise 0.2", "noise 0.3"):
         flow = by[(noise, "LMPPM")]
         assert flow >= by[(noise, "noisy input")] + 6.0 and flow > by[(noise, "single pass G(F(x))")], noise
@@ -66,7 +86,22 @@ def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
 
     from lmppm_cli.core.metrics import inception_fid_missing
 
-    res = CliRunner().invoke(app, ["bench", "--suite", "faces", "-o", str(tmp_path), "--degradations", "noise", "--device", "cpu", "--draws", "1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--suite",
+            "faces",
+            "-o",
+            str(tmp_path),
+            "--degradations",
+            "noise",
+            "--device",
+            "cpu",
+            "--draws",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "results.json").read_text())
     cells = {(c["degradation"], c["method"]): c for c in data["cells"]}
@@ -78,4 +113,8 @@ def test_faces_bench_runs_on_the_bundled_models_from_the_cli(tmp_path):
         assert 0 < cells[(noise, "LMPPM, no projections")]["ssim"] <= 1
     missing = inception_fid_missing()
     assert (missing in data["notes"]) if missing else all(c["fid"] is not None for c in data["cells"])
-    assert sorted(p.name for p in tmp_path.glob("grid_*.png")) == ["grid_noise-0.2.png", "grid_noise-0.25.png", "grid_noise-0.3.png"]
+    assert sorted(p.name for p in tmp_path.glob("grid_*.png")) == [
+        "grid_noise-0.2.png",
+        "grid_noise-0.25.png",
+        "grid_noise-0.3.png",
+    ]

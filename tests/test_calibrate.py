@@ -21,7 +21,9 @@ def test_calibration_follows_its_rule_within_the_papers_constraints(tiny_model_f
     safe = [r for r in rows if r["worst"] >= 0 and r["clean_ssim_loss"] <= 0.02]
     if safe:
         assert best["worst"] >= 0 and best["distance_to_bank"] == min(r["distance_to_bank"] for r in safe)
-    assert (flow.alpha, flow.beta, flow.steps, flow.sigma_ker, flow.adaptive) == tuple(best[k] for k in ("alpha", "beta", "steps", "sigma_ker", "adaptive"))
+    assert (flow.alpha, flow.beta, flow.steps, flow.sigma_ker, flow.adaptive) == tuple(
+        best[k] for k in ("alpha", "beta", "steps", "sigma_ker", "adaptive")
+    )
     # the recorded gain is what restoring with the chosen setting really gives, at the first noise level
     noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     gain = psnr(restore(model, noisy, flow).images, clean).mean() - psnr(single_pass(model, noisy), clean).mean()
@@ -40,7 +42,10 @@ def test_choose_prefers_fidelity_then_closeness_to_the_bank():
         {"worst": 0.05, "distance_to_bank": 0.5, "clean_ssim_loss": 0.01},  # safe and closest among the safe
     ]
     assert choose(rows) is rows[3]
-    losing = [{"worst": -0.5, "distance_to_bank": 0.1, "clean_ssim_loss": 0.0}, {"worst": -0.2, "distance_to_bank": 0.9, "clean_ssim_loss": 0.0}]
+    losing = [
+        {"worst": -0.5, "distance_to_bank": 0.1, "clean_ssim_loss": 0.0},
+        {"worst": -0.2, "distance_to_bank": 0.9, "clean_ssim_loss": 0.0},
+    ]
     assert choose(losing) is losing[1]  # nothing safe: the smallest loss
 
 
@@ -51,15 +56,33 @@ def test_calibration_rows_match_restoring_at_each_step_count(tiny_model_file):
 
     model = load_model(tiny_model_file)
     clean = blob_images(16, seed=5)
-    flow, rows = calibrate_flow(model, clean, sigma_d=0.3, generator=torch.Generator().manual_seed(1), alphas=(0.3,), betas=(0.2,), multipliers=(1.0,))
+    flow, rows = calibrate_flow(
+        model,
+        clean,
+        sigma_d=0.3,
+        generator=torch.Generator().manual_seed(1),
+        alphas=(0.3,),
+        betas=(0.2,),
+        multipliers=(1.0,),
+    )
     noisy = (clean + 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     single = psnr(single_pass(model, noisy), clean).mean()
     for r in rows:
-        setting = dataclasses.replace(model.config.flow, alpha=r["alpha"], beta=r["beta"], steps=r["steps"], sigma_ker=r["sigma_ker"], adaptive=r["adaptive"])
+        setting = dataclasses.replace(
+            model.config.flow,
+            alpha=r["alpha"],
+            beta=r["beta"],
+            steps=r["steps"],
+            sigma_ker=r["sigma_ker"],
+            adaptive=r["adaptive"],
+        )
         gain = psnr(restore(model, noisy, setting).images, clean).mean() - single
         assert abs(gain.item() - r["gains"]["1x"]) < 1e-3
         if r["clean_ssim_loss"] is not None:
-            loss = ssim(single_pass(model, clean), clean).mean() - ssim(restore(model, clean, setting).images, clean).mean()
+            loss = (
+                ssim(single_pass(model, clean), clean).mean()
+                - ssim(restore(model, clean, setting).images, clean).mean()
+            )
             assert abs(loss.item() - r["clean_ssim_loss"]) < 1e-4
 
 

@@ -10,7 +10,14 @@ from typer.testing import CliRunner
 
 from lmppm_cli.core.bank import kernel_mean
 from lmppm_cli.experiments.bench.circle import METHODS, CircleBench, run_circle
-from lmppm_cli.experiments.circle import CircleConfig, deviation, embed, sample_angles, sample_points, truncated_normal_moments
+from lmppm_cli.experiments.circle import (
+    CircleConfig,
+    deviation,
+    embed,
+    sample_angles,
+    sample_points,
+    truncated_normal_moments,
+)
 from lmppm_cli.cli import app
 from lmppm_cli.experiments.fit import FitConfig, fit
 from lmppm_cli.experiments.mppm import Mppm, MppmConfig, g_bar_samples, mppm_loss, restore

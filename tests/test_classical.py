@@ -18,8 +18,12 @@ from conftest import write_png
 def smooth_image(channels: int, height: int = 23, width: int = 17) -> torch.Tensor:
     """A smooth (1, C, H, W) test image: gradients and a soft blob, a different one per channel."""
     yy, xx = torch.meshgrid(torch.linspace(0, 1, height), torch.linspace(0, 1, width), indexing="ij")
-    planes = [0.2 + 0.5 * (c * 0.3 + yy * (1 - c * 0.2) + xx * 0.3) / 2 + 0.2 * torch.exp(-((yy - 0.5) ** 2 + (xx - 0.4) ** 2) * 8)
-              for c in range(channels)]  # fmt: skip
+    planes = [
+        0.2
+        + 0.5 * (c * 0.3 + yy * (1 - c * 0.2) + xx * 0.3) / 2
+        + 0.2 * torch.exp(-((yy - 0.5) ** 2 + (xx - 0.4) ** 2) * 8)
+        for c in range(channels)
+    ]
     return torch.stack(planes).unsqueeze(0).clamp(0, 1)
 
 

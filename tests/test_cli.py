@@ -55,8 +55,22 @@ def test_train_one_epoch_on_a_folder_then_restore_and_generate_with_it(tmp_path)
     r = np.random.default_rng(0)
     for i in range(20):
         write_png(tmp_path / "data" / f"{i}.png", (r.random((16, 16)) * 255).astype(np.uint8))
-    result = run("train", tmp_path / "data", "-o", tmp_path / "run", "--epochs", "1", "--batch-size", "8",
-                 "--image-size", "12", "--latent-dim", "4", "--device", "cpu")  # fmt: skip
+    result = run(
+        "train",
+        tmp_path / "data",
+        "-o",
+        tmp_path / "run",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--image-size",
+        "12",
+        "--latent-dim",
+        "4",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     assert "epoch   1" in result.stderr and "recon" in result.stderr
     model = tmp_path / "run" / "model.safetensors"
@@ -70,7 +84,17 @@ def test_train_one_epoch_on_a_folder_then_restore_and_generate_with_it(tmp_path)
 
 def test_restore_file_with_bundled_model_and_trajectory(tmp_path):
     _digit_like(tmp_path / "in.png")
-    result = run("restore", tmp_path / "in.png", "-o", tmp_path / "out.png", "--save-trajectory", "--steps", "3", "--device", "cpu")
+    result = run(
+        "restore",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "out.png",
+        "--save-trajectory",
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.output
     out = Image.open(tmp_path / "out.png")
     assert out.size == (28, 28) and out.mode == "L"
@@ -124,11 +148,27 @@ def test_bad_inputs_get_one_sentence(tmp_path):
     cases = {
         "does not exist": ("restore", tmp_path / "missing.png", "-o", tmp_path / "o.png"),
         "not an image file": ("restore", tmp_path / "notes.txt", "-o", tmp_path / "o.png"),
-        "not a readable safetensors": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "fake.safetensors"),
+        "not a readable safetensors": (
+            "restore",
+            tmp_path / "ok.png",
+            "-o",
+            tmp_path / "o.png",
+            "-m",
+            tmp_path / "fake.safetensors",
+        ),
         "unknown model": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", "nonexistent-model"),
         "unknown device": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "tpu"),
         "CUDA is not available": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "cuda:0"),
-        "alpha + beta must be below 1": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--alpha", "0.6", "--beta", "0.5"),
+        "alpha + beta must be below 1": (
+            "restore",
+            tmp_path / "ok.png",
+            "-o",
+            tmp_path / "o.png",
+            "--alpha",
+            "0.6",
+            "--beta",
+            "0.5",
+        ),
         "neither a folder": ("train", "not-a-dataset", "-o", tmp_path / "run"),
         "--image-size": ("train", "mnist-5k", "-o", tmp_path / "run", "--image-size", "big"),
     }
@@ -153,27 +193,55 @@ def test_wrong_shapes_model_file_is_one_sentence(tiny_model_file, tmp_path):
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     save_file(tensors, tmp_path / "wrong.safetensors", metadata={"lmppm.config": tiny_config(latent_dim=9).to_json()})
     _digit_like(tmp_path / "ok.png")
-    assert "does not match" in one_sentence_error(run("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "wrong.safetensors"))
+    assert "does not match" in one_sentence_error(
+        run("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", tmp_path / "wrong.safetensors")
+    )
 
 
 def test_console_script_runs_as_installed(tmp_path):
     exe = shutil.which("lmppm")
     assert exe, "the lmppm console script is not on PATH"
     _digit_like(tmp_path / "in.png")
-    proc = subprocess.run([exe, "restore", tmp_path / "in.png", "-o", tmp_path / "out.png"], capture_output=True, text=True, env=os.environ)
+    proc = subprocess.run(
+        [exe, "restore", tmp_path / "in.png", "-o", tmp_path / "out.png"],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "out.png").is_file()
 
 
 def test_restore_with_each_method_and_its_model(tiny_bundle, tmp_path):
     _digit_like(tmp_path / "in.png", size=(12, 12))
-    for method, kind in (("lmppm", "lmppm"), ("ablation-lmppm", "lmppm"), ("dae", "dae"), ("ablation-dae", "dae"), ("ldm", "ldm")):
-        res = run("restore", tmp_path / "in.png", "-o", tmp_path / f"{method}.png", "--method", method, "-m", tiny_bundle[kind])
+    for method, kind in (
+        ("lmppm", "lmppm"),
+        ("ablation-lmppm", "lmppm"),
+        ("dae", "dae"),
+        ("ablation-dae", "dae"),
+        ("ldm", "ldm"),
+    ):
+        res = run(
+            "restore",
+            tmp_path / "in.png",
+            "-o",
+            tmp_path / f"{method}.png",
+            "--method",
+            method,
+            "-m",
+            tiny_bundle[kind],
+        )
         assert res.exit_code == 0, (method, res.output)
         assert Image.open(tmp_path / f"{method}.png").size == (12, 12)
-    assert "needs a ldm model" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "ldm", "-m", tiny_bundle["lmppm"]))
-    assert "unknown method" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "gan", "-m", tiny_bundle["lmppm"]))
-    assert "cannot restore" in one_sentence_error(run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "-m", tiny_bundle["classifier"]))
+    assert "needs a ldm model" in one_sentence_error(
+        run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "ldm", "-m", tiny_bundle["lmppm"])
+    )
+    assert "unknown method" in one_sentence_error(
+        run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "gan", "-m", tiny_bundle["lmppm"])
+    )
+    assert "cannot restore" in one_sentence_error(
+        run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "-m", tiny_bundle["classifier"])
+    )
 
 
 def test_generate_with_the_ldm_runs_its_chain(tiny_bundle, tmp_path):
@@ -209,8 +277,13 @@ def test_threads_option_and_passive_openmp_wait(tmp_path):
     assert refused.exit_code == 2 and "Traceback" not in refused.output and not (tmp_path / "y.png").exists()
     probe = "import os, lmppm_cli.cli; print(os.environ['OMP_WAIT_POLICY'])"
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip() == "PASSIVE"
-    mine = subprocess.run([sys.executable, "-c", probe], env=env | {"OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True)
+    assert (
+        subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip()
+        == "PASSIVE"
+    )
+    mine = subprocess.run(
+        [sys.executable, "-c", probe], env=env | {"OMP_WAIT_POLICY": "ACTIVE"}, capture_output=True, text=True
+    )
     assert mine.stdout.strip() == "ACTIVE"
 
 
@@ -224,7 +297,9 @@ def test_a_bomb_a_pipe_and_stdin_are_named_and_the_rest_restored(tmp_path, monke
     _digit_like(tmp_path / "in" / "b.png", size=(100, 100))  # 10,000 pixels: over twice the limit below
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 2000)
     result = run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist")
-    assert result.exit_code == 1 and "restored 2 file(s), 1 failed." in result.output and "Traceback" not in result.output
+    assert (
+        result.exit_code == 1 and "restored 2 file(s), 1 failed." in result.output and "Traceback" not in result.output
+    )
     assert "b.png is too large to decode safely" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
     degraded = run("degrade", tmp_path / "in", "-o", tmp_path / "deg", "--kind", "noise", "--severity", "mild")
@@ -235,7 +310,9 @@ def test_a_bomb_a_pipe_and_stdin_are_named_and_the_rest_restored(tmp_path, monke
 
 
 def test_generate_with_a_classifier_model_is_one_sentence(tmp_path):
-    assert "cannot generate" in one_sentence_error(run("generate", "--n", "2", "-o", tmp_path / "g", "-m", "mnist-classifier"))
+    assert "cannot generate" in one_sentence_error(
+        run("generate", "--n", "2", "-o", tmp_path / "g", "-m", "mnist-classifier")
+    )
     assert not (tmp_path / "g").exists()
 
 
@@ -247,7 +324,10 @@ def test_exit_codes_by_class_are_those_of_the_help(tmp_path):
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o.png", "--steps", "-1").exit_code == 2  # usage
     assert run("restore", tmp_path / "nothing.png", "-o", tmp_path / "o.png").exit_code == 2  # input
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o.png", "-m", "no-such-model").exit_code == 3  # model
-    assert run("restore", tmp_path / "a.png", tmp_path / "broken.png", "-o", tmp_path / "out", "-m", "mnist").exit_code == 1  # partial
+    assert (
+        run("restore", tmp_path / "a.png", tmp_path / "broken.png", "-o", tmp_path / "out", "-m", "mnist").exit_code
+        == 1
+    )  # partial
     assert (tmp_path / "out" / "a.png").is_file()
     shown = " ".join(run("--help").output.split())
     assert all(f"{code} {meaning.split()[0]}" in shown for code, meaning in EXIT_CODES.items())

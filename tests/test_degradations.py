@@ -53,7 +53,10 @@ def test_more_severe_is_farther_from_the_input(kind):
     stronger = severe + (severe - mild)  # one more step in the same direction
     if not DEGRADATIONS[kind].bounds[0] <= stronger <= DEGRADATIONS[kind].bounds[1]:
         stronger = severe
-    dist = [(degrade(x, kind, v, torch.Generator().manual_seed(3)) - x).abs().mean().item() for v in (mild, severe, stronger)]
+    dist = [
+        (degrade(x, kind, v, torch.Generator().manual_seed(3)) - x).abs().mean().item()
+        for v in (mild, severe, stronger)
+    ]
     assert dist[0] > 0
     assert dist[0] < dist[1] <= dist[2] + 1e-9, dist
 
@@ -95,12 +98,28 @@ def test_degrade_cli_writes_same_mode_and_size_reproducibly(tmp_path):
     Image.fromarray(arr).save(tmp_path / "b.png")
     runner = CliRunner()
     for out in ("o1", "o2"):
-        res = runner.invoke(app, ["degrade", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / out),
-                                  "--kind", "scribbles", "--severity", "mild", "--seed", "4"])  # fmt: skip
+        res = runner.invoke(
+            app,
+            [
+                "degrade",
+                str(tmp_path / "a.png"),
+                str(tmp_path / "b.png"),
+                "-o",
+                str(tmp_path / out),
+                "--kind",
+                "scribbles",
+                "--severity",
+                "mild",
+                "--seed",
+                "4",
+            ],
+        )
         assert res.exit_code == 0, res.output
     for name in ("a.png", "b.png"):
         a, b = Image.open(tmp_path / "o1" / name), Image.open(tmp_path / "o2" / name)
         assert a.size == (30, 30) and a.mode == Image.open(tmp_path / name).mode
         assert np.array_equal(np.asarray(a), np.asarray(b))
-    res = runner.invoke(app, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), "--kind", "noise", "--severity", "9"])
+    res = runner.invoke(
+        app, ["degrade", str(tmp_path / "a.png"), "-o", str(tmp_path / "x.png"), "--kind", "noise", "--severity", "9"]
+    )
     assert res.exit_code == 2 and "out of range" in res.stderr and not (tmp_path / "x.png").exists()

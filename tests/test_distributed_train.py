@@ -43,7 +43,9 @@ def _state(path):
 
 
 @pytest.mark.parametrize("sigma_range", [None, (0.0, 0.6)])
-def test_two_gloo_ranks_train_the_weights_of_one_process_with_the_same_global_batch(blob_dataset, tmp_path, sigma_range):
+def test_two_gloo_ranks_train_the_weights_of_one_process_with_the_same_global_batch(
+    blob_dataset, tmp_path, sigma_range
+):
     """Rank r takes rows r::2 of every global batch of 16 (DistributedSampler) and the noise one
     process would draw for those rows; DDP averages the gradients, so two ranks at 8 each end where
     one process at 16 ends (48 training images: every batch splits evenly)."""
@@ -58,7 +60,9 @@ def test_two_gloo_ranks_train_the_weights_of_one_process_with_the_same_global_ba
     for key in one:
         torch.testing.assert_close(two[key], one[key], atol=2e-5, rtol=1e-4, msg=key)
     summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("one", "two")]
-    assert summaries[0]["history"][0]["train"]["total"] == pytest.approx(summaries[1]["history"][0]["train"]["total"], rel=1e-4)
+    assert summaries[0]["history"][0]["train"]["total"] == pytest.approx(
+        summaries[1]["history"][0]["train"]["total"], rel=1e-4
+    )
     assert summaries[0]["history"][1]["train"]["total"] < summaries[0]["history"][0]["train"]["total"]
 
 
@@ -70,20 +74,41 @@ def _folder(root: Path, n: int = 40) -> Path:
 
 
 def _cli_train(args, launcher):
-    return subprocess.run([*launcher, "-m", "lmppm_cli", "train", *args], capture_output=True, text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [*launcher, "-m", "lmppm_cli", "train", *args], capture_output=True, text=True, env=ENV, timeout=300
+    )
 
 
 @pytest.mark.parametrize("stream", [[], ["--stream", "--workers", "1"]])
 def test_torchrun_training_from_the_cli_writes_once_names_unreadable_files_and_resumes_exactly(tmp_path, stream):
     """Also streamed: rank 0 decodes the folder into the run's cache while the other rank waits, then both read it."""
     data = _folder(tmp_path / "imgs")
-    common = [str(data), "--image-size", "12", "--latent-dim", "4", "--widths", "4,8", "--batch-size", "4", "--seed", "1",
-              "--device", "cpu", "--no-calibrate", *stream]  # fmt: skip
+    common = [
+        str(data),
+        "--image-size",
+        "12",
+        "--latent-dim",
+        "4",
+        "--widths",
+        "4,8",
+        "--batch-size",
+        "4",
+        "--seed",
+        "1",
+        "--device",
+        "cpu",
+        "--no-calibrate",
+        *stream,
+    ]
     straight = _cli_train([*common, "-o", str(tmp_path / "straight"), "--epochs", "2"], TORCHRUN)
     assert straight.returncode == 0, straight.stdout + straight.stderr
-    assert straight.stdout.count("model written to") == 1 and straight.stderr.count("2 processes") == 1  # rank 0 alone reports
+    assert (
+        straight.stdout.count("model written to") == 1 and straight.stderr.count("2 processes") == 1
+    )  # rank 0 alone reports
     assert "skipped 1 unreadable file(s), e.g. " + str(data / "broken.png") in straight.stderr.replace("\n", "")
-    expected = ["checkpoint.safetensors", "model.safetensors", "summary.json", "summary.md"] + (["cache"] if stream else [])
+    expected = ["checkpoint.safetensors", "model.safetensors", "summary.json", "summary.md"] + (
+        ["cache"] if stream else []
+    )
     assert sorted(p.name for p in (tmp_path / "straight").iterdir()) == sorted(expected)
     first = _cli_train([*common, "-o", str(tmp_path / "resumed"), "--epochs", "1"], TORCHRUN)
     assert first.returncode == 0, first.stderr
@@ -101,4 +126,3 @@ def test_a_baseline_that_trains_in_one_process_refuses_torchrun_in_one_sentence(
     run = _cli_train([str(data), "-o", str(tmp_path / "run"), "--method", "classifier", "--device", "cpu"], TORCHRUN)
     assert run.returncode != 0 and "torchrun training is for lmppm and dae" in run.stderr
     assert "/lmppm_cli/" not in run.stderr and not (tmp_path / "run").exists()  # torchrun's own traceback only
-

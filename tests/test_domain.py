@@ -12,7 +12,16 @@ from typer.testing import CliRunner
 import lmppm_cli
 from lmppm_cli.cli import app
 from lmppm_cli.files.data import photo_tensor
-from lmppm_cli.files.domain import DOMAIN_MODELS, GENERAL, choose, estimate_noise, photo_method, pick_table, scores, training_summary
+from lmppm_cli.files.domain import (
+    DOMAIN_MODELS,
+    GENERAL,
+    choose,
+    estimate_noise,
+    photo_method,
+    pick_table,
+    scores,
+    training_summary,
+)
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 
 skdata = pytest.importorskip("skimage.data")
@@ -25,7 +34,11 @@ def bundled():
     return models, {n: training_summary(model_metadata(resolve_model(n))) for n in DOMAIN_MODELS}
 
 
-MODEL_AHEAD = {"estimated_noise": [0.0, 1.0], "model_psnr": [40.0, 20.0], "bm3d_psnr": [30.0, 10.0]}  # the learned model wins
+MODEL_AHEAD = {
+    "estimated_noise": [0.0, 1.0],
+    "model_psnr": [40.0, 20.0],
+    "bm3d_psnr": [30.0, 10.0],
+}  # the learned model wins
 
 
 def expected_photo_route(x: torch.Tensor) -> str:
@@ -82,14 +95,28 @@ def test_restoring_lowers_the_residual_of_a_noisy_digit(bundled):
 
 
 def test_cli_picks_by_the_measured_rule_for_a_colour_photo_and_says_so(tmp_path):
-    photo = np.clip(skdata.astronaut()[:96, :128] + np.random.default_rng(0).normal(0, 0.15 * 255, (96, 128, 3)), 0, 255)
+    photo = np.clip(
+        skdata.astronaut()[:96, :128] + np.random.default_rng(0).normal(0, 0.15 * 255, (96, 128, 3)), 0, 255
+    )
     Image.fromarray(photo.astype(np.uint8)).save(tmp_path / "astronaut.png")
     route = expected_photo_route(lmppm_cli.api._tensors(Image.open(tmp_path / "astronaut.png"))[0])
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     Image.fromarray(digit).save(tmp_path / "digit.png")
-    result = runner.invoke(app, ["restore", str(tmp_path / "astronaut.png"), str(tmp_path / "digit.png"), "-o",
-                                 str(tmp_path / "out"), "--report", str(tmp_path / "r.csv"), "--device", "cpu"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "restore",
+            str(tmp_path / "astronaut.png"),
+            str(tmp_path / "digit.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "--report",
+            str(tmp_path / "r.csv"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 0, result.output
     kind = "method" if route == "bm3d" else "model"
     assert f"{kind}: {route} for 1 file(s) (colour image, estimated noise" in result.stderr
@@ -97,7 +124,9 @@ def test_cli_picks_by_the_measured_rule_for_a_colour_photo_and_says_so(tmp_path)
     assert Image.open(tmp_path / "out" / "astronaut.png").size == (128, 96)
     rows = {r["input"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(tmp_path / "r.csv"))}
     assert rows["digit.png"]["model"] == "mnist"
-    assert (rows["astronaut.png"]["model"], rows["astronaut.png"]["method"]) == (("", "bm3d") if route == "bm3d" else ("photos", "lmppm"))
+    assert (rows["astronaut.png"]["model"], rows["astronaut.png"]["method"]) == (
+        ("", "bm3d") if route == "bm3d" else ("photos", "lmppm")
+    )
     assert float(rows["digit.png"]["steps"]) >= 1 and float(rows["astronaut.png"]["seconds"]) > 0
     assert float(rows["digit.png"]["distance_before"]) > 0
 
@@ -105,9 +134,13 @@ def test_cli_picks_by_the_measured_rule_for_a_colour_photo_and_says_so(tmp_path)
 def test_cli_warns_on_noise_and_strict_writes_nothing(tmp_path):
     noise = (np.random.default_rng(0).random((64, 64)) > 0.5).astype(np.uint8) * 255  # gray binary noise: sigma ~0.5
     Image.fromarray(noise).save(tmp_path / "noise.png")
-    result = runner.invoke(app, ["restore", str(tmp_path / "noise.png"), "-o", str(tmp_path / "a.png"), "--device", "cpu"])
+    result = runner.invoke(
+        app, ["restore", str(tmp_path / "noise.png"), "-o", str(tmp_path / "a.png"), "--device", "cpu"]
+    )
     assert result.exit_code == 0 and "warning:" in result.stderr and "noise" in result.stderr
-    result = runner.invoke(app, ["restore", str(tmp_path / "noise.png"), "-o", str(tmp_path / "b.png"), "--strict", "--device", "cpu"])
+    result = runner.invoke(
+        app, ["restore", str(tmp_path / "noise.png"), "-o", str(tmp_path / "b.png"), "--strict", "--device", "cpu"]
+    )
     assert result.exit_code != 0 and "--strict" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "b.png").exists()
 
@@ -144,10 +177,15 @@ def test_api_returns_the_input_type_size_and_channels():
 
 def test_the_readme_examples_go_to_their_models(tmp_path):
     """The README's "Choosing a model" command, on the committed example files."""
-    result = runner.invoke(app, ["restore", "examples/noisy_photo.png", "examples/noisy_digit.png", "-o", str(tmp_path), "--device", "cpu"])
+    result = runner.invoke(
+        app, ["restore", "examples/noisy_photo.png", "examples/noisy_digit.png", "-o", str(tmp_path), "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     route = expected_photo_route(lmppm_cli.api._tensors(Image.open("examples/noisy_photo.png"))[0])
-    assert f"{'method' if route == 'bm3d' else 'model'}: {route} for 1 file(s) (colour image, estimated noise" in result.stderr
+    assert (
+        f"{'method' if route == 'bm3d' else 'model'}: {route} for 1 file(s) (colour image, estimated noise"
+        in result.stderr
+    )
     assert "model: mnist for 1 file(s) (gray 28x28 image" in result.stderr
     assert Image.open(tmp_path / "noisy_photo.png").size == (256, 256)
 
@@ -156,5 +194,7 @@ def test_a_malformed_training_summary_is_ignored_not_fatal():
     from lmppm_cli.files.domain import trained_noise, training_summary
 
     assert training_summary({"lmppm.training": "[1, 2]"}) == {} and training_summary({"lmppm.training": "{oops"}) == {}
-    assert trained_noise({"train_config": "sigma"}) is None and trained_noise({"train_config": {"sigma_range": 5}}) is None
+    assert (
+        trained_noise({"train_config": "sigma"}) is None and trained_noise({"train_config": {"sigma_range": 5}}) is None
+    )
     assert trained_noise({"train_config": {"sigma_d": 0.4}}) == 0.4

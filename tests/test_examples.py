@@ -31,8 +31,14 @@ QUICK = {
     "train_scale.py": (["--sizes", "300", "--modes", "exact", "--out", "{tmp}"], "| 300 | exact |"),
     "user_check.py": (["digits", "0.4", "--n", "3"], "| BM3D |"),
 }
-WRITES = {"blind_rule.py": "m.safetensors", "before_after.py": "before_after_photo.png", "make_examples.py": "noisy_photo.png", "tiled_photo.py": "tiled_coffee_noise-0.2.png",
-          "photo_training_curve.py": "curve.png", "train_scale.py": "train_scale.md"}  # fmt: skip
+WRITES = {
+    "blind_rule.py": "m.safetensors",
+    "before_after.py": "before_after_photo.png",
+    "make_examples.py": "noisy_photo.png",
+    "tiled_photo.py": "tiled_coffee_noise-0.2.png",
+    "photo_training_curve.py": "curve.png",
+    "train_scale.py": "train_scale.md",
+}
 
 
 def test_every_example_has_a_quick_run():
@@ -51,7 +57,13 @@ def photo_run(tmp_path_factory) -> Path:
     x = torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     ae = AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=4, widths=(4, 8), residual=True)
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(8,)), method="dae")
-    train(config, Dataset("tiny", Split(x[:24]), Split(x[24:])), TrainConfig(epochs=2, batch_size=8, calibrate=False), run, torch.device("cpu"))
+    train(
+        config,
+        Dataset("tiny", Split(x[:24]), Split(x[24:])),
+        TrainConfig(epochs=2, batch_size=8, calibrate=False),
+        run,
+        torch.device("cpu"),
+    )
     return run
 
 
@@ -60,8 +72,14 @@ def test_example_runs_in_quick_mode(script, tmp_path, photo_run):
     args, expected = QUICK[script]
     args = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(photo_run)) for a in args]
     before = {p: p.stat().st_mtime_ns for p in EXAMPLES.rglob("*") if p.is_file()}
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "OMP_NUM_THREADS": "2"}
-    run = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "OMP_NUM_THREADS": "2",
+    }
+    run = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert expected in run.stdout, run.stdout[-2000:]
     if script in WRITES:

@@ -109,7 +109,9 @@ def test_tolerance_stops_each_sample_independently(rng, fitted):
 
 def test_trajectory_has_one_entry_per_step(rng, fitted):
     d, bank = fitted
-    res = run_flow(torch.randn(3, 2, generator=rng), d, bank, alpha=0.1, beta=0.1, sigma_ker=0.5, steps=4, keep_trajectory=True)
+    res = run_flow(
+        torch.randn(3, 2, generator=rng), d, bank, alpha=0.1, beta=0.1, sigma_ker=0.5, steps=4, keep_trajectory=True
+    )
     assert len(res.trajectory) == 5
     torch.testing.assert_close(res.trajectory[-1], res.z)
 
@@ -150,7 +152,9 @@ def test_adaptive_kernel_step_is_the_papers_far_from_the_data_and_capped_at_d_ne
     far = torch.randn(50, 2, generator=rng) * 6.0
     far = far[d(far).detach() >= pull(far).norm(dim=1)]  # where D exceeds the distance to z_bar
     assert len(far) > 5
-    torch.testing.assert_close(flow_step(far, d, bank, 0.1, 0.3, 0.5, adaptive=True), flow_step(far, d, bank, 0.1, 0.3, 0.5))
+    torch.testing.assert_close(
+        flow_step(far, d, bank, 0.1, 0.3, 0.5, adaptive=True), flow_step(far, d, bank, 0.1, 0.3, 0.5)
+    )
     near = bank + 0.05 * torch.randn(bank.shape, generator=rng)
     step = flow_step(near, d, bank, 0.0, 0.3, 0.5, adaptive=True) - near
     assert (step.norm(dim=1) <= 0.3 * d(near).detach().clamp_min(0) + 1e-6).all()
@@ -166,7 +170,9 @@ def test_the_d_off_ablations_never_evaluate_d(tiny_bundle):
     from lmppm_cli.methods import restorer
 
     model = load_model(tiny_bundle["lmppm"])
-    model.config = dataclasses.replace(model.config, flow=dataclasses.replace(model.config.flow, alpha=0.1, beta=0.2, adaptive=True))
+    model.config = dataclasses.replace(
+        model.config, flow=dataclasses.replace(model.config.flow, alpha=0.1, beta=0.2, adaptive=True)
+    )
     ae = model.config.autoencoder
     x = torch.rand(4, ae.channels, ae.height, ae.width, generator=torch.Generator().manual_seed(0))
 

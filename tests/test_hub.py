@@ -32,7 +32,9 @@ def _hub_cache(cache, repo_id: str, folder) -> None:
 
 
 def test_export_writes_a_hub_repo_that_loads_from_the_folder_and_the_cache(tmp_path):
-    result = runner.invoke(app, ["export", "mnist", "-o", str(tmp_path / "repo"), "--bench", "examples/bench_mnist_noise/results.json"])
+    result = runner.invoke(
+        app, ["export", "mnist", "-o", str(tmp_path / "repo"), "--bench", "examples/bench_mnist_noise/results.json"]
+    )
     assert result.exit_code == 0, result.output
     card = (tmp_path / "repo" / "README.md").read_text()
     front = card.split("---")[1]
@@ -49,12 +51,30 @@ def test_export_writes_a_hub_repo_that_loads_from_the_folder_and_the_cache(tmp_p
     digit = np.zeros((28, 28), np.uint8)
     digit[6:22, 12:16] = 255
     Image.fromarray(digit).save(tmp_path / "d.png")
-    assert runner.invoke(app, ["restore", str(tmp_path / "d.png"), "-o", str(tmp_path / "a.png"), "-m", str(tmp_path / "repo")]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["restore", str(tmp_path / "d.png"), "-o", str(tmp_path / "a.png"), "-m", str(tmp_path / "repo")]
+        ).exit_code
+        == 0
+    )
 
     cache = tmp_path / "cache"
     _hub_cache(cache, "someone/digits", tmp_path / "repo")
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "lmppm_cli", "restore", str(tmp_path / "d.png"), "-o", str(tmp_path / "b.png"), "--model", "someone/digits", "--offline", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lmppm_cli",
+        "restore",
+        str(tmp_path / "d.png"),
+        "-o",
+        str(tmp_path / "b.png"),
+        "--model",
+        "someone/digits",
+        "--offline",
+        "--device",
+        "cpu",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png")))
@@ -96,7 +116,9 @@ def test_export_half_halves_the_file_and_loads_back_as_float32_with_the_same_res
     assert result.exit_code == 0, result.output
     exported, _ = read_tensors(tmp_path / "half" / "model.safetensors")
     assert all(t.dtype == torch.float16 for t in exported.values() if t.is_floating_point())
-    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.55 * os.path.getsize("weights/faces.safetensors")
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.55 * os.path.getsize(
+        "weights/faces.safetensors"
+    )
     full, half = load_model("weights/faces.safetensors"), load_model(tmp_path / "half" / "model.safetensors")
     assert all(p.dtype == torch.float32 for p in half.parameters())
     x = torch.rand(4, 1, 25, 25, generator=torch.Generator().manual_seed(0))

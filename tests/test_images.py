@@ -152,6 +152,8 @@ def test_big_endian_16_bit_round_trips_exactly_and_16_bit_colour_is_said(tmp_pat
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 4, 4, 16, 2, 0, 0, 0)
-    (tmp_path / "deep.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (tmp_path / "deep.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    )
     x, info = read_image(tmp_path / "deep.png")
     assert x.shape == (3, 4, 4) and any("8 bits per channel" in n for n in info.notes)

@@ -11,7 +11,9 @@ from lmppm_cli.experiments.bench.intervals import Resamples, fid_interval, frech
 
 def test_t_interval_and_verdict():
     iv = t_interval([1.0, 2.0, 3.0])
-    assert iv.mean == 2.0 and iv.high - iv.mean == pytest.approx(iv.mean - iv.low) == pytest.approx(4.303 / math.sqrt(3))
+    assert iv.mean == 2.0 and iv.high - iv.mean == pytest.approx(iv.mean - iv.low) == pytest.approx(
+        4.303 / math.sqrt(3)
+    )
     assert iv.verdict == "tie"  # 2 +- 2.48 includes 0
     iv = t_interval([1.0, 1.1, 1.2])
     assert iv.verdict == "win" and verdict(-iv.high, -iv.low) == "loss"
@@ -57,7 +59,9 @@ def test_frechet_matches_torchmetrics_and_the_fid_interval_of_a_set_against_itse
     draws = torch.stack([fake, fake])
     iv = fid_interval(real, draws, res)
     assert iv.low <= iv.mean <= iv.high and iv.low > 2.0
-    small = fid_interval(real[:30], draws[:, :30], Resamples.of(2, 30, 50, seed=0))  # resampled sets of 30 repeat images: biased upward
+    small = fid_interval(
+        real[:30], draws[:, :30], Resamples.of(2, 30, 50, seed=0)
+    )  # resampled sets of 30 repeat images: biased upward
     assert small.low <= small.mean <= small.high  # the bias-corrected interval still holds its point
     same = fid_interval(real, draws, res, minus=draws)  # paired: a method against itself differs by exactly 0
     assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)

@@ -78,7 +78,11 @@ def test_trajectory_strips_never_land_on_an_input_or_another_output(tmp_path):
         plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"), trajectory=True)
     _img(tmp_path / "out" / "a.trajectory.png")  # given as an input below, where a.png's strip would go
     with pytest.raises(LmppmError, match="a.trajectory.png"):
-        plan_outputs([str(tmp_path / "in" / "a.png"), str(tmp_path / "out" / "a.trajectory.png")], str(tmp_path / "out"), trajectory=True)
+        plan_outputs(
+            [str(tmp_path / "in" / "a.png"), str(tmp_path / "out" / "a.trajectory.png")],
+            str(tmp_path / "out"),
+            trajectory=True,
+        )
 
 
 def test_a_glob_through_a_symlink_loop_restores_each_real_file_once(tmp_path):
@@ -107,7 +111,9 @@ def test_batching_does_not_change_results(tiny_model_file, tmp_path):
     for i in range(4):
         _img(tmp_path / "in" / f"{i}.png")
     for bs in (1, 4):
-        restore_files(model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), restorer(model), batch_size=bs)
+        restore_files(
+            model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), restorer(model), batch_size=bs
+        )
     for i in range(4):
         a = np.asarray(Image.open(tmp_path / "o1" / f"{i}.png"), dtype=int)
         b = np.asarray(Image.open(tmp_path / "o4" / f"{i}.png"), dtype=int)

@@ -22,12 +22,31 @@ from lmppm_cli.files.weights import read_metadata, read_tensors
 from conftest import blob_images, write_png
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
-TRAIN = ["--epochs", "20", "--image-size", "12", "--latent-dim", "4", "--widths", "8,16", "--batch-size", "8",
-         "--patience", "50", "--no-calibrate", "--device", "cpu", "--seed", "1"]  # fmt: skip
+TRAIN = [
+    "--epochs",
+    "20",
+    "--image-size",
+    "12",
+    "--latent-dim",
+    "4",
+    "--widths",
+    "8,16",
+    "--batch-size",
+    "8",
+    "--patience",
+    "50",
+    "--no-calibrate",
+    "--device",
+    "cpu",
+    "--seed",
+    "1",
+]
 
 
 def _lmppm(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lmppm_cli", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "lmppm_cli", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=600
+    )
 
 
 def _epoch_of(checkpoint: Path) -> int:
@@ -47,11 +66,19 @@ def test_training_killed_mid_run_resumes_to_the_weights_of_an_unkilled_run(tmp_p
     data = _folder(tmp_path / "data", 120)  # ~0.2 s an epoch: the kill lands many epochs before the end
     straight = _lmppm("train", data, "-o", tmp_path / "straight", *TRAIN)
     assert straight.returncode == 0, straight.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "train", str(data), "-o", str(tmp_path / "killed"), *TRAIN],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lmppm_cli", "train", str(data), "-o", str(tmp_path / "killed"), *TRAIN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
     target = random.Random(0).randint(1, 4)
     deadline = time.time() + 300
-    while _epoch_of(tmp_path / "killed" / "checkpoint.safetensors") < target and time.time() < deadline and proc.poll() is None:
+    while (
+        _epoch_of(tmp_path / "killed" / "checkpoint.safetensors") < target
+        and time.time() < deadline
+        and proc.poll() is None
+    ):
         time.sleep(0.05)
     time.sleep(random.Random(1).random() * 0.15)  # somewhere inside the next epoch
     proc.send_signal(signal.SIGKILL)
@@ -79,13 +106,32 @@ def _restore_until_50_written(tmp_path: Path, seed: int, **popen):
     rng = np.random.default_rng(seed)
     for i in range(FILES):
         write_png(src / f"{i:04d}.png", (rng.random((28, 28)) * 255).astype(np.uint8))
-    proc = subprocess.Popen([sys.executable, "-m", "lmppm_cli", "restore", str(src), "-o", str(out), "-m", "mnist", "--batch-size", "4", "--device", "cpu"],
-                            env=ENV, **popen)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lmppm_cli",
+            "restore",
+            str(src),
+            "-o",
+            str(out),
+            "-m",
+            "mnist",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+        ],
+        env=ENV,
+        **popen,
+    )
     deadline = time.time() + 300
     while (not out.exists() or len(list(out.glob("*.png"))) < 50) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGSTOP)
-    assert proc.poll() is None and len(list(out.glob("*.png"))) < FILES - 100, "the restore ended before it could be stopped"
+    assert proc.poll() is None and len(list(out.glob("*.png"))) < FILES - 100, (
+        "the restore ended before it could be stopped"
+    )
     return proc, src, out
 
 
@@ -115,12 +161,14 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
     assert f"restored {FILES - len(first)} file(s)." in again.stdout
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(p.name for p in src.iterdir())  # every output once, no temporary file left
-    for name in names[:: 97]:
+    for name in names[::97]:
         assert Image.open(out / name).size == (28, 28)
 
 
 def test_ctrl_c_stops_a_folder_restore_with_130_and_only_whole_files(tmp_path):
-    proc, _, out = _restore_until_50_written(tmp_path, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc, _, out = _restore_until_50_written(
+        tmp_path, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     proc.send_signal(signal.SIGCONT)  # hundreds of batches are still ahead of it
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group
     _, err = proc.communicate(timeout=120)

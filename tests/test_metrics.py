@@ -22,7 +22,9 @@ def test_ssim_matches_scikit_image():
     g = torch.Generator().manual_seed(0)
     a = torch.rand(1, 1, 64, 64, generator=g)
     b = (a + 0.1 * torch.randn(1, 1, 64, 64, generator=g)).clamp(0, 1)
-    ref = structural_similarity(a[0, 0].numpy(), b[0, 0].numpy(), data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ref = structural_similarity(
+        a[0, 0].numpy(), b[0, 0].numpy(), data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
     assert abs(ssim(b, a).item() - ref) < 2e-3  # the two differ only in how they treat the border
 
 

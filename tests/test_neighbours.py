@@ -54,7 +54,9 @@ def test_faiss_index_finds_the_exact_nearest_image_for_noisy_real_digits():
 
     data = mnist_5k()
     pool = data.train.images.flatten(1)
-    queries = (data.test.images[:300] + 0.3 * torch.randn(300, 1, 28, 28, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    queries = (
+        data.test.images[:300] + 0.3 * torch.randn(300, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    ).clamp(0, 1)
     exact, _ = nearest(queries, pool)
     found, d2 = FaissIndex(pool).search(queries)
     assert found.shape == (300,) and (found == exact).float().mean() >= 0.95

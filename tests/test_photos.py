@@ -28,7 +28,16 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
 
 def photo_unet(size: int = 16, unshuffle: int = 2, residual: bool = True, widths=(4, 8)) -> UNetAutoencoder:
-    cfg = AutoencoderConfig(arch="unet", channels=3, height=size, width=size, latent_dim=6, widths=widths, unshuffle=unshuffle, residual=residual)
+    cfg = AutoencoderConfig(
+        arch="unet",
+        channels=3,
+        height=size,
+        width=size,
+        latent_dim=6,
+        widths=widths,
+        unshuffle=unshuffle,
+        residual=residual,
+    )
     torch.manual_seed(0)
     return UNetAutoencoder(cfg).eval()
 
@@ -56,8 +65,21 @@ def test_unshuffle_needs_divisible_sizes_and_a_large_enough_image():
 def test_unshuffle_and_residual_are_refused_for_the_conv_architecture():
     from lmppm_cli.core.train import build_configs
 
-    common = dict(channels=3, height=16, width=16, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
-                  lr_distance=1e-3, sigma_d=0.2, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    common = dict(
+        channels=3,
+        height=16,
+        width=16,
+        latent_dim=4,
+        lambdas="1,1,1,1,1,1",
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        lr_distance=1e-3,
+        sigma_d=0.2,
+        patience=3,
+        neighbours="exact",
+        seed=0,
+    )
     with pytest.raises(LmppmError, match="options of the unet"):
         build_configs(**common, residual=True)
     with pytest.raises(LmppmError, match="lr-schedule"):
@@ -74,7 +96,9 @@ def test_crops_are_new_every_epoch_the_same_for_the_same_seed_and_epoch(rng):
     windows = {p.unfold(1, 16, 1).unfold(2, 16, 1).permute(1, 2, 0, 3, 4).reshape(-1, 3, 16, 16) for p in photos}
     views = [torch.rot90(w.flip(-1) if f else w, k, dims=(2, 3)) for w in windows for f in (0, 1) for k in range(4)]
     pool = torch.cat(views).flatten(1)
-    assert (torch.cdist(first.flatten(1), pool, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values < 1e-5).all()
+    assert (
+        torch.cdist(first.flatten(1), pool, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values < 1e-5
+    ).all()
     with pytest.raises(LmppmError, match="smaller than"):
         CropDrawer([torch.rand(3, 10, 40)], 16, 4, seed=0)
 
@@ -107,25 +131,45 @@ def _crops_dataset(seed_images: int = 0) -> Dataset:
 
 
 def _photo_config(method: str = "dae") -> ModelConfig:
-    ae = AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=6, widths=(4, 8), unshuffle=2, residual=True)
+    ae = AutoencoderConfig(
+        arch="unet", channels=3, height=16, width=16, latent_dim=6, widths=(4, 8), unshuffle=2, residual=True
+    )
     return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(8,), dropout=0.0), method=method)
 
 
 @pytest.mark.parametrize("method", ["dae", "lmppm"])
 def test_training_on_redrawn_crops_resumes_exactly_and_follows_the_cosine_schedule(tmp_path, method):
-    tcfg = TrainConfig(epochs=3, batch_size=16, sigma_d=0.2, sigma_range=(0.0, 0.3), lr_schedule="cosine", patience=10, calibrate=False)
+    tcfg = TrainConfig(
+        epochs=3, batch_size=16, sigma_d=0.2, sigma_range=(0.0, 0.3), lr_schedule="cosine", patience=10, calibrate=False
+    )
     whole = train(_photo_config(method), _crops_dataset(), tcfg, tmp_path / "whole", torch.device("cpu"))
-    train(_photo_config(method), _crops_dataset(), TrainConfig(**{**tcfg.__dict__, "epochs": 1}), tmp_path / "part", torch.device("cpu"))
+    train(
+        _photo_config(method),
+        _crops_dataset(),
+        TrainConfig(**{**tcfg.__dict__, "epochs": 1}),
+        tmp_path / "part",
+        torch.device("cpu"),
+    )
     resumed = train(_photo_config(method), _crops_dataset(), tcfg, tmp_path / "part", torch.device("cpu"), resume=True)
     assert whole["best_val_loss"] == resumed["best_val_loss"]
     from safetensors.torch import load_file
 
-    left, right = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "part" / "model.safetensors")
+    left, right = (
+        load_file(tmp_path / "whole" / "model.safetensors"),
+        load_file(tmp_path / "part" / "model.safetensors"),
+    )
     assert all(torch.equal(left[k], right[k]) for k in left)
     history = json.loads((tmp_path / "whole" / "summary.json").read_text())["history"]
     assert len(history) == 3 and 0 <= history[0]["seconds"] <= history[1]["seconds"] <= history[2]["seconds"]
     with pytest.raises(LmppmError, match="images of crops changed"):
-        train(_photo_config(method), Dataset(**{**_crops_dataset().__dict__, "digest": "other"}), tcfg, tmp_path / "part", torch.device("cpu"), resume=True)
+        train(
+            _photo_config(method),
+            Dataset(**{**_crops_dataset().__dict__, "digest": "other"}),
+            tcfg,
+            tmp_path / "part",
+            torch.device("cpu"),
+            resume=True,
+        )
 
 
 def test_each_epoch_trains_on_its_own_crops_with_the_scheduled_rate(monkeypatch, tmp_path):
@@ -142,7 +186,9 @@ def test_each_epoch_trains_on_its_own_crops_with_the_scheduled_rate(monkeypatch,
 
     monkeypatch.setattr(train_module._Loop, "epoch", spy)
     data = _crops_dataset()
-    tcfg = TrainConfig(epochs=4, batch_size=16, lr=1e-3, sigma_d=0.2, lr_schedule="cosine", patience=10, calibrate=False)
+    tcfg = TrainConfig(
+        epochs=4, batch_size=16, lr=1e-3, sigma_d=0.2, lr_schedule="cosine", patience=10, calibrate=False
+    )
     train(_photo_config(), data, tcfg, tmp_path / "run", torch.device("cpu"))
     assert all(torch.equal(x, data.draw(e)) for e, x in enumerate(seen))
     assert not torch.equal(seen[0], seen[1])
@@ -150,14 +196,22 @@ def test_each_epoch_trains_on_its_own_crops_with_the_scheduled_rate(monkeypatch,
     assert rates == pytest.approx(expected)
 
 
-TABLE = {"estimated_noise": [0.004, 0.05, 0.1, 0.2], "model_psnr": [40.0, 33.0, 30.5, 27.0], "bm3d_psnr": [55.0, 33.5, 30.0, 26.5]}
+TABLE = {
+    "estimated_noise": [0.004, 0.05, 0.1, 0.2],
+    "model_psnr": [40.0, 33.0, 30.5, 27.0],
+    "bm3d_psnr": [55.0, 33.5, 30.0, 26.5],
+}
 
 
-@pytest.mark.parametrize(("sigma", "expected"), [(0.0, "bm3d"), (0.004, "bm3d"), (0.06, "bm3d"), (0.09, None), (0.15, None), (0.5, None)])
+@pytest.mark.parametrize(
+    ("sigma", "expected"), [(0.0, "bm3d"), (0.004, "bm3d"), (0.06, "bm3d"), (0.09, None), (0.15, None), (0.5, None)]
+)
 def test_photo_method_takes_the_learned_model_only_where_it_beat_bm3d(sigma, expected):
     method, reason = domain.photo_method(sigma, TABLE)
     assert method == expected
-    assert ("--model photos forces" in reason) == (expected == "bm3d") and ("--method bm3d forces" in reason) == (expected is None)
+    assert ("--model photos forces" in reason) == (expected == "bm3d") and ("--method bm3d forces" in reason) == (
+        expected is None
+    )
 
 
 def test_photo_method_without_a_table_for_the_model_is_bm3d():
@@ -167,7 +221,13 @@ def test_photo_method_without_a_table_for_the_model_is_bm3d():
 def test_choose_sends_a_colour_photo_to_bm3d_or_to_the_photo_model_by_its_noise(rng, tiny_model):
     photo_net = type("Net", (), {"config": _photo_config()})()
     models = {"photos": photo_net, "mnist": tiny_model}
-    clean = torch.stack([torch.linspace(0, 1, 64).expand(64, 64), torch.full((64, 64), 0.3), torch.linspace(1, 0, 64)[:, None].expand(64, 64)])
+    clean = torch.stack(
+        [
+            torch.linspace(0, 1, 64).expand(64, 64),
+            torch.full((64, 64), 0.3),
+            torch.linspace(1, 0, 64)[:, None].expand(64, 64),
+        ]
+    )
     noisy = (clean + 0.15 * torch.randn(clean.shape, generator=rng)).clamp(0, 1)
     assert domain.choose(clean, models, photo_table=TABLE).name == "bm3d"
     picked = domain.choose(noisy, models, photo_table=TABLE)
@@ -211,19 +271,68 @@ def test_a_tiny_photo_model_trains_on_photo_crops_and_restores_a_whole_photo_in_
     """Through the real CLI: a DAE, then LMPPM started from it on the redrawn crops, then a 150x200
     photo restored in 16-pixel tiles (much larger than the model's input) with the model's flow."""
     run = CliRunner()
-    common = ["--arch", "unet", "--image-size", "16", "--latent-dim", "6", "--widths", "4,8", "--unshuffle", "2", "--residual",
-              "--sigma-range", "0,0.3", "--sigma-d", "0.2", "--batch-size", "256", "--epochs", "1", "--lr-schedule", "cosine", "--device", "cpu"]  # fmt: skip
-    dae = run.invoke(app, ["train", "photo-crops", "-o", str(tmp_path / "dae"), "--method", "dae", "--no-calibrate", *common])
+    common = [
+        "--arch",
+        "unet",
+        "--image-size",
+        "16",
+        "--latent-dim",
+        "6",
+        "--widths",
+        "4,8",
+        "--unshuffle",
+        "2",
+        "--residual",
+        "--sigma-range",
+        "0,0.3",
+        "--sigma-d",
+        "0.2",
+        "--batch-size",
+        "256",
+        "--epochs",
+        "1",
+        "--lr-schedule",
+        "cosine",
+        "--device",
+        "cpu",
+    ]
+    dae = run.invoke(
+        app, ["train", "photo-crops", "-o", str(tmp_path / "dae"), "--method", "dae", "--no-calibrate", *common]
+    )
     assert dae.exit_code == 0, dae.output
-    lm = run.invoke(app, ["train", "photo-crops", "-o", str(tmp_path / "lm"), "--init", str(tmp_path / "dae" / "model.safetensors"),
-                          "--freeze-init", "--no-calibrate", *common])  # fmt: skip
+    lm = run.invoke(
+        app,
+        [
+            "train",
+            "photo-crops",
+            "-o",
+            str(tmp_path / "lm"),
+            "--init",
+            str(tmp_path / "dae" / "model.safetensors"),
+            "--freeze-init",
+            "--no-calibrate",
+            *common,
+        ],
+    )
     assert lm.exit_code == 0, lm.output
     import skimage.data
 
     clean = skimage.data.chelsea()[:150, :200].astype(np.float64) / 255
     noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
     Image.fromarray(np.rint(noisy * 255).astype(np.uint8)).save(tmp_path / "noisy.png")
-    out = run.invoke(app, ["restore", str(tmp_path / "noisy.png"), "-o", str(tmp_path / "clean.png"), "--model", str(tmp_path / "lm" / "model.safetensors"), "--device", "cpu"])
+    out = run.invoke(
+        app,
+        [
+            "restore",
+            str(tmp_path / "noisy.png"),
+            "-o",
+            str(tmp_path / "clean.png"),
+            "--model",
+            str(tmp_path / "lm" / "model.safetensors"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert out.exit_code == 0, out.output
     restored = np.asarray(Image.open(tmp_path / "clean.png"), dtype=np.float64) / 255
     assert restored.shape == clean.shape and np.isfinite(restored).all()
@@ -234,7 +343,12 @@ def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
     from lmppm_cli.experiments.bench.photos import compare, degraded_by, markdown, noise_levels, pick_table, score_photo
 
     ramp = torch.linspace(0.2, 0.8, 32)
-    clean = torch.stack([ramp.expand(24, 32), ramp.flip(0).expand(24, 32), torch.full((24, 32), 0.5)]).mul(255).round().div(255)
+    clean = (
+        torch.stack([ramp.expand(24, 32), ramp.flip(0).expand(24, 32), torch.full((24, 32), 0.5)])
+        .mul(255)
+        .round()
+        .div(255)
+    )
     methods = {"LMPPM": lambda x: (x + clean) / 2, "BM3D (blind)": lambda x: clean.clone()}
     cells = compare(score_photo(clean, methods, noise_levels((0.0, 0.1)), seed=0, draws=2))
     by = {(c["sigma"], c["method"]): c for c in cells}

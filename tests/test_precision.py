@@ -45,10 +45,24 @@ def test_half_precision_is_refused_on_cpu_with_one_sentence(tmp_path, monkeypatc
         autocast(torch.device("cpu"), "bf16")
     with pytest.raises(LmppmError, match="unknown precision"):
         autocast(torch.device("cpu"), "fp8")
-    result = CliRunner().invoke(app, ["restore", "examples/noisy_digit.png", "-o", str(tmp_path / "x.png"), "--device", "cpu", "--precision", "bf16"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "restore",
+            "examples/noisy_digit.png",
+            "-o",
+            str(tmp_path / "x.png"),
+            "--device",
+            "cpu",
+            "--precision",
+            "bf16",
+        ],
+    )
     assert result.exit_code == 2 and "needs a GPU" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "x.png").exists()
-    gen = CliRunner().invoke(app, ["generate", "--n", "2", "-o", str(tmp_path / "g"), "--device", "cpu", "--precision", "fp16"])
+    gen = CliRunner().invoke(
+        app, ["generate", "--n", "2", "-o", str(tmp_path / "g"), "--device", "cpu", "--precision", "fp16"]
+    )
     assert gen.exit_code == 2 and "needs a GPU" in gen.stderr and not (tmp_path / "g").exists()
 
 
@@ -71,7 +85,9 @@ def test_bf16_runs_on_a_cpu_with_native_bf16_and_fp16_stays_refused_there(monkey
 
     monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: True)
     net = lmppm_cli.load("faces", device="cpu").net
-    x = (lfw_faces().test.images[:8] + 0.2 * torch.randn(8, 1, 25, 25, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    x = (
+        lfw_faces().test.images[:8] + 0.2 * torch.randn(8, 1, 25, 25, generator=torch.Generator().manual_seed(0))
+    ).clamp(0, 1)
     exact = restore(net, x).images
     with autocast(torch.device("cpu"), "bf16"):
         half = restore(net, x).images
@@ -89,5 +105,9 @@ def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
     for flags, expected in (("fpu sse2 avx512f", False), ("fpu avx512_bf16 amx_tile", True), ("fpu amx_bf16", True)):
         info = tmp_path / "cpuinfo"
         info.write_text(f"processor : 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(builtins, "open", lambda path, *a, info=info, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k))
+        monkeypatch.setattr(
+            builtins,
+            "open",
+            lambda path, *a, info=info, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k),
+        )
         assert restoration.cpu_has_bf16() is expected

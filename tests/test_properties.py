@@ -20,9 +20,15 @@ QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCh
 sides = st.integers(1, 12)
 
 MODES = {  # mode: (numpy dtype, channels, value range)
-    "L": (np.uint8, 1, 255), "RGB": (np.uint8, 3, 255), "RGBA": (np.uint8, 4, 255), "LA": (np.uint8, 2, 255),
-    "I;16": ("<u2", 1, 65535), "I;16B": (">u2", 1, 65535), "I": (np.int32, 1, 65535), "F": (np.float32, 1, 1),
-}  # fmt: skip
+    "L": (np.uint8, 1, 255),
+    "RGB": (np.uint8, 3, 255),
+    "RGBA": (np.uint8, 4, 255),
+    "LA": (np.uint8, 2, 255),
+    "I;16": ("<u2", 1, 65535),
+    "I;16B": (">u2", 1, 65535),
+    "I": (np.int32, 1, 65535),
+    "F": (np.float32, 1, 1),
+}
 
 
 @st.composite
@@ -46,7 +52,9 @@ def test_every_mode_and_bit_depth_round_trips_exactly(case):
     assert x.dtype == torch.float32 and torch.isfinite(x).all() and 0 <= x.min() and x.max() <= 1
     back = encode(x, info)
     assert back.mode == mode and back.size == img.size
-    np.testing.assert_allclose(np.asarray(back, dtype=np.float64), np.asarray(img, dtype=np.float64), atol=1e-6 if mode == "F" else 0)
+    np.testing.assert_allclose(
+        np.asarray(back, dtype=np.float64), np.asarray(img, dtype=np.float64), atol=1e-6 if mode == "F" else 0
+    )
 
 
 @QUICK
@@ -64,7 +72,14 @@ def test_degradations_keep_shape_range_and_finiteness(kind, data):
 
 
 @QUICK
-@given(st.integers(1, 6), st.integers(1, 5), st.floats(0.01, 10.0), st.floats(0.0, 0.6), st.floats(0.0, 0.39), st.integers(0, 2**16))
+@given(
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.floats(0.01, 10.0),
+    st.floats(0.0, 0.6),
+    st.floats(0.0, 0.39),
+    st.integers(0, 2**16),
+)
 def test_the_flow_stays_finite_for_any_latent_and_bank(d, n, scale, alpha, beta, seed):
     g = torch.Generator().manual_seed(seed)
     bank = torch.randn(n, d, generator=g) * scale

@@ -29,14 +29,40 @@ def test_torchrun_with_two_gloo_ranks_writes_the_files_of_one_process(tiny_model
     (tmp_path / "in" / "broken.png").write_bytes(b"not an image")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     args = ["restore", str(tmp_path / "in"), "--model", str(tiny_model_file), "--device", "cpu"]
-    one = subprocess.run([sys.executable, "-m", "lmppm_cli", *args, "-o", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300)
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lmppm_cli",
-                          *args, "-o", str(tmp_path / "two"), "--report", str(tmp_path / "two.csv")],
-                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    one = subprocess.run(
+        [sys.executable, "-m", "lmppm_cli", *args, "-o", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "lmppm_cli",
+            *args,
+            "-o",
+            str(tmp_path / "two"),
+            "--report",
+            str(tmp_path / "two.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert one.returncode == 1 and "restored 7 file(s), 1 failed." in one.stdout, one.stderr
     assert "restored 7 file(s), 1 failed." in two.stdout, two.stdout + two.stderr  # one summary, from rank 0
     assert two.stdout.count("restored") == 1 and two.returncode == 1  # torchrun passes the partial failure on
-    assert [line for line in two.stderr.splitlines() if line.startswith("failed:")] == [f"failed: {tmp_path / 'in' / 'broken.png'}: {tmp_path / 'in' / 'broken.png'} is not an image file Pillow can read."]
+    assert [line for line in two.stderr.splitlines() if line.startswith("failed:")] == [
+        f"failed: {tmp_path / 'in' / 'broken.png'}: {tmp_path / 'in' / 'broken.png'} is not an image file Pillow can read."
+    ]
     names = sorted(p.name for p in (tmp_path / "one").iterdir())
     assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 7
     for name in names:

@@ -13,14 +13,24 @@ def test_speed_suite_times_every_restorer_step_part_and_precision(tmp_path):
     data = json.loads((tmp_path / "results.json").read_text())
     by = {(r["table"], r["name"]): r for r in data["rows"]}
     methods = [name for table, name in by if table == "methods"]
-    assert [m.split(" (")[0] for m in methods] == ["LMPPM", "Ablation_lmppm", "DAE single pass", "LDM default", "LDM full chain"]
-    assert all(r["batch"] == 1 and r["images_per_s"] > 0 and r["peak_mb"] > 0 for r in data["rows"] if r["table"] == "methods")
+    assert [m.split(" (")[0] for m in methods] == [
+        "LMPPM",
+        "Ablation_lmppm",
+        "DAE single pass",
+        "LDM default",
+        "LDM full chain",
+    ]
+    assert all(
+        r["batch"] == 1 and r["images_per_s"] > 0 and r["peak_mb"] > 0 for r in data["rows"] if r["table"] == "methods"
+    )
     rate = {m.split(" (")[0]: by["methods", m]["images_per_s"] for m in methods}
     assert rate["LMPPM"] > 10 * rate["LDM full chain"]  # 8 flow steps against 2000 reverse steps
     parts = [name for table, name in by if table == "step"]
     assert len(parts) == 8 and all(by["step", p]["seconds"] > 0 for p in parts)
     precision = [r for r in data["rows"] if r["table"] == "precision"]
-    assert [r["name"] for r in precision] == [f"{m}, {p}" for m in ("LMPPM", "DAE single pass") for p in ("fp32", "bf16", "fp16")]
+    assert [r["name"] for r in precision] == [
+        f"{m}, {p}" for m in ("LMPPM", "DAE single pass") for p in ("fp32", "bf16", "fp16")
+    ]
     assert all(r["psnr_vs_fp32"] > 40 for r in precision)
     assert [name for table, name in by if table == "photo"] == ["photos U-Net, tiles"]
     text = (tmp_path / "results.md").read_text()

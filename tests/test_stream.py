@@ -107,8 +107,23 @@ def test_streamed_training_from_the_cli_ends_with_the_weights_of_training_in_mem
     """8-bit files at the model's size: the cache holds exactly what in-memory loading gives, so the same
     seed trains the same model, whether batches come from DataLoader workers or from this process."""
     root = _folder(tmp_path / "imgs")
-    common = [str(root), "--image-size", "12", "--latent-dim", "4", "--widths", "4,8", "--batch-size", "8", "--epochs", "2",
-              "--seed", "2", "--device", "cpu"]  # fmt: skip
+    common = [
+        str(root),
+        "--image-size",
+        "12",
+        "--latent-dim",
+        "4",
+        "--widths",
+        "4,8",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "2",
+        "--seed",
+        "2",
+        "--device",
+        "cpu",
+    ]
     streamed = CliRunner().invoke(app, ["train", *common, "-o", str(tmp_path / "s"), "--stream", "--workers", workers])
     assert streamed.exit_code == 0, streamed.output
     assert "skipped 1 unreadable file(s)" in streamed.output and (tmp_path / "s" / "cache" / "images.u8").is_file()
@@ -118,7 +133,10 @@ def test_streamed_training_from_the_cli_ends_with_the_weights_of_training_in_mem
     for key, value in a.state_dict().items():
         torch.testing.assert_close(value, b.state_dict()[key], atol=1e-6, rtol=1e-5, msg=key)
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
-    assert summary["skipped_files"] == [str(root / "a" / "broken.png")] and summary["train_images"] + summary["val_images"] == 30
+    assert (
+        summary["skipped_files"] == [str(root / "a" / "broken.png")]
+        and summary["train_images"] + summary["val_images"] == 30
+    )
 
 
 def test_stream_needs_a_folder(tmp_path):

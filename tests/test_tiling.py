@@ -71,7 +71,9 @@ def test_tiles_smaller_than_the_model_or_bad_overlaps_are_refused():
 def unet_file(tmp_path_factory):
     torch.manual_seed(0)
     cfg = tiny_config(channels=3, height=16, width=16)
-    cfg = dataclasses.replace(cfg, autoencoder=AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=4, widths=(4, 8)))
+    cfg = dataclasses.replace(
+        cfg, autoencoder=AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=4, widths=(4, 8))
+    )
     model = LMPPM(cfg, bank_size=0).eval()
     model.build_bank(torch.rand(10, 3, 16, 16))
     path = tmp_path_factory.mktemp("unet") / "unet.safetensors"

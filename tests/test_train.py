@@ -20,7 +20,9 @@ def test_training_writes_model_checkpoint_and_summary(blob_dataset, tmp_path, de
     summary = train(tiny_config(), blob_dataset, _tcfg(), tmp_path, device)
     model = load_model(tmp_path / "model.safetensors")
     assert model.bank.shape == (48, 4)  # S = F(train images)
-    assert model.config.flow.sigma_ker == pytest.approx(summary["flow"]["sigma_ker"]) and summary["flow"]["sigma_ker"] > 0
+    assert (
+        model.config.flow.sigma_ker == pytest.approx(summary["flow"]["sigma_ker"]) and summary["flow"]["sigma_ker"] > 0
+    )
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["epochs_run"] == 2 and len(saved["history"]) == 2
     assert "| recon |" in (tmp_path / "summary.md").read_text()
@@ -52,7 +54,9 @@ def test_same_seed_same_model_other_seed_other_model(blob_dataset, tmp_path, dev
 
 
 def test_early_stopping_stops_when_validation_stalls(blob_dataset, tmp_path, device):
-    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=50, patience=1, lr=0.0, lr_distance=0.0), tmp_path, device)
+    summary = train(
+        tiny_config(), blob_dataset, _tcfg(epochs=50, patience=1, lr=0.0, lr_distance=0.0), tmp_path, device
+    )
     assert summary["stopped_early"] and summary["epochs_run"] == 2 and summary["best_epoch"] == 1
 
 
@@ -61,7 +65,14 @@ def test_approximate_neighbour_searches_train_and_report_their_recall(blob_datas
 
     for mode in ("approximate", "faiss", "auto"):
         said = []
-        summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, neighbours=mode), tmp_path / mode, device, progress=Progress(on_note=said.append))
+        summary = train(
+            tiny_config(),
+            blob_dataset,
+            _tcfg(epochs=1, neighbours=mode),
+            tmp_path / mode,
+            device,
+            progress=Progress(on_note=said.append),
+        )
         assert summary["train_config"]["neighbours"] == mode and said == summary["notes"] and len(said) == 1
         if mode == "auto":  # 48 images: searched exactly, and it says why
             assert "exact: 48 clean images" in said[0] and "recall" not in said[0]
@@ -84,14 +95,33 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
 
 
 def test_build_configs_validates_lambdas():
-    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr=1e-3,
-              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    kw = dict(
+        channels=1,
+        height=28,
+        width=28,
+        latent_dim=18,
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        lr_distance=1e-3,
+        sigma_d=0.4,
+        patience=3,
+        neighbours="exact",
+        seed=0,
+    )
     cfg, tcfg = build_configs(lambdas="1,2,3,4,5,6", **kw)
     assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18
     for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1", "1,1,nan,1,1,1", "1,inf,1,1,1,1"):
         with pytest.raises(LmppmError, match="lambdas"):
             build_configs(lambdas=bad, **kw)
-    nonsense = {"lr": float("inf"), "lr_distance": 0.0, "sigma_d": float("nan"), "latent_dim": 0, "height": 10**7, "channels": 2}
+    nonsense = {
+        "lr": float("inf"),
+        "lr_distance": 0.0,
+        "sigma_d": float("nan"),
+        "latent_dim": 0,
+        "height": 10**7,
+        "channels": 2,
+    }
     for key, value in nonsense.items():  # refused up front, naming the option or the field
         with pytest.raises(LmppmError, match="lr|sigma-d|latent_dim|height|channels"):
             build_configs(lambdas="1,2,3,4,5,6", **{**kw, key: value})
@@ -112,8 +142,21 @@ def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
 
 
 def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
-    kw = dict(channels=1, height=28, width=28, latent_dim=18, epochs=1, batch_size=8, lr=1e-3, lambdas="1,1,1,1,1,1",
-              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+    kw = dict(
+        channels=1,
+        height=28,
+        width=28,
+        latent_dim=18,
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        lambdas="1,1,1,1,1,1",
+        lr_distance=1e-3,
+        sigma_d=0.4,
+        patience=3,
+        neighbours="exact",
+        seed=0,
+    )
     _, tcfg = build_configs(sigma_range="0,0.9", lambda_denoise=2.0, **kw)
     assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0) and tcfg.weights.denoise == 2.0
     assert build_configs(sigma_range="0,0.3", sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0)
@@ -167,15 +210,38 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
 
     train(dataclasses.replace(tiny_config(), method="dae"), blob_dataset, _tcfg(epochs=1), tmp_path / "dae", device)
     dae = load_model(tmp_path / "dae" / "model.safetensors")
-    objective = LmppmObjective(tiny_config(), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device)
+    objective = LmppmObjective(
+        tiny_config(), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device
+    )
     for key, value in dae.autoencoder.state_dict().items():
         torch.testing.assert_close(objective.model.autoencoder.state_dict()[key], value)
-    summary = train(tiny_config(), blob_dataset, _tcfg(epochs=1, init=str(tmp_path / "dae" / "model.safetensors")), tmp_path / "warm", device)
+    summary = train(
+        tiny_config(),
+        blob_dataset,
+        _tcfg(epochs=1, init=str(tmp_path / "dae" / "model.safetensors")),
+        tmp_path / "warm",
+        device,
+    )
     assert summary["train_config"]["init"].endswith("model.safetensors")
     with pytest.raises(LmppmError, match="autoencoder differs"):
-        LmppmObjective(tiny_config(latent_dim=6), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device)
-    kw = dict(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
-              lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0)  # fmt: skip
+        LmppmObjective(
+            tiny_config(latent_dim=6), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device
+        )
+    kw = dict(
+        channels=1,
+        height=12,
+        width=12,
+        latent_dim=4,
+        lambdas="1,1,1,1,1,1",
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        lr_distance=1e-3,
+        sigma_d=0.4,
+        patience=3,
+        neighbours="exact",
+        seed=0,
+    )
     with pytest.raises(LmppmError, match="lmppm or dae"):
         build_configs(method="ldm", init="x", **kw)
     with pytest.raises(LmppmError, match="--method lmppm only"):
@@ -195,7 +261,13 @@ def test_a_dae_continues_from_another_dae(blob_dataset, tmp_path, device):
     objective = DaeObjective(dae, blob_dataset, _tcfg(init=init), device)
     for key, value in load_model(init).autoencoder.state_dict().items():
         assert torch.equal(objective.model.autoencoder.state_dict()[key], value), key
-    summary = train(dae, blob_dataset, _tcfg(epochs=1, calibrate=False, init=init, sigma_range=(0.0, 0.4), sigma_power=2.0), tmp_path / "b", device)
+    summary = train(
+        dae,
+        blob_dataset,
+        _tcfg(epochs=1, calibrate=False, init=init, sigma_range=(0.0, 0.4), sigma_power=2.0),
+        tmp_path / "b",
+        device,
+    )
     assert summary["train_config"]["init"] == init and summary["train_config"]["sigma_power"] == 2.0
 
 
@@ -206,7 +278,13 @@ def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_d
 
     unet = dataclasses.replace(tiny_config().autoencoder, arch="unet", projections=True, skip_dropout=0.5)
     config = dataclasses.replace(tiny_config(), autoencoder=unet)
-    train(dataclasses.replace(config, method="dae"), blob_dataset, _tcfg(epochs=1, calibrate=False), tmp_path / "dae", device)
+    train(
+        dataclasses.replace(config, method="dae"),
+        blob_dataset,
+        _tcfg(epochs=1, calibrate=False),
+        tmp_path / "dae",
+        device,
+    )
     init = str(tmp_path / "dae" / "model.safetensors")
     train(config, blob_dataset, _tcfg(epochs=3, calibrate=False, init=init, freeze_init=True), tmp_path / "run", device)
     history = json.loads((tmp_path / "run" / "summary.json").read_text())["history"]
@@ -215,11 +293,27 @@ def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_d
         assert torch.equal(frozen.autoencoder.state_dict()[key], value), key
     assert history[-1]["train"]["distance"] < history[0]["train"]["distance"]  # D learns
     with pytest.raises(LmppmError, match="give --init"):
-        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
-                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, freeze_init=True)  # fmt: skip
+        build_configs(
+            channels=1,
+            height=12,
+            width=12,
+            latent_dim=4,
+            lambdas="1,1,1,1,1,1",
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+            lr_distance=1e-3,
+            sigma_d=0.4,
+            patience=3,
+            neighbours="exact",
+            seed=0,
+            freeze_init=True,
+        )
 
 
-def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no_model(blob_dataset, tmp_path, device, monkeypatch):
+def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no_model(
+    blob_dataset, tmp_path, device, monkeypatch
+):
     """The recon term turns NaN in epoch 2 (as after a blow-up): the run stops naming it, the checkpoint
     of epoch 1 stays as it was, and no model file is written. A run that diverges at once is refused too."""
     from safetensors import safe_open
@@ -251,8 +345,18 @@ def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no
             snapshot.update({k: f.get_tensor(k) for k in f.keys()})
         diverged["now"] = True
 
-    with pytest.raises(LmppmError, match="the recon term of the loss became nan.*last good checkpoint .* epoch 1.* no model was written"):
-        train(tiny_config(), blob_dataset, _tcfg(epochs=3), tmp_path / "run", device, progress=train_module.Progress(on_epoch=after_epoch))
+    with pytest.raises(
+        LmppmError,
+        match="the recon term of the loss became nan.*last good checkpoint .* epoch 1.* no model was written",
+    ):
+        train(
+            tiny_config(),
+            blob_dataset,
+            _tcfg(epochs=3),
+            tmp_path / "run",
+            device,
+            progress=train_module.Progress(on_epoch=after_epoch),
+        )
     assert not (tmp_path / "run" / "model.safetensors").exists()
     with safe_open(str(tmp_path / "run" / "checkpoint.safetensors"), "pt") as f:
         assert all(torch.equal(f.get_tensor(k), v) for k, v in snapshot.items())
@@ -294,13 +398,29 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(blob_dataset, tmp_pa
     assert summary["epochs_run"] == 3
 
 
-def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(blob_dataset, tmp_path, device, monkeypatch):
+def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(
+    blob_dataset, tmp_path, device, monkeypatch
+):
     import lmppm_cli.core.restoration as restoration
 
     monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: False)  # a CPU without native bf16
     with pytest.raises(LmppmError, match="fp16 would need loss scaling"):
-        build_configs(channels=1, height=12, width=12, latent_dim=4, lambdas="1,1,1,1,1,1", epochs=1, batch_size=8, lr=1e-3,
-                      lr_distance=1e-3, sigma_d=0.4, patience=3, neighbours="exact", seed=0, precision="fp16")  # fmt: skip
+        build_configs(
+            channels=1,
+            height=12,
+            width=12,
+            latent_dim=4,
+            lambdas="1,1,1,1,1,1",
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+            lr_distance=1e-3,
+            sigma_d=0.4,
+            patience=3,
+            neighbours="exact",
+            seed=0,
+            precision="fp16",
+        )
     if device.type == "cpu":
         with pytest.raises(LmppmError, match="needs a GPU"):
             train(tiny_config(), blob_dataset, _tcfg(precision="bf16"), tmp_path / "run", device)
@@ -320,7 +440,10 @@ def test_under_bf16_autocast_d_and_the_second_order_shift_terms_stay_float32(blo
     x = blob_dataset.train.images[:16]
     noisy = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
     grads = {}
-    for name, ctx in (("fp32", torch.autocast("cpu", enabled=False)), ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+    for name, ctx in (
+        ("fp32", torch.autocast("cpu", enabled=False)),
+        ("bf16", torch.autocast("cpu", dtype=torch.bfloat16)),
+    ):
         model.zero_grad()
         with ctx:
             total, terms = lmppm_loss(model.autoencoder, model.distance, x, noisy, x.flip(0), LossWeights())

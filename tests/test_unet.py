@@ -63,14 +63,46 @@ def test_unet_model_trains_and_restores_from_the_cli(tmp_path):
     (tmp_path / "imgs").mkdir()
     for i in range(24):
         Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / f"{i}.png")
-    res = CliRunner().invoke(app, ["train", str(tmp_path / "imgs"), "-o", str(tmp_path / "run"), "--arch", "unet",
-                                   "--widths", "4,8", "--latent-dim", "8", "--image-size", "16", "--epochs", "1",
-                                   "--batch-size", "8", "--no-calibrate", "--device", "cpu"])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "imgs"),
+            "-o",
+            str(tmp_path / "run"),
+            "--arch",
+            "unet",
+            "--widths",
+            "4,8",
+            "--latent-dim",
+            "8",
+            "--image-size",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--no-calibrate",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     model = load_model(tmp_path / "run" / "model.safetensors")
     assert model.config.autoencoder.arch == "unet" and model.config.distance.hidden == (300, 100, 30)
-    res = CliRunner().invoke(app, ["restore", str(tmp_path / "imgs" / "0.png"), "-o", str(tmp_path / "out.png"),
-                                   "--model", str(tmp_path / "run" / "model.safetensors"), "--device", "cpu"])  # fmt: skip
+    res = CliRunner().invoke(
+        app,
+        [
+            "restore",
+            str(tmp_path / "imgs" / "0.png"),
+            "-o",
+            str(tmp_path / "out.png"),
+            "--model",
+            str(tmp_path / "run" / "model.safetensors"),
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "out.png").size == (16, 16)
 
@@ -149,4 +181,6 @@ def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dr
     report = generate_files(model, 3, tmp_path / "a", seed=0, flow=model.config.flow)
     assert len(report.written) == 4 and any("--skip-dropout" in n for n in report.notes)
     trained_with_dropout = _unet_model(skip_dropout=0.5)
-    assert not generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0, flow=trained_with_dropout.config.flow).notes
+    assert not generate_files(
+        trained_with_dropout, 2, tmp_path / "b", seed=0, flow=trained_with_dropout.config.flow
+    ).notes

@@ -23,7 +23,9 @@ def test_save_load_round_trip_restores_identically(tiny_model, tmp_path, rng):
     tiny_model.eval()
     with torch.no_grad():
         z = tiny_model.autoencoder.encode(x)[0]
-        torch.testing.assert_close(loaded.autoencoder.decode(loaded.autoencoder.encode(x)[0]), tiny_model.autoencoder.decode(z))
+        torch.testing.assert_close(
+            loaded.autoencoder.decode(loaded.autoencoder.encode(x)[0]), tiny_model.autoencoder.decode(z)
+        )
     assert not loaded.training
     assert not list(tmp_path.glob(".*part*")), "no temporary file may remain"
 
@@ -105,14 +107,40 @@ def test_hf_hub_offline_environment_is_honoured(tiny_model, tmp_path):
     Image.new("L", (12, 12), 30).save(img)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache)}
     ok = subprocess.run(
-        [sys.executable, "-m", "lmppm_cli", "restore", str(img), "-o", str(tmp_path / "out.png"), "-m", "someone/tiny-digits", "--device", "cpu"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "lmppm_cli",
+            "restore",
+            str(img),
+            "-o",
+            str(tmp_path / "out.png"),
+            "-m",
+            "someone/tiny-digits",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert ok.returncode == 0, ok.stderr
     assert (tmp_path / "out.png").is_file()
     bad = subprocess.run(
-        [sys.executable, "-m", "lmppm_cli", "restore", str(img), "-o", str(tmp_path / "o2.png"), "-m", "someone/absent"],
-        capture_output=True, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "lmppm_cli",
+            "restore",
+            str(img),
+            "-o",
+            str(tmp_path / "o2.png"),
+            "-m",
+            "someone/absent",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert bad.returncode != 0
     assert "not in the local cache" in bad.stderr and "Traceback" not in bad.stderr
@@ -129,11 +157,20 @@ def test_nan_weights_and_malformed_configurations_are_named(tiny_model, tmp_path
         load_model(tmp_path / "nan.safetensors")
     clean = {k: v.contiguous() for k, v in tiny_model.state_dict().items()}
     cases = {
-        "latent_dim": ({**good, "autoencoder": {**good["autoencoder"], "latent_dim": "four"}}, "autoencoder.latent_dim = 'four'"),
-        "absurd": ({**good, "autoencoder": {**good["autoencoder"], "height": 10**9}}, "autoencoder.height = 1000000000"),
+        "latent_dim": (
+            {**good, "autoencoder": {**good["autoencoder"], "latent_dim": "four"}},
+            "autoencoder.latent_dim = 'four'",
+        ),
+        "absurd": (
+            {**good, "autoencoder": {**good["autoencoder"], "height": 10**9}},
+            "autoencoder.height = 1000000000",
+        ),
         "not a dict": ([1, 2], "not a JSON object"),
         "section": ({**good, "flow": 3}, "FlowConfig is not a JSON object"),
-        "two channels": ({**good, "autoencoder": {**good["autoencoder"], "channels": 2}}, "gray \\(1\\) or RGB \\(3\\)"),
+        "two channels": (
+            {**good, "autoencoder": {**good["autoencoder"], "channels": 2}},
+            "gray \\(1\\) or RGB \\(3\\)",
+        ),
         "schedule": ({**good, "flow": {**good["flow"], "schedule": 7}}, "flow.schedule = 7"),
     }
     for name, (config, message) in cases.items():

@@ -13,7 +13,9 @@ from lmppm_cli.core.neighbours import nearest, nearest_k, squared_distances
 EXP_FLOOR = -80.0
 
 
-def kernel_mean(z: torch.Tensor, bank: torch.Tensor, sigma_ker: float, chunk: int = 8192, top_k: int | None = None, index=None) -> torch.Tensor:
+def kernel_mean(
+    z: torch.Tensor, bank: torch.Tensor, sigma_ker: float, chunk: int = 8192, top_k: int | None = None, index=None
+) -> torch.Tensor:
     """Eq. 21: z_bar(z) = sum_j w_j F(x_j), w = softmax_j(-||z - F(x_j)||^2 / (2 sigma_ker^2)).
 
     Computed as an online (streaming) log-sum-exp over chunks of the bank, so it never overflows or
@@ -27,7 +29,9 @@ def kernel_mean(z: torch.Tensor, bank: torch.Tensor, sigma_ker: float, chunk: in
     with torch.autocast(z.device.type, enabled=False):
         zf, s = z.to(dtype), bank.to(dtype)
         if top_k is not None and top_k < bank.shape[0]:
-            idx, d2 = index.search_k(zf, top_k, 4 * top_k) if index is not None else nearest_k(zf, s, top_k, chunk)  # (B, k)
+            idx, d2 = (
+                index.search_k(zf, top_k, 4 * top_k) if index is not None else nearest_k(zf, s, top_k, chunk)
+            )  # (B, k)
             w = torch.softmax(-d2 / (2.0 * sigma_ker**2), dim=1)
             return torch.einsum("bk,bkd->bd", w, s[idx]).to(z.dtype)
         return _streamed_kernel_mean(zf, s, sigma_ker, chunk).to(z.dtype)

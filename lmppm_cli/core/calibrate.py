@@ -35,7 +35,10 @@ KERNEL_MULTIPLIERS = (0.5, 1.0, 2.0, 4.0)
 NOISE_FACTORS = (1.0, 1.75)
 CLEAN_SSIM_SLACK = 0.02
 # `small`: for networks whose flow step is costly (the photo U-Net: 12 settings instead of 240, 3 step counts)
-GRIDS = {"full": (ALPHAS, BETAS, STEPS, KERNEL_MULTIPLIERS), "small": ((0.05, 0.15, 0.3), (0.03, 0.1), (1, 2, 3), (1.0,))}
+GRIDS = {
+    "full": (ALPHAS, BETAS, STEPS, KERNEL_MULTIPLIERS),
+    "small": ((0.05, 0.15, 0.3), (0.03, 0.1), (1, 2, 3), (1.0,)),
+}
 
 
 def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):
@@ -52,7 +55,11 @@ def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: to
 def choose(rows: list[dict]) -> dict:
     """Rule of the module docstring: no PSNR loss at either noise level, at most CLEAN_SSIM_SLACK of
     SSIM lost on clean images, then closest to the bank."""
-    safe = [r for r in rows if r["worst"] >= 0.0 and r["clean_ssim_loss"] is not None and r["clean_ssim_loss"] <= CLEAN_SSIM_SLACK]
+    safe = [
+        r
+        for r in rows
+        if r["worst"] >= 0.0 and r["clean_ssim_loss"] is not None and r["clean_ssim_loss"] <= CLEAN_SSIM_SLACK
+    ]
     return min(safe, key=lambda r: r["distance_to_bank"]) if safe else max(rows, key=lambda r: r["worst"])
 
 
@@ -62,9 +69,15 @@ def gains_row(setting: dict, gains: list[float]) -> dict:
 
 @torch.no_grad()
 def calibrate_flow(
-    model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator,
-    alphas=ALPHAS, betas=BETAS, multipliers=KERNEL_MULTIPLIERS, steps=STEPS,
-):  # fmt: skip
+    model: LMPPM,
+    clean: torch.Tensor,
+    sigma_d: float,
+    generator: torch.Generator,
+    alphas=ALPHAS,
+    betas=BETAS,
+    multipliers=KERNEL_MULTIPLIERS,
+    steps=STEPS,
+):
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
     (Ablation_dae on a DAE); GRIDS holds the searched values."""
@@ -76,7 +89,9 @@ def calibrate_flow(
     for alpha, beta, mult, adaptive in itertools.product(alphas, betas, multipliers, adaptives):
         if alpha + beta >= 1.0:
             continue
-        flow = dataclasses.replace(base, alpha=alpha, beta=beta, steps=max(steps), sigma_ker=base.sigma_ker * mult, adaptive=adaptive)
+        flow = dataclasses.replace(
+            base, alpha=alpha, beta=beta, steps=max(steps), sigma_ker=base.sigma_ker * mult, adaptive=adaptive
+        )
         setting = {"alpha": alpha, "beta": beta, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
         rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting, steps)
     best = choose(rows)
@@ -85,7 +100,9 @@ def calibrate_flow(
     return chosen, rows
 
 
-def _rows_by_steps(model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict, counts=STEPS) -> list[dict]:
+def _rows_by_steps(
+    model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict, counts=STEPS
+) -> list[dict]:
     """One row per step count of `counts` for one setting, from one flow run per input (restore_steps);
     each metric is computed once over all step counts together. The clean images are restored and
     scored only at step counts that lose no PSNR: elsewhere the rule rejects the row whatever its SSIM

@@ -152,16 +152,29 @@ def _build(kind, raw: dict):
 
 
 SIZE_LIMIT = 4096  # pixels per side, latent dimensions, network widths: far above any model we train
-LIMITS = {"channels": (1, 3), "height": (2, SIZE_LIMIT), "width": (2, SIZE_LIMIT), "latent_dim": (1, SIZE_LIMIT),
-          "features": (1, SIZE_LIMIT), "steps": (0, 100_000), "generate_steps": (0, 100_000), "unshuffle": (1, 8)}  # fmt: skip
+LIMITS = {
+    "channels": (1, 3),
+    "height": (2, SIZE_LIMIT),
+    "width": (2, SIZE_LIMIT),
+    "latent_dim": (1, SIZE_LIMIT),
+    "features": (1, SIZE_LIMIT),
+    "steps": (0, 100_000),
+    "generate_steps": (0, 100_000),
+    "unshuffle": (1, 8),
+}
 CHOICES = {"arch": ("conv", "unet"), "schedule": ("constant", "growing"), "method": METHODS}
 
 
 def check_config(config: ModelConfig) -> None:
     """Every field of the right type and within sane bounds, or one sentence that names the field (a
     model file from elsewhere must not fail later with a shape error or allocate absurd sizes)."""
-    sections = {"autoencoder": config.autoencoder, "distance": config.distance, "flow": config.flow,
-                "diffusion": config.diffusion, "classifier": config.classifier}  # fmt: skip
+    sections = {
+        "autoencoder": config.autoencoder,
+        "distance": config.distance,
+        "flow": config.flow,
+        "diffusion": config.diffusion,
+        "classifier": config.classifier,
+    }
     sections.update(_nested_flows(config.flow, "flow"))
     for name, section in sections.items():
         for f in dataclasses.fields(section):
@@ -170,9 +183,13 @@ def check_config(config: ModelConfig) -> None:
             if expected:
                 raise ModelError(f"the model's configuration has {name}.{f.name} = {value!r}, which is not {expected}.")
     if config.method not in METHODS:
-        raise ModelError(f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}.")
+        raise ModelError(
+            f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}."
+        )
     if config.autoencoder.channels == 2:
-        raise ModelError("the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3).")
+        raise ModelError(
+            "the model's configuration has autoencoder.channels = 2; lmppm models are gray (1) or RGB (3)."
+        )
 
 
 def _nested_flows(flow: FlowConfig, name: str) -> dict:
@@ -192,10 +209,20 @@ def _expectation(name: str, default, value) -> str:
     if isinstance(default, (int, float)):
         number = is_int or (isinstance(default, float) and isinstance(value, float) and math.isfinite(value))
         low, high = LIMITS.get(name, (0, math.inf))
-        return "" if number and low <= value <= high else f"a {'number' if isinstance(default, float) else 'whole number'} from {low} to {high}"
+        return (
+            ""
+            if number and low <= value <= high
+            else f"a {'number' if isinstance(default, float) else 'whole number'} from {low} to {high}"
+        )
     if isinstance(default, str):
-        return "" if value in CHOICES.get(name, (value,)) and isinstance(value, str) else f"one of {', '.join(CHOICES.get(name, ('a string',)))}"
+        return (
+            ""
+            if value in CHOICES.get(name, (value,)) and isinstance(value, str)
+            else f"one of {', '.join(CHOICES.get(name, ('a string',)))}"
+        )
     if isinstance(default, tuple):
-        ok = isinstance(value, tuple) and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= SIZE_LIMIT for v in value)
+        ok = isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= SIZE_LIMIT for v in value
+        )
         return "" if ok else f"a list of whole numbers from 1 to {SIZE_LIMIT}"
     return ""

@@ -116,11 +116,19 @@ def _same(mild: float, severe: float) -> dict[str, tuple[float, float]]:
 
 DEGRADATIONS: dict[str, Kind] = {
     "noise": Kind(gaussian_noise, {"digits": (0.7, 0.85), "faces": (0.2, 0.3)}, (0.0, 2.0), "noise sigma"),
-    "elastic": Kind(elastic, _same(2.3, 1.8), (0.5, 20.0), "elastic sigma (lower is more severe)",
-                    lambda s: int(8 * s + 1) // 2 + 2),  # fmt: skip  (torchvision's blur kernel must fit)
-    "downsample": Kind(downsample, _same(0.5, 0.35), (0.01, 1.0), "downsampling factor (lower is more severe)",
-                       lambda f: int(np.ceil(1.0 / f))),  # fmt: skip
-    "missing-pixels": Kind(missing_pixels, _same(0.04, 0.1), (0.0, 0.9), "fraction covered by black patches", lambda f: 4),
+    "elastic": Kind(
+        elastic, _same(2.3, 1.8), (0.5, 20.0), "elastic sigma (lower is more severe)", lambda s: int(8 * s + 1) // 2 + 2
+    ),  # torchvision's blur kernel must fit
+    "downsample": Kind(
+        downsample,
+        _same(0.5, 0.35),
+        (0.01, 1.0),
+        "downsampling factor (lower is more severe)",
+        lambda f: int(np.ceil(1.0 / f)),
+    ),
+    "missing-pixels": Kind(
+        missing_pixels, _same(0.04, 0.1), (0.0, 0.9), "fraction covered by black patches", lambda f: 4
+    ),
     "scribbles": Kind(scribbles, _same(6, 22), (0.0, 500.0), "number of strokes", lambda n: 4),
     "sharpen": Kind(sharpen, _same(8, 18), (0.0, 100.0), "sharpening factor s", lambda s: 3),
 }
@@ -139,7 +147,9 @@ def strength(kind: str, severity: str | float, domain: str = "digits") -> float:
         raise LmppmError(f"severity must be mild, severe or a number, not {severity!r}.") from None
     low, high = spec.bounds
     if not low <= value <= high:
-        raise LmppmError(f"{kind} strength {value:g} is out of range: the {spec.meaning} must lie in [{low:g}, {high:g}].")
+        raise LmppmError(
+            f"{kind} strength {value:g} is out of range: the {spec.meaning} must lie in [{low:g}, {high:g}]."
+        )
     return value
 
 
@@ -151,7 +161,9 @@ def degrade(x: torch.Tensor, kind: str, value: float, generator: torch.Generator
     need = spec.min_size(value)
     if min(batch.shape[-2:]) < need:
         h, w = batch.shape[-2:]
-        raise LmppmError(f"a {h}x{w} image is too small for {kind} at strength {value:g} (needs at least {need}x{need}).")
+        raise LmppmError(
+            f"a {h}x{w} image is too small for {kind} at strength {value:g} (needs at least {need}x{need})."
+        )
     out = spec.apply(batch, value, generator)
     return out[0] if single else out
 

@@ -43,8 +43,17 @@ def latent_shift(distance, z: torch.Tensor, create_graph: bool = False) -> torch
     return z - d.unsqueeze(1) * g
 
 
-def flow_step(z, distance, bank, alpha: float, beta: float, sigma_ker: float, adaptive: bool = False, top_k: int | None = None,
-              index=None) -> torch.Tensor:  # fmt: skip
+def flow_step(
+    z,
+    distance,
+    bank,
+    alpha: float,
+    beta: float,
+    sigma_ker: float,
+    adaptive: bool = False,
+    top_k: int | None = None,
+    index=None,
+) -> torch.Tensor:
     """One step of Alg. 4: z^{n+1} = (1 - beta) z^n + beta z_bar(z^n) - alpha D_S(z^n) grad_hat D_S(z^n),
     i.e. z^n + beta (z_bar - z^n) - alpha D grad_hat D.
 
@@ -84,13 +93,28 @@ class FlowResult:
     trajectory: list[torch.Tensor]  # [z^1, ..., z^N] when asked for, else []
 
 
-Reencode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (z^{n+1} of some rows, their indices) -> latent to go on from
+Reencode = Callable[
+    [torch.Tensor, torch.Tensor], torch.Tensor
+]  # (z^{n+1} of some rows, their indices) -> latent to go on from
 
 
 @torch.no_grad()
 def run_flow(
-    z, distance, bank, *, alpha, beta, sigma_ker, steps, tol=0.0, schedule="constant", keep_trajectory=False,
-    reencode: Reencode | None = None, adaptive: bool = False, top_k: int | None = None, index=None,
+    z,
+    distance,
+    bank,
+    *,
+    alpha,
+    beta,
+    sigma_ker,
+    steps,
+    tol=0.0,
+    schedule="constant",
+    keep_trajectory=False,
+    reencode: Reencode | None = None,
+    adaptive: bool = False,
+    top_k: int | None = None,
+    index=None,
 ) -> FlowResult:
     """Alg. 4's loop. A sample stops once ||z^{n+1} - z^n|| / ||z^n|| < tol, so each sample's result is
     independent of the other samples in its batch. `reencode` (U-Nets, Appendix B) maps each step's

@@ -76,7 +76,7 @@ def inception_fid_missing() -> str | None:
 def inception_fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID on Inception-v3 features (torchmetrics; grayscale repeated to RGB, images in [0, 1])."""
     fid = FrechetInceptionDistance(feature=2048, normalize=True)
-    rgb = (lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3])  # fmt: skip
+    rgb = lambda x: x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x[:, :3]
     fid.update(rgb(real).float().cpu(), real=True)
     fid.update(rgb(fake).float().cpu(), real=False)
     return max(0.0, fid.compute().item())

@@ -26,7 +26,10 @@ def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 8192, exclud
     one chunk at a time. `exclude` (M,): a pool row each query skips (itself, when queries are pool rows).
     """
     q = queries.flatten(1)
-    found = [_nearest_block(q[i : i + chunk], pool, chunk, None if exclude is None else exclude[i : i + chunk]) for i in range(0, len(q), chunk)]
+    found = [
+        _nearest_block(q[i : i + chunk], pool, chunk, None if exclude is None else exclude[i : i + chunk])
+        for i in range(0, len(q), chunk)
+    ]
     if not found:
         return torch.zeros(0, dtype=torch.long, device=q.device), q.new_zeros(0)
     return torch.cat([f[0] for f in found]), torch.cat([f[1] for f in found])
@@ -64,9 +67,7 @@ def nearest_k(queries: torch.Tensor, pool: torch.Tensor, k: int, chunk: int = 81
 
 
 @torch.no_grad()
-def nearest_approximate(
-    queries: torch.Tensor, pool: torch.Tensor, projection: torch.Tensor, candidates: int = 32
-):
+def nearest_approximate(queries: torch.Tensor, pool: torch.Tensor, projection: torch.Tensor, candidates: int = 32):
     """Cheaper nearest neighbour for large clean sets (an approximation, not exact).
 
     Both sides are projected to a few random dimensions (`projection`, (D, k), Johnson-Lindenstrauss),
@@ -92,8 +93,15 @@ class FaissIndex:
     FIT_BYTES = 64 * 2**20  # also keeps FAISS on its fast Gram-matrix PCA for wide images (64x64 RGB: 1,365 rows)
     RERANK_BYTES = 64 * 2**20  # candidates compared exactly at a time
 
-    def __init__(self, pool: torch.Tensor, dims: int = 64, links: int = 32, ef_search: int = 128,
-                 fit_rows: int = 50_000, chunk: int = 8192):  # fmt: skip
+    def __init__(
+        self,
+        pool: torch.Tensor,
+        dims: int = 64,
+        links: int = 32,
+        ef_search: int = 128,
+        fit_rows: int = 50_000,
+        chunk: int = 8192,
+    ):
         import faiss  # optional: pip install 'lmppm[scale]'
 
         self.pool = pool.flatten(1)
@@ -128,8 +136,16 @@ class FaissIndex:
         _, cand = self.index.search(self._reduce(q), c)
         cand = torch.from_numpy(cand).to(q.device)  # (M, c)
         block = max(1, self.RERANK_BYTES // (4 * c * q.shape[1]))  # queries whose candidates fit the budget
-        exact = torch.cat([(rows(self.pool, cand[i : i + block], q.device) - q[i : i + block].unsqueeze(1)).pow(2).sum(-1)
-                           for i in range(0, len(q), block)]) if len(q) else q.new_zeros(0, c)  # (M, c)  # fmt: skip
+        exact = (
+            torch.cat(
+                [
+                    (rows(self.pool, cand[i : i + block], q.device) - q[i : i + block].unsqueeze(1)).pow(2).sum(-1)
+                    for i in range(0, len(q), block)
+                ]
+            )
+            if len(q)
+            else q.new_zeros(0, c)
+        )  # (M, c)
         d2, j = exact.topk(min(k, cand.shape[1]), dim=1, largest=False)
         return cand.gather(1, j), d2
 

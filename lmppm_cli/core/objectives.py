@@ -61,7 +61,9 @@ class NearestClean:
         self.flat = pool.flatten(1)
         self.mode, self.reason = self._pick(mode, len(pool), pool.dtype == torch.uint8)
         k = min(64, self.flat.shape[1])
-        self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=generator.device) / math.sqrt(k)
+        self.projection = torch.randn(self.flat.shape[1], k, generator=generator, device=generator.device) / math.sqrt(
+            k
+        )
         self.index = FaissIndex(pool) if self.mode == "faiss" else None
         self.recall = None if self.mode == "exact" else self._recall(generator, sigma)
 
@@ -69,15 +71,27 @@ class NearestClean:
     def _pick(mode: str, n: int, streamed: bool = False) -> tuple[str, str]:
         if mode == "faiss" and not faiss_available():
             raise LmppmError("--neighbours faiss needs FAISS: pip install 'lmppm[scale]' (faiss-cpu).")
-        if streamed and mode == "approximate" or streamed and mode == "auto" and n > AUTO_EXACT_LIMIT and not faiss_available():
-            raise LmppmError("a streamed folder finds x* by --neighbours exact or faiss (pip install 'lmppm[scale]'), not by random projection.")
+        if (
+            streamed
+            and mode == "approximate"
+            or streamed
+            and mode == "auto"
+            and n > AUTO_EXACT_LIMIT
+            and not faiss_available()
+        ):
+            raise LmppmError(
+                "a streamed folder finds x* by --neighbours exact or faiss (pip install 'lmppm[scale]'), not by random projection."
+            )
         if mode != "auto":
             return mode, f"{mode}, as asked"
         if n <= AUTO_EXACT_LIMIT:
             return "exact", f"exact: {n} clean images, at most {AUTO_EXACT_LIMIT:,} are searched exactly"
         if faiss_available():
             return "faiss", f"faiss: {n} clean images, more than {AUTO_EXACT_LIMIT:,}"
-        return "approximate", f"approximate: {n} clean images, more than {AUTO_EXACT_LIMIT:,}, and FAISS is not installed"
+        return (
+            "approximate",
+            f"approximate: {n} clean images, more than {AUTO_EXACT_LIMIT:,}, and FAISS is not installed",
+        )
 
     def _recall(self, generator: torch.Generator, sigma: float) -> float:
         """Share of noisy pool images whose approximate x* is the exact one."""
@@ -95,7 +109,11 @@ class NearestClean:
         return rows(self.pool, idx, x_noisy.device)
 
     def describe(self) -> str:
-        measured = "" if self.recall is None else f"; recall of the exact x* on {RECALL_QUERIES} noisy training images: {100 * self.recall:.1f}%"
+        measured = (
+            ""
+            if self.recall is None
+            else f"; recall of the exact x* on {RECALL_QUERIES} noisy training images: {100 * self.recall:.1f}%"
+        )
         return f"nearest clean image x* ({len(self.pool)} images): {self.reason}{measured}"
 
 
@@ -150,7 +168,9 @@ def warm_start(model: LMPPM, path: str) -> None:
 
     source = load_model(path, model.device)
     if source.config.autoencoder != model.config.autoencoder:
-        raise LmppmError(f"--init {path}: its autoencoder differs from the one being trained (architecture, size or widths).")
+        raise LmppmError(
+            f"--init {path}: its autoencoder differs from the one being trained (architecture, size or widths)."
+        )
     model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
 
@@ -191,9 +211,15 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
         model.config = dataclasses.replace(model.config, flow=flow)
         grid_alphas, betas, steps, multipliers = GRIDS[loop.tcfg.calibration_grid]
         alphas = alphas if alphas == (0.0,) else grid_alphas
-        flow, table = calibrate_flow(model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas, betas, multipliers, steps)
+        flow, table = calibrate_flow(
+            model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas, betas, multipliers, steps
+        )
     model.config = dataclasses.replace(model.config, flow=flow)
-    return {"flow": dataclasses.asdict(flow), "top_k_kernel_mean": topk, "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10]}
+    return {
+        "flow": dataclasses.asdict(flow),
+        "top_k_kernel_mean": topk,
+        "calibration_top": sorted(table, key=lambda r: -r["worst"])[:10],
+    }
 
 
 TOP_K, TOP_K_QUERIES = 64, 256
@@ -209,7 +235,12 @@ def top_k_error(model: LMPPM, clean: torch.Tensor, sigma_ker: float) -> dict:
     index = model.bank_index()
     approx = kernel_mean(z, model.bank, sigma_ker, top_k=TOP_K, index=index)
     error = (approx - exact).norm(dim=1).mean() / (exact - z).norm(dim=1).mean().clamp_min(1e-12)
-    return {"k": TOP_K, "search": "faiss" if index is not None else "exact scan", "queries": len(z), "relative_error": float(error)}
+    return {
+        "k": TOP_K,
+        "search": "faiss" if index is not None else "exact scan",
+        "queries": len(z),
+        "relative_error": float(error),
+    }
 
 
 class ClassifierObjective:

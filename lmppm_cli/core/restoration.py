@@ -42,8 +42,10 @@ def autocast(device: torch.device, precision: str):
         return contextlib.nullcontext()
     kind = torch.device(device).type
     if kind == "cpu" and (precision != "bf16" or not cpu_has_bf16()):
-        raise LmppmError(f"--precision {precision} needs a GPU or a CPU with native bf16 ({' or '.join(CPU_BF16_FLAGS)}); "
-                         "fp32 is the only choice on this one.")  # fmt: skip
+        raise LmppmError(
+            f"--precision {precision} needs a GPU or a CPU with native bf16 ({' or '.join(CPU_BF16_FLAGS)}); "
+            "fp32 is the only choice on this one."
+        )
     return torch.autocast(kind, dtype=PRECISIONS[precision])
 
 
@@ -74,7 +76,9 @@ def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
 def everywhere(flow: FlowConfig, **changes) -> FlowConfig:
     """`flow` with `changes` made to it and to its nested flows alike (an ablation removes a part from
     every band of a blind rule)."""
-    nested = {k: None if getattr(flow, k) is None else everywhere(getattr(flow, k), **changes) for k in ("far", "noisy")}
+    nested = {
+        k: None if getattr(flow, k) is None else everywhere(getattr(flow, k), **changes) for k in ("far", "noisy")
+    }
     changed = dataclasses.replace(flow, **changes, **nested)
     check_flow(changed)
     return changed
@@ -92,7 +96,9 @@ def check_flow(flow: FlowConfig) -> None:
         check_flow(flow.noisy)
     if flow.far is not None:
         if flow.far.far is not None and flow.far.far_residual <= flow.far_residual:
-            raise LmppmError(f"the far flows' residual thresholds must increase; got {flow.far_residual} then {flow.far.far_residual}.")
+            raise LmppmError(
+                f"the far flows' residual thresholds must increase; got {flow.far_residual} then {flow.far.far_residual}."
+            )
         check_flow(flow.far)
 
 
@@ -107,7 +113,9 @@ def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_
     parts = flow_bands(model, x, z, skips, flow)
     if len(parts) == 1:
         return _flow_and_decode(model, z, skips, parts[0][1], keep_trajectory)
-    parts = [(rows, _flow_and_decode(model, z[rows], tuple(s[rows] for s in skips), f, keep_trajectory)) for rows, f in parts]
+    parts = [
+        (rows, _flow_and_decode(model, z[rows], tuple(s[rows] for s in skips), f, keep_trajectory)) for rows, f in parts
+    ]
     return _merge(parts, len(x))
 
 
@@ -139,7 +147,9 @@ def _merge(parts, n: int) -> Restored:
     steps = first.steps_taken.new_empty(n)
     length = max(len(r.trajectory) for _, r in parts)
     trajectory = [images.clone() for _ in range(length)]
-    latents = [first.latents[0].new_empty((n, *first.latents[0].shape[1:])) for _ in range(length)] if first.latents else []
+    latents = (
+        [first.latents[0].new_empty((n, *first.latents[0].shape[1:])) for _ in range(length)] if first.latents else []
+    )
     for rows, r in parts:
         images[rows], steps[rows] = r.images, r.steps_taken.to(steps.device)
         for k in range(length):
@@ -162,11 +172,21 @@ def _run(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool):
     z = z.float()  # under autocast F gives bf16/fp16 latents; the flow's state stays float32
     skip_flow = SkipFlow(model.autoencoder, z, skips, keep_trajectory) if skips else None
     result = run_flow(
-        z, model.distance, model.bank, alpha=flow.alpha, beta=flow.beta, sigma_ker=flow.sigma_ker,
-        steps=flow.steps, tol=flow.tol, schedule=flow.schedule, keep_trajectory=keep_trajectory, reencode=skip_flow,
-        adaptive=flow.adaptive and model.distance is not None, top_k=flow.top_k or None,
+        z,
+        model.distance,
+        model.bank,
+        alpha=flow.alpha,
+        beta=flow.beta,
+        sigma_ker=flow.sigma_ker,
+        steps=flow.steps,
+        tol=flow.tol,
+        schedule=flow.schedule,
+        keep_trajectory=keep_trajectory,
+        reencode=skip_flow,
+        adaptive=flow.adaptive and model.distance is not None,
+        top_k=flow.top_k or None,
         index=model.bank_index() if flow.top_k else None,
-    )  # fmt: skip
+    )
     return result, skip_flow
 
 

@@ -85,11 +85,37 @@ class TrainConfig:
 
 
 def build_configs(
-    *, channels, height, width, latent_dim, lambdas: str, epochs, batch_size, lr, lr_distance,
-    sigma_d, patience, neighbours, seed, calibrate=True, method="lmppm", arch="conv", widths=None, projections=True, skip_dropout=0.0,
-    lambda_denoise=0.0, sigma_range: str | None = None, init: str = "", freeze_init: bool = False, workers: int = 2,
-    precision: str = "fp32", unshuffle: int = 1, residual: bool = False, lr_schedule: str = "constant",
-    calibration_grid: str = "full", sigma_power: float = 1.0,
+    *,
+    channels,
+    height,
+    width,
+    latent_dim,
+    lambdas: str,
+    epochs,
+    batch_size,
+    lr,
+    lr_distance,
+    sigma_d,
+    patience,
+    neighbours,
+    seed,
+    calibrate=True,
+    method="lmppm",
+    arch="conv",
+    widths=None,
+    projections=True,
+    skip_dropout=0.0,
+    lambda_denoise=0.0,
+    sigma_range: str | None = None,
+    init: str = "",
+    freeze_init: bool = False,
+    workers: int = 2,
+    precision: str = "fp32",
+    unshuffle: int = 1,
+    residual: bool = False,
+    lr_schedule: str = "constant",
+    calibration_grid: str = "full",
+    sigma_power: float = 1.0,
 ) -> tuple[ModelConfig, TrainConfig]:
     """Model and training configuration from flat option values (what the CLI collects)."""
     try:
@@ -101,7 +127,9 @@ def build_configs(
     rates = {"--lr": lr, "--lr-distance": lr_distance, "--sigma-d": sigma_d, "--lambda-denoise": lambda_denoise}
     for flag, value in rates.items():
         if not (math.isfinite(value) and (value > 0 if flag.startswith("--lr") else value >= 0)):
-            raise LmppmError(f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}.")
+            raise LmppmError(
+                f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}."
+            )
     if neighbours not in NEIGHBOURS:
         raise LmppmError(f"--neighbours must be {', '.join(NEIGHBOURS[:-1])} or {NEIGHBOURS[-1]}, not {neighbours!r}.")
     if method not in METHODS:
@@ -113,7 +141,9 @@ def build_configs(
     if not (math.isfinite(sigma_power) and sigma_power > 0):
         raise LmppmError(f"--sigma-power must be a finite number above 0, not {sigma_power}.")
     if precision not in TRAIN_PRECISIONS:
-        raise LmppmError(f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not).")
+        raise LmppmError(
+            f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not)."
+        )
     if calibration_grid not in GRIDS:
         raise LmppmError(f"--calibration-grid must be {' or '.join(GRIDS)}, not {calibration_grid!r}.")
     if lr_schedule not in LR_SCHEDULES:
@@ -125,16 +155,38 @@ def build_configs(
     if arch not in ARCH_DEFAULTS:
         raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
     default_widths, distance_hidden = ARCH_DEFAULTS[arch]
-    ae = AutoencoderConfig(arch=arch, channels=channels, height=height, width=width, latent_dim=latent_dim,
-                           widths=tuple(widths or default_widths), projections=projections,
-                           skip_dropout=skip_dropout, unshuffle=unshuffle, residual=residual)  # fmt: skip
+    ae = AutoencoderConfig(
+        arch=arch,
+        channels=channels,
+        height=height,
+        width=width,
+        latent_dim=latent_dim,
+        widths=tuple(widths or default_widths),
+        projections=projections,
+        skip_dropout=skip_dropout,
+        unshuffle=unshuffle,
+        residual=residual,
+    )
     tcfg = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, lr_distance=lr_distance, sigma_d=sigma_d,
-        patience=patience, seed=seed, neighbours=neighbours, calibrate=calibrate,
-        weights=LossWeights(*values, denoise=lambda_denoise), sigma_range=parse_sigma_range(sigma_range), init=init,
-        freeze_init=freeze_init, workers=workers, precision=precision, lr_schedule=lr_schedule, calibration_grid=calibration_grid,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_distance=lr_distance,
+        sigma_d=sigma_d,
+        patience=patience,
+        seed=seed,
+        neighbours=neighbours,
+        calibrate=calibrate,
+        weights=LossWeights(*values, denoise=lambda_denoise),
+        sigma_range=parse_sigma_range(sigma_range),
+        init=init,
+        freeze_init=freeze_init,
+        workers=workers,
+        precision=precision,
+        lr_schedule=lr_schedule,
+        calibration_grid=calibration_grid,
         sigma_power=sigma_power,
-    )  # fmt: skip
+    )
     config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
     try:
         check_config(config)
@@ -202,13 +254,21 @@ def train(
         try:
             record = loop.epoch(progress)
         except NonFiniteLoss as exc:
-            kept = f"its last good checkpoint ({ckpt}, epoch {loop.epoch_no}) is kept" if ckpt.is_file() else "no epoch finished"
+            kept = (
+                f"its last good checkpoint ({ckpt}, epoch {loop.epoch_no}) is kept"
+                if ckpt.is_file()
+                else "no epoch finished"
+            )
             raise NonFiniteLoss(f"{exc}; {kept} and no model was written.") from None
         except KeyboardInterrupt:
             if not ckpt.is_file():
-                raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}, before any epoch finished; nothing was kept.") from None
-            raise Interrupted(f"interrupted in epoch {loop.epoch_no + 1}; {ckpt} holds epoch {loop.epoch_no}: "
-                              "run the same command with --resume to go on from there.") from None  # fmt: skip
+                raise Interrupted(
+                    f"interrupted in epoch {loop.epoch_no + 1}, before any epoch finished; nothing was kept."
+                ) from None
+            raise Interrupted(
+                f"interrupted in epoch {loop.epoch_no + 1}; {ckpt} holds epoch {loop.epoch_no}: "
+                "run the same command with --resume to go on from there."
+            ) from None
         if world.main:
             loop.save(ckpt)
         progress.on_epoch(record)
@@ -230,8 +290,10 @@ def _check_finite(total: torch.Tensor, terms: dict, epoch: int, world: World = W
     if finite:
         return
     term = next((k for k, v in terms.items() if not torch.isfinite(v)), "total")
-    raise NonFiniteLoss(f"training stopped in epoch {epoch}: the {term} term of the loss became {float(terms.get(term, total).detach())} "
-                        "(try a lower --lr or other --lambdas)")  # fmt: skip
+    raise NonFiniteLoss(
+        f"training stopped in epoch {epoch}: the {term} term of the loss became {float(terms.get(term, total).detach())} "
+        "(try a lower --lr or other --lambdas)"
+    )
 
 
 class _LossModule(torch.nn.Module):
@@ -258,12 +320,16 @@ class _Loop:
         self.optimizer = torch.optim.Adam(objective.param_groups())
         for group in self.optimizer.param_groups:
             group["initial_lr"] = group["lr"]
-        self.sampler = DistributedSampler(range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed)
+        self.sampler = DistributedSampler(
+            range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed
+        )
         self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device)
         autocast(device, tcfg.precision)  # refused here, before the first epoch, where it cannot run
         self.batch_loss = objective.loss
         if world.size > 1:
-            self.batch_loss = DistributedDataParallel(_LossModule(objective), device_ids=[device] if device.type == "cuda" else None)
+            self.batch_loss = DistributedDataParallel(
+                _LossModule(objective), device_ids=[device] if device.type == "cuda" else None
+            )
         self.noise_gen = torch.Generator(device).manual_seed(tcfg.seed + 1)
         self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.history: list[dict] = []
@@ -334,7 +400,13 @@ class _Loop:
             self.best_state = _copy_state(self.model)
         else:
             self.bad_epochs += 1
-        record = {"epoch": self.epoch_no, "train": train_terms, "val": val, "improved": improved, "seconds": round(self.elapsed(), 1)}
+        record = {
+            "epoch": self.epoch_no,
+            "train": train_terms,
+            "val": val,
+            "improved": improved,
+            "seconds": round(self.elapsed(), 1),
+        }
         self.history.append(record)
         return record
 
@@ -380,27 +452,46 @@ class _Loop:
 
     def save(self, path: Path) -> None:
         state = {
-            "epoch": self.epoch_no, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "history": self.history, "model_config": self.config_json,
-            "train_config": self.tcfg.to_dict(), "elapsed": self.elapsed(), "dataset": self.data.name,
+            "epoch": self.epoch_no,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "history": self.history,
+            "model_config": self.config_json,
+            "train_config": self.tcfg.to_dict(),
+            "elapsed": self.elapsed(),
+            "dataset": self.data.name,
             "data": self.fingerprint(),
-        }  # fmt: skip
+        }
         save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
 
     def restore(self, path: Path, epochs: int) -> None:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
         model_state, best_state, optim_state, rng, state = load_checkpoint(path)
         if state.get("dataset") != self.data.name:
-            raise LmppmError(f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data.")
+            raise LmppmError(
+                f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data."
+            )
         if state.get("data", self.fingerprint()) != self.fingerprint():  # checkpoints from before it have none
-            raise LmppmError(f"the images of {self.data.name} changed since {path} was written ({state['data']} then, "
-                             f"{self.fingerprint()} now); resume with the same data or start a new run.")  # fmt: skip
-        if ModelConfig.from_json(state["model_config"]).to_json() != self.config_json:  # older files lack newer defaulted fields
+            raise LmppmError(
+                f"the images of {self.data.name} changed since {path} was written ({state['data']} then, "
+                f"{self.fingerprint()} now); resume with the same data or start a new run."
+            )
+        if (
+            ModelConfig.from_json(state["model_config"]).to_json() != self.config_json
+        ):  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
-        loose = {"epochs": epochs, "calibrate": self.tcfg.calibrate, "workers": self.tcfg.workers, "calibration_grid": self.tcfg.calibration_grid}
+        loose = {
+            "epochs": epochs,
+            "calibrate": self.tcfg.calibrate,
+            "workers": self.tcfg.workers,
+            "calibration_grid": self.tcfg.calibration_grid,
+        }
         if dataclasses.replace(saved, **loose) != self.tcfg:
-            raise LmppmError(f"{path} was trained with other training options; only --epochs, --calibrate, --calibration-grid and --workers may change on resume.")
+            raise LmppmError(
+                f"{path} was trained with other training options; only --epochs, --calibrate, --calibration-grid and --workers may change on resume."
+            )
         self.model.load_state_dict(model_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)
@@ -437,9 +528,15 @@ def _batches(images, labels, sampler, tcfg: TrainConfig, device: torch.device) -
     streamed = images.dtype == torch.uint8
     workers = tcfg.workers if streamed else 0
     own = torch.Generator().manual_seed(tcfg.seed)  # the loader's seed draws leave the global RNG (dropout) alone
-    return DataLoader(_Rows(images, labels), sampler=BatchSampler(sampler, tcfg.batch_size, drop_last=False), batch_size=None,
-                      num_workers=workers, pin_memory=streamed and device.type == "cuda", persistent_workers=workers > 0,
-                      generator=own)  # fmt: skip
+    return DataLoader(
+        _Rows(images, labels),
+        sampler=BatchSampler(sampler, tcfg.batch_size, drop_last=False),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=streamed and device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=own,
+    )
 
 
 def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -455,15 +552,25 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
     extras = loop.objective.finish(loop)
     model.config = dataclasses.replace(model.config, dataset=loop.data.name)
     summary = {
-        "method": model.config.method, "dataset": loop.data.name, "train_images": len(loop.train_x),
-        "val_images": len(loop.val_x), "skipped_files": list(loop.data.skipped), "epochs_run": loop.epoch_no,
-        "best_epoch": loop.best_epoch, "best_val_loss": loop.best_loss,
-        "stopped_early": loop.epoch_no < loop.tcfg.epochs, "seconds": round(loop.elapsed(), 1),
-        "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2), **_peak_memory(loop.device),
-        "device": str(loop.device), "train_config": loop.tcfg.to_dict(), "notes": getattr(loop.objective, "notes", []),
-        "model_config": json.loads(model.config.to_json()), "final": loop.history[-1] if loop.history else None,
+        "method": model.config.method,
+        "dataset": loop.data.name,
+        "train_images": len(loop.train_x),
+        "val_images": len(loop.val_x),
+        "skipped_files": list(loop.data.skipped),
+        "epochs_run": loop.epoch_no,
+        "best_epoch": loop.best_epoch,
+        "best_val_loss": loop.best_loss,
+        "stopped_early": loop.epoch_no < loop.tcfg.epochs,
+        "seconds": round(loop.elapsed(), 1),
+        "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2),
+        **_peak_memory(loop.device),
+        "device": str(loop.device),
+        "train_config": loop.tcfg.to_dict(),
+        "notes": getattr(loop.objective, "notes", []),
+        "model_config": json.loads(model.config.to_json()),
+        "final": loop.history[-1] if loop.history else None,
         **extras,
-    }  # fmt: skip
+    }
     save_model(model, run_dir / MODEL, {"lmppm.training": json.dumps(summary)})
     write_text(run_dir / "summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
     write_text(run_dir / "summary.md", _summary_markdown(summary))
@@ -481,15 +588,21 @@ def _summary_markdown(s: dict) -> str:
     final = s["final"] or {"train": {}, "val": {}}
     rows = "\n".join(f"| {k} | {v:.4f} | {final['val'].get(k, float('nan')):.4f} |" for k, v in final["train"].items())
     lines = [
-        f"# lmppm training run ({s['method']})", "",
+        f"# lmppm training run ({s['method']})",
+        "",
         f"- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)",
         f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), {s['seconds']} s on {s['device']}",
-        f"- {s['seconds_per_epoch']} s per training epoch" + (f", peak GPU memory {s['peak_gpu_memory_mib']} MiB" if "peak_gpu_memory_mib" in s else ""),
-    ]  # fmt: skip
+        f"- {s['seconds_per_epoch']} s per training epoch"
+        + (f", peak GPU memory {s['peak_gpu_memory_mib']} MiB" if "peak_gpu_memory_mib" in s else ""),
+    ]
     if "flow" in s:
-        lines.append("- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker")))
+        lines.append(
+            "- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker"))
+        )
         t = s["top_k_kernel_mean"]
-        lines.append(f"- top-{t['k']} kernel mean ({t['search']}): {100 * t['relative_error']:.2f}% of the kernel step from the exact one, on {t['queries']} validation latents")
+        lines.append(
+            f"- top-{t['k']} kernel mean ({t['search']}): {100 * t['relative_error']:.2f}% of the kernel step from the exact one, on {t['queries']} validation latents"
+        )
     if "start_step" in s:
         lines.append(f"- restoration start step: {s['start_step']} of {s['model_config']['diffusion']['steps']}")
     if "test_accuracy" in s:

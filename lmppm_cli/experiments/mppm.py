@@ -104,6 +104,13 @@ def restore(net: Mppm, x, samples, sigma_d: float, *, tol=None, keep_trajectory=
     - alpha D(x) grad_hat D(x), G_bar from `samples` (g_bar_samples) with width sigma_d."""
     cfg = net.cfg
     return run_flow(
-        x, net.distance, samples, alpha=cfg.alpha, beta=cfg.beta, sigma_ker=sigma_d, steps=cfg.max_steps,
-        tol=cfg.tol if tol is None else tol, keep_trajectory=keep_trajectory,
-    )  # fmt: skip
+        x,
+        net.distance,
+        samples,
+        alpha=cfg.alpha,
+        beta=cfg.beta,
+        sigma_ker=sigma_d,
+        steps=cfg.max_steps,
+        tol=cfg.tol if tol is None else tol,
+        keep_trajectory=keep_trajectory,
+    )

@@ -26,18 +26,27 @@ def entry(path: Path, name: str, source: str, headlines: dict | None = None) -> 
     try:
         config = ModelConfig.from_json(meta[CONFIG_KEY])
     except LmppmError as exc:  # listed, not fatal: the listing is where a user looks for what is wrong
-        return dict.fromkeys(COLUMNS, "") | {"name": name, "source": source, "method": "unreadable", "headline": str(exc)}
+        return dict.fromkeys(COLUMNS, "") | {
+            "name": name,
+            "source": source,
+            "method": "unreadable",
+            "headline": str(exc),
+        }
     ae, training = config.autoencoder, training_summary(meta)
     data = config.dataset or str(training.get("dataset") or "?")
     if "train_images" in training:
         data += f" ({training['train_images']} images)"
     return {
-        "name": name, "source": source, "method": config.method,
+        "name": name,
+        "source": source,
+        "method": config.method,
         "auto-pick for": DOMAIN_MODELS.get(name, "").split(",")[0] if source == "bundled" else "",
-        "arch": ae.arch, "input CxHxW": f"{ae.channels}x{ae.height}x{ae.width}", "training data": data,
+        "arch": ae.arch,
+        "input CxHxW": f"{ae.channels}x{ae.height}x{ae.width}",
+        "training data": data,
         "headline": meta.get(HEADLINE_KEY) or (headlines or {}).get(name, ""),
         "MB": round(path.stat().st_size / 2**20, 2),
-    }  # fmt: skip
+    }
 
 
 def bundled_entries() -> list[dict]:

@@ -33,7 +33,9 @@ def load_checkpoint(path: str | Path):
     """-> (model_state, best_state, optimizer_state_dict, rng, state)."""
     tensors, meta = read_tensors(path)
     if STATE_KEY not in meta:
-        raise LmppmError(f"{path} is not a training checkpoint: it holds no training state (a model file cannot be resumed).")
+        raise LmppmError(
+            f"{path} is not a training checkpoint: it holds no training state (a model file cannot be resumed)."
+        )
     try:
         state = json.loads(meta[STATE_KEY])
         param_groups = state.pop("param_groups")

@@ -18,12 +18,27 @@ from lmppm_cli.files.images import IMAGE_SUFFIXES, fit, read_image, to_channels
 BUILTIN = ("mnist-5k", "mnist", "photo-patches", "photo-crops", "lfw-faces")
 NATIVE_SIZE = {"photo-patches": 32, "photo-crops": 64, "lfw-faces": 25}  # others: 28 (digits, and folders by default)
 # scikit-image's colour photos: which are for training, validation and test (whole photos held out)
-PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
-          "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
+PHOTOS = {
+    "train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field"),
+    "val": ("chelsea",),
+    "test": ("coffee",),
+}
 PATCHES = {"train": 5000, "val": 500, "test": 1000}
 # photo-crops (issue 20): every natural colour photo the installed packages ship, split by scene
-CROP_PHOTOS = {"train": ("astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "motorcycle_left",
-                         "motorcycle_right", "retina", "grace_hopper"), "val": ("chelsea",), "test": ("coffee",)}  # fmt: skip
+CROP_PHOTOS = {
+    "train": (
+        "astronaut",
+        "rocket",
+        "immunohistochemistry",
+        "hubble_deep_field",
+        "motorcycle_left",
+        "motorcycle_right",
+        "retina",
+        "grace_hopper",
+    ),
+    "val": ("chelsea",),
+    "test": ("coffee",),
+}
 CROPS_PER_EPOCH = 4096
 CROP_SIDE_LIMIT = 768  # whole training photos are scaled so their longer side is at most this
 # scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
@@ -31,7 +46,9 @@ FACES = {"train": range(0, 70), "val": range(70, 80), "test": range(80, 100)}
 FACE_COPIES = 20
 
 
-def load_dataset(source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None, extra_photos=None) -> Dataset:
+def load_dataset(
+    source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None, extra_photos=None
+) -> Dataset:
     """A built-in name (`mnist-5k`, `mnist`, ...) or a folder of images, converted to (channels, height, width).
     `extra_photos`: a folder of whole photos that photo-crops adds to its training photos."""
     if extra_photos is not None and source != "photo-crops":
@@ -177,9 +194,18 @@ def photo_crops(size: int = 64, seed: int = 0, per_epoch: int = CROPS_PER_EPOCH,
         photos += [_limited(to_channels(read_image(p)[0], 3)) for p in folder_files(root)]
     val = photo_tensor(shipped_photo(CROP_PHOTOS["val"][0]), limit=None)
     test = photo_tensor(shipped_photo(CROP_PHOTOS["test"][0]), limit=None)
-    digest = hashlib.sha256(b"".join(p.mul(255).round().to(torch.uint8).numpy().tobytes() for p in photos + [val])).hexdigest()
+    digest = hashlib.sha256(
+        b"".join(p.mul(255).round().to(torch.uint8).numpy().tobytes() for p in photos + [val])
+    ).hexdigest()
     draw = CropDrawer(photos, size, per_epoch, seed)
-    return Dataset("photo-crops", Split(draw(0)), Split(grid_crops(val, size, size // 2)), Split(test[None]), draw=draw, digest=digest)
+    return Dataset(
+        "photo-crops",
+        Split(draw(0)),
+        Split(grid_crops(val, size, size // 2)),
+        Split(test[None]),
+        draw=draw,
+        digest=digest,
+    )
 
 
 def _limited(x: torch.Tensor) -> torch.Tensor:
@@ -194,7 +220,9 @@ class CropDrawer:
     def __init__(self, photos: list[torch.Tensor], size: int, per_epoch: int, seed: int):
         small = [p for p in photos if min(p.shape[-2:]) < size]
         if small:
-            raise LmppmError(f"a training photo of {small[0].shape[-1]}x{small[0].shape[-2]} is smaller than the {size}x{size} crops.")
+            raise LmppmError(
+                f"a training photo of {small[0].shape[-1]}x{small[0].shape[-2]} is smaller than the {size}x{size} crops."
+            )
         self.photos, self.size, self.per_epoch, self.seed = photos, size, per_epoch, seed
         self.weights = torch.tensor([float(p.shape[-1] * p.shape[-2]) for p in photos])
 
@@ -229,7 +257,9 @@ def lfw_faces(seed: int = 0) -> Dataset:
     from torchvision.transforms import v2
 
     faces = torch.from_numpy(skimage.data.lfw_subset()[:100]).float().unsqueeze(1)  # (100, 1, 25, 25)
-    augment = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05))])
+    augment = v2.Compose(
+        [v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=5, translate=(0.06, 0.06), scale=(0.95, 1.05))]
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         train = torch.stack([augment(faces[i]) for i in FACES["train"] for _ in range(FACE_COPIES)])
@@ -277,7 +307,9 @@ def image_folder(root: Path, channels: int, height: int, width: int) -> Dataset:
     splits = [_read_all(paths, channels, height, width, skipped) for paths in (train_paths, val_paths)]
     if sum(len(x) for x in splits) < 2 or not len(splits[1]) or not len(splits[0]):
         readable = sum(len(x) for x in splits)
-        raise LmppmError(f"{root} holds {readable} readable images; training needs at least 2, one of them for validation.")
+        raise LmppmError(
+            f"{root} holds {readable} readable images; training needs at least 2, one of them for validation."
+        )
     return Dataset(str(root), Split(splits[0]), Split(splits[1]), None, tuple(skipped))
 
 

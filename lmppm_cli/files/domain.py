@@ -25,8 +25,11 @@ import torch
 from lmppm_cli.core.noise_level import estimate_noise
 from lmppm_cli.files.images import resize, to_channels
 
-DOMAIN_MODELS = {"mnist": "handwritten digits, 28x28 gray", "faces": "face crops, 25x25 gray",
-                 "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)"}  # fmt: skip
+DOMAIN_MODELS = {
+    "mnist": "handwritten digits, 28x28 gray",
+    "faces": "face crops, 25x25 gray",
+    "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)",
+}
 GENERAL = "photos"  # the model for images of no bundled model's size
 NATIVE_RATIO = 1.5  # an image within this factor of a model's input size is of that model's size
 NOISE_MARGIN = 1.25  # warn when the estimated noise exceeds the trained maximum by this factor
@@ -116,8 +119,14 @@ def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple
     bm3d_db = float(np.interp(sigma, axis, np.asarray(table["bm3d_psnr"])[order]))
     where = f"colour image, estimated noise {sigma:.3f}: on the validation photo at that noise"
     if model_db > bm3d_db:
-        return None, f"{where} {name} is ahead of blind BM3D ({model_db:.2f} against {bm3d_db:.2f} dB; --method bm3d forces BM3D)"
-    return "bm3d", f"{where} blind BM3D is ahead of {name} ({bm3d_db:.2f} against {model_db:.2f} dB; --model {name} forces the learned model)"
+        return (
+            None,
+            f"{where} {name} is ahead of blind BM3D ({model_db:.2f} against {bm3d_db:.2f} dB; --method bm3d forces BM3D)",
+        )
+    return (
+        "bm3d",
+        f"{where} blind BM3D is ahead of {name} ({bm3d_db:.2f} against {model_db:.2f} dB; --model {name} forces the learned model)",
+    )
 
 
 def pick_table(model_path) -> dict | None:
@@ -135,7 +144,9 @@ def pick_table(model_path) -> dict | None:
         return None
 
 
-def choose(x: torch.Tensor, models: dict, training: dict[str, dict] | None = None, photo_table: dict | None = None) -> Choice:
+def choose(
+    x: torch.Tensor, models: dict, training: dict[str, dict] | None = None, photo_table: dict | None = None
+) -> Choice:
     """The model for image x (C, H, W) among `models` {name: model} (DOMAIN_MODELS, GENERAL among them).
 
     Colour images go to the colour model where it beats blind BM3D at their noise (photo_method, by
@@ -166,7 +177,9 @@ def warnings(x: torch.Tensor, model, training: dict) -> list[str]:
     found = []
     top, sigma = trained_noise(training), estimate_noise(x)
     if top is not None and sigma > NOISE_MARGIN * max(top, 1e-3):
-        found.append(f"its noise (estimated sigma {sigma:.2f}) is far beyond the model's training noise (up to {top:.2f}); the image may be noise or far from the model's data")
+        found.append(
+            f"its noise (estimated sigma {sigma:.2f}) is far beyond the model's training noise (up to {top:.2f}); the image may be noise or far from the model's data"
+        )
     if is_colour(x) and model.config.autoencoder.channels == 1:
         found.append("it is a colour image and the model is gray: colour is lost")
     return found

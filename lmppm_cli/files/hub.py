@@ -19,8 +19,15 @@ from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, load_model, read_m
 FILES = (HUB_FILENAME, "config.json", "README.md")
 
 
-def export_model(source: str, out_dir: str | Path, *, name: str | None = None, license: str = "mit",
-                 bench: str | None = None, half: bool = False) -> list[Path]:  # fmt: skip
+def export_model(
+    source: str,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    license: str = "mit",
+    bench: str | None = None,
+    half: bool = False,
+) -> list[Path]:
     """Write the three FILES for `source` (a run folder, a model file or any model reference) into
     `out_dir`, refusing to overwrite any. `bench`: a `lmppm bench` results.json for the card's table;
     `half`: the weights as float16 (save_model)."""
@@ -37,7 +44,10 @@ def export_model(source: str, out_dir: str | Path, *, name: str | None = None, l
     table, headline = bench_table(bench) if bench else ("", meta.get(HEADLINE_KEY, ""))
     extra = {k: v for k, v in meta.items() if k.startswith("lmppm.") and k not in (CONFIG_KEY, "lmppm.format")}
     save_model(load_model(path), out / HUB_FILENAME, extra | ({HEADLINE_KEY: headline} if headline else {}), half=half)
-    write_text(out / "config.json", json.dumps({"library_name": "lmppm", "lmppm": json.loads(config.to_json())}, indent=2) + "\n")
+    write_text(
+        out / "config.json",
+        json.dumps({"library_name": "lmppm", "lmppm": json.loads(config.to_json())}, indent=2) + "\n",
+    )
     write_text(out / "README.md", model_card(name, config, training, license, table, headline))
     return [out / f for f in FILES]
 
@@ -64,19 +74,46 @@ def model_card(name: str, config: ModelConfig, training: dict, license: str, tab
     dataset = config.dataset or training.get("dataset", "")
     tcfg = training.get("train_config", {})
     noise = tcfg.get("sigma_range") or tcfg.get("sigma_d")
-    front = ["---", "library_name: lmppm", f"license: {license}", "pipeline_tag: image-to-image",
-             "tags:", "- image-restoration", "- denoising", "- lmppm", "- safetensors"]  # fmt: skip
+    front = [
+        "---",
+        "library_name: lmppm",
+        f"license: {license}",
+        "pipeline_tag: image-to-image",
+        "tags:",
+        "- image-restoration",
+        "- denoising",
+        "- lmppm",
+        "- safetensors",
+    ]
     front += (["datasets:", f"- {dataset}"] if dataset else []) + ["---", ""]
     body = [
-        f"# {name}", "",
+        f"# {name}",
+        "",
         f"An `{config.method}` model made with `lmppm train`: a {ae.arch} autoencoder on {ae.channels}-channel "
         f"{ae.height}x{ae.width} images, latent size {ae.latent_dim}, trained on `{dataset or 'unknown data'}`"
-        + (f" ({training['train_images']} images, {training.get('epochs_run')} epochs)" if "train_images" in training else "")
-        + (f", Gaussian noise {noise}" if noise is not None else "") + ".",
-        "", f"Flow defaults (Alg. 4): alpha {flow.alpha:g}, beta {flow.beta:g}, {flow.steps} steps, sigma_ker {flow.sigma_ker:.4g}.", "",
-        "## Use", "", "```bash", "pip install lmppm", f"lmppm restore noisy.png -o restored.png --model OWNER/{name}", "```", "",
-        "```python", "import lmppm_cli", f'restored = lmppm_cli.load("OWNER/{name}").restore(image)', "```", "",
-    ]  # fmt: skip
+        + (
+            f" ({training['train_images']} images, {training.get('epochs_run')} epochs)"
+            if "train_images" in training
+            else ""
+        )
+        + (f", Gaussian noise {noise}" if noise is not None else "")
+        + ".",
+        "",
+        f"Flow defaults (Alg. 4): alpha {flow.alpha:g}, beta {flow.beta:g}, {flow.steps} steps, sigma_ker {flow.sigma_ker:.4g}.",
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "pip install lmppm",
+        f"lmppm restore noisy.png -o restored.png --model OWNER/{name}",
+        "```",
+        "",
+        "```python",
+        "import lmppm_cli",
+        f'restored = lmppm_cli.load("OWNER/{name}").restore(image)',
+        "```",
+        "",
+    ]
     if table or headline:
         body += ["## Measured", "", table or headline, ""]
     return "\n".join(front + body)

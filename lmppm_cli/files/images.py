@@ -18,8 +18,19 @@ from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.core.errors import LmppmError
 
 IMAGE_SUFFIXES = {
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm",
-}  # fmt: skip
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+}
 _GRAY = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L") and torchvision's rgb_to_grayscale
 _SCALE = {"I": 65535.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "F": 1.0}
@@ -44,13 +55,17 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     try:
         with Image.open(path) as img:
             if getattr(img, "n_frames", 1) > 1:
-                raise LmppmError(f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first.")
+                raise LmppmError(
+                    f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first."
+                )
             deep = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             x, info = decode(img)
             if deep:  # Pillow's colour modes hold 8 bits per channel
-                info.notes.append("16-bit colour is read and written with 8 bits per channel (Pillow's colour modes hold 8)")
+                info.notes.append(
+                    "16-bit colour is read and written with 8 bits per channel (Pillow's colour modes hold 8)"
+                )
             return x, info
     except Image.DecompressionBombError as exc:
         raise LmppmError(f"{path} is too large to decode safely: {exc}") from exc
@@ -93,7 +108,9 @@ def _float_pixels(arr: np.ndarray, info: ImageInfo) -> np.ndarray:
         raise ValueError("its pixels include NaN or infinite values")
     low, high = float(arr.min()), float(arr.max())
     if low < 0.0 or high > 255.0:
-        raise ValueError(f"its float pixels run from {low:g} to {high:g}; lmppm reads float images on a 0-1 or a 0-255 scale")
+        raise ValueError(
+            f"its float pixels run from {low:g} to {high:g}; lmppm reads float images on a 0-1 or a 0-255 scale"
+        )
     if high > 1.0:
         info.scale = 255.0
         info.notes.append("float pixels read on a 0-255 scale and written back on it")

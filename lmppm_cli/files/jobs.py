@@ -26,7 +26,18 @@ from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.files.tiling import resolve, restore_tiled
-from lmppm_cli.files.images import IMAGE_SUFFIXES, ImageInfo, encode, encode_array, read_image, resize, save_image, tensor_to_image, to_array, to_channels
+from lmppm_cli.files.images import (
+    IMAGE_SUFFIXES,
+    ImageInfo,
+    encode,
+    encode_array,
+    read_image,
+    resize,
+    save_image,
+    tensor_to_image,
+    to_array,
+    to_channels,
+)
 from lmppm_cli.core.restoration import autocast, generate, sample_seeds
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -122,7 +133,9 @@ def _expand(item: str) -> list[tuple[Path, Path]]:
         return [(p, p.relative_to(path)) for p in files]
     if glob.has_magic(item):
         base = Path(*_prefix_parts(item))
-        files = sorted((Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file()), key=lambda p: (len(p.parts), p))
+        files = sorted(
+            (Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file()), key=lambda p: (len(p.parts), p)
+        )
         if not files:
             raise LmppmError(f"the pattern {item} matches no files.")
         return [(p, p.relative_to(base)) for p in files]
@@ -149,8 +162,10 @@ def _check_targets(jobs: list[Job], real: dict[Path, str], trajectory: bool, out
             if target in sources:
                 raise LmppmError(f"refusing to write {path}: it is one of the inputs (choose another -o).")
             if target in others:
-                raise LmppmError(f"-o {output} lies inside an input folder and already holds {path}, which may be one of your "
-                                 "images: choose an output folder outside the inputs, or an empty one.")  # fmt: skip
+                raise LmppmError(
+                    f"-o {output} lies inside an input folder and already holds {path}, which may be one of your "
+                    "images: choose an output folder outside the inputs, or an empty one."
+                )
             if target in seen:
                 raise LmppmError(f"{seen[target]} and {job.source} would both be written to {path}.")
             seen[target] = job.source
@@ -216,7 +231,9 @@ def _io_pool(wanted: bool):
     Forked (Linux), so they start in milliseconds and never import anything; none for a run of one
     batch, whose start-up matters more."""
     if wanted and IO_WORKERS > 0 and sys.platform == "linux":
-        return ProcessPoolExecutor(IO_WORKERS, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start)
+        return ProcessPoolExecutor(
+            IO_WORKERS, mp_context=multiprocessing.get_context("fork"), initializer=_worker_start
+        )
     return _Inline()
 
 
@@ -301,8 +318,13 @@ class _Batch:
     def run(self, pending) -> None:
         done_before = self.writing
         self._run(pending)
-        self.writing = [([(job, line) for job, _, _, line in part], self.pool.submit(_write_many, [(job.target, arr, info) for job, arr, info, _ in part]))
-                        for part in _split(self.staged)]  # fmt: skip
+        self.writing = [
+            (
+                [(job, line) for job, _, _, line in part],
+                self.pool.submit(_write_many, [(job.target, arr, info) for job, arr, info, _ in part]),
+            )
+            for part in _split(self.staged)
+        ]
         self.staged = []
         self._settle(done_before)  # at most two batches of results are in flight
 
@@ -321,20 +343,47 @@ class _Batch:
         tiled = [self.tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
         whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
         started = time.perf_counter()
-        result = self.restorer(torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(self.model.device), self.trajectory) if whole else None
+        result = (
+            self.restorer(
+                torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]).to(
+                    self.model.device
+                ),
+                self.trajectory,
+            )
+            if whole
+            else None
+        )
         share = (time.perf_counter() - started) / max(len(whole), 1)
         k = 0
         for i, (job, x, info) in enumerate(pending):
             if tiled[i]:
                 started, steps = time.perf_counter(), []
-                out = restore_tiled(to_channels(x, ae.channels), lambda b: self._tile(b, steps), (ae.height, ae.width), *self.tiles, self.batch_size)
+                out = restore_tiled(
+                    to_channels(x, ae.channels),
+                    lambda b: self._tile(b, steps),
+                    (ae.height, ae.width),
+                    *self.tiles,
+                    self.batch_size,
+                )
                 seconds, taken = time.perf_counter() - started, float(torch.cat(steps).float().mean())
             else:
-                out, seconds, taken, k = resize(result.images[k].cpu(), info.height, info.width), share, float(result.steps_taken[k]), k + 1
-            if self._done(job, x, to_channels(out, x.shape[0]), info, taken, seconds) and result is not None and result.trajectory and not tiled[i]:
+                out, seconds, taken, k = (
+                    resize(result.images[k].cpu(), info.height, info.width),
+                    share,
+                    float(result.steps_taken[k]),
+                    k + 1,
+                )
+            if (
+                self._done(job, x, to_channels(out, x.shape[0]), info, taken, seconds)
+                and result is not None
+                and result.trajectory
+                and not tiled[i]
+            ):
                 self._strip(job, [t[k - 1] for t in result.trajectory])
             if x.shape[0] != ae.channels:
-                self.report.notes.append(f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model.")
+                self.report.notes.append(
+                    f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model."
+                )
             self.report.notes += [f"{job.source}: {note}." for note in info.notes]
 
     def _tile(self, b: torch.Tensor, steps: list) -> torch.Tensor:
@@ -345,7 +394,9 @@ class _Batch:
     def _done(self, job, x, out, info, steps, seconds) -> bool:
         """Stage one result for the pool's writers (settled later, in order), or write it here when a
         trajectory strip must follow only a successful write. -> written (True while in flight)."""
-        line = row(job, self.report_as, self.model, x, out.cpu(), steps, seconds) if self.report_as is not None else None
+        line = (
+            row(job, self.report_as, self.model, x, out.cpu(), steps, seconds) if self.report_as is not None else None
+        )
         if not self.trajectory:
             self.staged.append((job, to_array(out), info, line))
             return True
@@ -402,7 +453,11 @@ def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps:
     values = {}
     for when, image in measured.items():
         s = scores(model, image) if model is not None else None
-        values |= {f"distance_{when}": s and s.distance, f"residual_{when}": s and s.residual, f"noise_{when}": estimate_noise(image)}
+        values |= {
+            f"distance_{when}": s and s.distance,
+            f"residual_{when}": s and s.residual,
+            f"noise_{when}": estimate_noise(image),
+        }
     values |= {"steps": steps, "seconds": seconds}
     rounded = {k: v if v is None else round(float(v), 5) for k, v in values.items()}
     return {"input": str(job.source), "output": str(job.target), **label, **rounded}
@@ -419,8 +474,15 @@ def _channel_note(model, report: Report) -> None:
 
 
 def generate_files(
-    model, n: int, out_dir: str | Path, seed: int, flow: FlowConfig, batch_size: int = 256,
-    progression: bool = False, start: str = "latent", precision: str = "fp32",
+    model,
+    n: int,
+    out_dir: str | Path,
+    seed: int,
+    flow: FlowConfig,
+    batch_size: int = 256,
+    progression: bool = False,
+    start: str = "latent",
+    precision: str = "fp32",
 ) -> Report:
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
     (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
@@ -433,8 +495,10 @@ def generate_files(
     report = Report()
     ae = model.config.autoencoder
     if ae.arch == "unet" and ae.skip_dropout == 0 and model.config.method != "ldm":
-        report.notes.append("this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
-                            "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate).")  # fmt: skip
+        report.notes.append(
+            "this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
+            "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate)."
+        )
     images, steps = [], []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
@@ -467,7 +531,9 @@ def _grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
     return grid[:1] if images.shape[1] == 1 else grid
 
 
-def assign_models(jobs: list[Job], models: dict, training: dict[str, dict], photo_table: dict | None = None) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
+def assign_models(
+    jobs: list[Job], models: dict, training: dict[str, dict], photo_table: dict | None = None
+) -> tuple[dict[str, list[Job]], dict[Path, Choice], Report]:
     """With no --model: the domain model (or classical method) for each job (domain.choose). -> ({name:
     its jobs}, {source: choice}, a report holding the files that could not be read)."""
     groups: dict[str, list[Job]] = {}

@@ -46,7 +46,9 @@ class ImageFiles(torch.utils.data.Dataset):
         return x.mul(255.0).round_().to(torch.uint8), True
 
 
-def open_stream(root: Path, channels: int, height: int, width: int, cache: Path, workers: int = 2, batch: int = 256) -> Dataset:
+def open_stream(
+    root: Path, channels: int, height: int, width: int, cache: Path, workers: int = 2, batch: int = 256
+) -> Dataset:
     """The folder as memory-mapped uint8 splits (train rows, then validation rows), decoding it into
     `cache` first unless a cache of the same files is there."""
     train, val = split_files(root, folder_files(root))
@@ -57,11 +59,22 @@ def open_stream(root: Path, channels: int, height: int, width: int, cache: Path,
         index = _build(train + val, len(train), (channels, height, width), cache, key, workers, batch)
     n_train, n_val = index["train"], index["val"]
     if n_train < 1 or n_val < 1:
-        raise LmppmError(f"{root} holds {n_train + n_val} readable images ({n_val} for validation); training needs at least one of each.")
-    array = np.memmap(cache / IMAGES, np.uint8, "c", shape=(n_train + n_val, channels, height, width))  # copy-on-write: never changes the file
+        raise LmppmError(
+            f"{root} holds {n_train + n_val} readable images ({n_val} for validation); training needs at least one of each."
+        )
+    array = np.memmap(
+        cache / IMAGES, np.uint8, "c", shape=(n_train + n_val, channels, height, width)
+    )  # copy-on-write: never changes the file
     images = torch.from_numpy(array)
-    return Dataset(str(root), Split(images[:n_train]), Split(images[n_train:]), None, tuple(index["skipped"]),
-                   joint=images, digest=index["sha256"])  # fmt: skip
+    return Dataset(
+        str(root),
+        Split(images[:n_train]),
+        Split(images[n_train:]),
+        None,
+        tuple(index["skipped"]),
+        joint=images,
+        digest=index["sha256"],
+    )
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -76,7 +89,9 @@ def _read_index(path: Path) -> dict:
         return {}
 
 
-def _build(paths: list[Path], n_train: int, shape: tuple[int, int, int], cache: Path, key: str, workers: int, batch: int) -> dict:
+def _build(
+    paths: list[Path], n_train: int, shape: tuple[int, int, int], cache: Path, key: str, workers: int, batch: int
+) -> dict:
     """Decode every file once, `batch` files per worker step, into cache/images.u8; unreadable files are
     left out and named. Written under a temporary name, then renamed, so a cut run leaves no half cache."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -96,6 +111,12 @@ def _build(paths: list[Path], n_train: int, shape: tuple[int, int, int], cache: 
     del out
     os.truncate(tmp, cursor * int(np.prod(shape)))
     os.replace(tmp, cache / IMAGES)
-    index = {"key": key, "train": kept_train, "val": cursor - kept_train, "skipped": skipped, "sha256": digest.hexdigest()}
+    index = {
+        "key": key,
+        "train": kept_train,
+        "val": cursor - kept_train,
+        "skipped": skipped,
+        "sha256": digest.hexdigest(),
+    }
     write_text(cache / INDEX, json.dumps(index))
     return index

@@ -29,7 +29,9 @@ def resolve(tile: int | None, overlap: int | None, model) -> tuple[int, int]:
 
 def check_tile(tile: int, overlap: int, model_hw: tuple[int, int]) -> None:
     if tile < max(model_hw):
-        raise LmppmError(f"--tile {tile} is smaller than the model's input ({model_hw[0]}x{model_hw[1]}); use at least {max(model_hw)}, or 0 to resize whole images.")
+        raise LmppmError(
+            f"--tile {tile} is smaller than the model's input ({model_hw[0]}x{model_hw[1]}); use at least {max(model_hw)}, or 0 to resize whole images."
+        )
     if not 0 <= overlap < tile:
         raise LmppmError(f"--tile-overlap must be at least 0 and below the tile size ({tile}), not {overlap}.")
 
@@ -58,8 +60,12 @@ def ramp(length: int, overlap: int) -> torch.Tensor:
 
 @torch.no_grad()
 def restore_tiled(
-    image: torch.Tensor, restore: Callable[[torch.Tensor], torch.Tensor], model_hw: tuple[int, int],
-    tile: int, overlap: int, batch_size: int,
+    image: torch.Tensor,
+    restore: Callable[[torch.Tensor], torch.Tensor],
+    model_hw: tuple[int, int],
+    tile: int,
+    overlap: int,
+    batch_size: int,
 ) -> torch.Tensor:
     """image (C, H, W) -> restored (C, H, W). Each tile (at most tile x tile) is resized to the model's
     input, restored by `restore` (B, C, h, w) -> (B, C, h, w) in batches, resized back and blended."""

@@ -29,7 +29,9 @@ DEFAULT_MODEL = "mnist"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
-def save_model(model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None, half: bool = False) -> Path:
+def save_model(
+    model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None, half: bool = False
+) -> Path:
     """Write the whole model atomically; `extra` adds string metadata (e.g. training scores). `half`
     stores floating-point tensors as float16 where they fit (half the file; loading turns them back into float32)."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -104,14 +106,18 @@ def resolve_model(
     """Turn a model reference into a local file path (see the module docstring for the order).
     A `revision` is for Hub models only: with a local file or a bundled name it is refused."""
     path = Path(ref).expanduser()
-    local = path if path.is_file() else path / HUB_FILENAME if (path / HUB_FILENAME).is_file() else None  # a Hub-style folder too
+    local = (
+        path if path.is_file() else path / HUB_FILENAME if (path / HUB_FILENAME).is_file() else None
+    )  # a Hub-style folder too
     if local is None and (path.suffix == ".safetensors" or path.exists()):
         raise ModelError(f"no model file at {ref}.")
     bundled = bundled_dir() / f"{ref}.safetensors"
     local = local or (bundled if bundled.is_file() else None)
     if local is not None:
         if revision is not None:
-            raise ModelError(f"--revision {revision} applies to Hugging Face Hub models, and {ref} is a local or bundled model.")
+            raise ModelError(
+                f"--revision {revision} applies to Hugging Face Hub models, and {ref} is a local or bundled model."
+            )
         return local
     if _REPO_ID.match(ref):
         return _from_hub(ref, revision=revision, offline=offline, cache_dir=cache_dir)
@@ -132,9 +138,7 @@ def _from_hub(repo_id: str, *, revision, offline, cache_dir) -> Path:
     where = f"{repo_id}" + (f" at revision {revision}" if revision else "")
     try:
         return Path(
-            hf_hub_download(
-                repo_id, HUB_FILENAME, revision=revision, cache_dir=cache_dir, local_files_only=offline
-            )
+            hf_hub_download(repo_id, HUB_FILENAME, revision=revision, cache_dir=cache_dir, local_files_only=offline)
         )
     except LocalEntryNotFoundError as exc:
         raise ModelError(

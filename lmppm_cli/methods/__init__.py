@@ -34,7 +34,9 @@ def default_model(method: str) -> str | None:
     return DEFAULT_MODEL[kind] if kind else None
 
 
-def restorer(model, method: str | None = None, seed: int = 0, start_step: int | None = None, precision: str = "fp32", **flow) -> Restorer:
+def restorer(
+    model, method: str | None = None, seed: int = 0, start_step: int | None = None, precision: str = "fp32", **flow
+) -> Restorer:
     """A function (images, keep_trajectory) -> Restored for `method` (None: the model's own method).
     `flow` overrides the flow defaults (alpha, beta, steps, sigma_ker, schedule, ...) of flow methods;
     `precision` (fp32, bf16, fp16) is the networks' (restoration.autocast). A classical method takes
@@ -83,4 +85,3 @@ def _known(method: str) -> str:
     if method not in NEEDS:
         raise LmppmError(f"unknown method {method!r}; use {', '.join(NEEDS)}.")
     return method
-

@@ -41,7 +41,10 @@ def _one(image: np.ndarray, method: str) -> np.ndarray:
     """One image (H, W, C): colour (3 channels) as a whole, any other channel count channel by channel."""
     if image.shape[-1] == 3:
         return np.clip(_DENOISERS[method](image, rgb=True), 0.0, 1.0)
-    planes = [_DENOISERS[method](image[..., c : c + 1], rgb=False).reshape(image.shape[:2] + (1,)) for c in range(image.shape[-1])]
+    planes = [
+        _DENOISERS[method](image[..., c : c + 1], rgb=False).reshape(image.shape[:2] + (1,))
+        for c in range(image.shape[-1])
+    ]
     return np.clip(np.concatenate(planes, -1), 0.0, 1.0)
 
 
@@ -60,14 +63,18 @@ def _nlmeans(image: np.ndarray, rgb: bool) -> np.ndarray:
     sigma = estimate_noise(image)  # checks that scikit-image is there
     from skimage.restoration import denoise_nl_means
 
-    return denoise_nl_means(image, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=-1)
+    return denoise_nl_means(
+        image, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6, channel_axis=-1
+    )
 
 
 def _wavelet(image: np.ndarray, rgb: bool) -> np.ndarray:
     try:
         from skimage.restoration import denoise_wavelet
 
-        return denoise_wavelet(image, channel_axis=-1, convert2ycbcr=rgb, method="BayesShrink", mode="soft", rescale_sigma=True)
+        return denoise_wavelet(
+            image, channel_axis=-1, convert2ycbcr=rgb, method="BayesShrink", mode="soft", rescale_sigma=True
+        )
     except ImportError as exc:
         raise LmppmError(f"--method wavelet needs scikit-image and PyWavelets: {INSTALL}.") from exc
 

@@ -31,7 +31,9 @@ def restore(model: LatentDiffusion, x: torch.Tensor, generator, start_step: int 
     """Encode, noise the latent to `start_step` (Alg. 2, line 8), denoise with Alg. 3, decode."""
     start = model.config.diffusion.start_step if start_step is None else start_step
     z, skips = model.autoencoder.encode(x.to(model.device))
-    z0 = restore_from(model.denoiser, schedule(model.config.diffusion, z.device), standardise(model, z), start, generator)
+    z0 = restore_from(
+        model.denoiser, schedule(model.config.diffusion, z.device), standardise(model, z), start, generator
+    )
     return model.autoencoder.decode(unstandardise(model, z0), skips)
 
 
@@ -43,7 +45,9 @@ def generate(model: LatentDiffusion, seeds: list[int]) -> torch.Tensor:
     sched = schedule(model.config.diffusion, model.device)
     gens = [torch.Generator().manual_seed(seed) for seed in seeds]
     z_t = torch.stack([torch.randn(d, generator=g) for g in gens]).to(model.device)
-    return model.autoencoder.decode(unstandardise(model, reverse(model.denoiser, sched, z_t, sched.steps - 1, gens)), ())
+    return model.autoencoder.decode(
+        unstandardise(model, reverse(model.denoiser, sched, z_t, sched.steps - 1, gens)), ()
+    )
 
 
 class LdmObjective:
@@ -76,7 +80,10 @@ class LdmObjective:
         start = matched_start_step(self.model, val, cases[0][0])
         diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
         self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
-        return {"start_step": start, "start_step_psnr": start_step_rows(self.model, val, cases, gen, {*START_STEPS, start})}
+        return {
+            "start_step": start,
+            "start_step_psnr": start_step_rows(self.model, val, cases, gen, {*START_STEPS, start}),
+        }
 
 
 @torch.no_grad()
@@ -102,5 +109,7 @@ def matched_start_step(model: LatentDiffusion, clean: torch.Tensor, noisy: torch
     """SDEdit's rule: start where the diffusion's noise-to-signal ratio sqrt((1 - abar_t) / abar_t)
     equals the RMS error that training-level noise causes in the standardised latent. (A PSNR rule
     always picks t = 0, where the LDM is its DAE: every resampling step costs PSNR.)"""
-    err = standardise(model, model.autoencoder.encode(noisy)[0]) - standardise(model, model.autoencoder.encode(clean)[0])
+    err = standardise(model, model.autoencoder.encode(noisy)[0]) - standardise(
+        model, model.autoencoder.encode(clean)[0]
+    )
     return noise_matched_step(schedule(model.config.diffusion, clean.device), float(err.pow(2).mean().sqrt()))

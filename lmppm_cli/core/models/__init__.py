@@ -18,4 +18,13 @@ def build_model(config: ModelConfig, bank_size: int = 0):
     raise LmppmError(f"unknown model method {config.method!r}.")
 
 
-__all__ = ["ConvAutoencoder", "DigitClassifier", "DistanceMLP", "LMPPM", "LatentDiffusion", "build_autoencoder", "build_model", "encode_all"]
+__all__ = [
+    "ConvAutoencoder",
+    "DigitClassifier",
+    "DistanceMLP",
+    "LMPPM",
+    "LatentDiffusion",
+    "build_autoencoder",
+    "build_model",
+    "encode_all",
+]

@@ -37,8 +37,7 @@ class ConvAutoencoder(nn.Module):
             nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(len(cfg.widths))
         )
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(chans[i + 1], chans[i], 3, stride=2, padding=1)
-            for i in reversed(range(len(cfg.widths)))
+            nn.ConvTranspose2d(chans[i + 1], chans[i], 3, stride=2, padding=1) for i in reversed(range(len(cfg.widths)))
         )
         self.flat = cfg.widths[-1] * self.heights[-1] * self.widths_px[-1]
         self.to_latent = nn.Linear(self.flat, cfg.latent_dim)

@@ -21,10 +21,16 @@ class DigitClassifier(nn.Module):
         if min(h, w) < 1:
             raise LmppmError(f"a {ae.height}x{ae.width} image is too small for the classifier.")
         self.body = nn.Sequential(
-            nn.Conv2d(ae.channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * h * w, cfg.features), nn.ReLU(),
-        )  # fmt: skip
+            nn.Conv2d(ae.channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(64 * h * w, cfg.features),
+            nn.ReLU(),
+        )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg.features, cfg.classes))
 
     @property

@@ -72,4 +72,9 @@ def encode_all(autoencoder, images: torch.Tensor, batch_size: int = 512) -> torc
     """F(x) for many images, in batches moved to F's device one at a time (a uint8 memory map is scaled
     to [0, 1] batch by batch). (N, C, H, W) -> (N, d)."""
     device = next(autoencoder.parameters()).device
-    return torch.cat([autoencoder.encode(as_floats(images[i : i + batch_size], device))[0] for i in range(0, len(images), batch_size)])
+    return torch.cat(
+        [
+            autoencoder.encode(as_floats(images[i : i + batch_size], device))[0]
+            for i in range(0, len(images), batch_size)
+        ]
+    )

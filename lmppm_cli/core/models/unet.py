@@ -70,13 +70,20 @@ class UNetAutoencoder(nn.Module):
         self.cfg = cfg
         levels, r = len(cfg.widths), cfg.unshuffle
         if cfg.height % r or cfg.width % r:
-            raise LmppmError(f"a {cfg.height}x{cfg.width} image does not divide into {r}x{r} blocks for the pixel-unshuffle.")
+            raise LmppmError(
+                f"a {cfg.height}x{cfg.width} image does not divide into {r}x{r} blocks for the pixel-unshuffle."
+            )
         self.hs, self.ws = _sizes(cfg.height // r, levels), _sizes(cfg.width // r, levels)
         if min(self.hs[-1], self.ws[-1]) < 1:
             side = r * 2**levels
-            raise LmppmError(f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels).")
+            raise LmppmError(
+                f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels)."
+            )
         chans = (cfg.channels * r * r, *cfg.widths)
-        self.down = nn.ModuleList(nn.Sequential(*_conv_bn(chans[i], chans[i + 1]), *_conv_bn(chans[i + 1], chans[i + 1])) for i in range(levels))
+        self.down = nn.ModuleList(
+            nn.Sequential(*_conv_bn(chans[i], chans[i + 1]), *_conv_bn(chans[i + 1], chans[i + 1]))
+            for i in range(levels)
+        )
         self.grid = (cfg.widths[-1], self.hs[-1], self.ws[-1])  # bottleneck feature map (C, h, w)
         flat = cfg.widths[-1] * self.hs[-1] * self.ws[-1]
         self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim), nn.LeakyReLU(0.2))
@@ -85,13 +92,19 @@ class UNetAutoencoder(nn.Module):
         self.up = nn.ModuleList(DecoderBlock(cfg.widths[i], cfg.widths[i], outs[i]) for i in reversed(range(levels)))
         self.head = nn.Conv2d(cfg.widths[0], cfg.channels * r * r, 3, padding=1)
         # S_hat_i: z -> a (C_i, h, w) map at the bottleneck's grid, bilinearly resized to skip i's size
-        self.projections = nn.ModuleList(nn.Linear(cfg.latent_dim, w * self.hs[-1] * self.ws[-1]) for w in cfg.widths) if cfg.projections else None
+        self.projections = (
+            nn.ModuleList(nn.Linear(cfg.latent_dim, w * self.hs[-1] * self.ws[-1]) for w in cfg.widths)
+            if cfg.projections
+            else None
+        )
         self.skip_weight = nn.Parameter(torch.ones(levels))
-        self.projection_weight = nn.Parameter(torch.ones(levels))  # fmt: skip
+        self.projection_weight = nn.Parameter(torch.ones(levels))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
         if x.shape[-2:] != (self.cfg.height, self.cfg.width):
-            raise LmppmError(f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}.")
+            raise LmppmError(
+                f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}."
+            )
         skips, h = [], Fn.pixel_unshuffle(x, self.cfg.unshuffle)  # (B, C r^2, H/r, W/r)
         for block in self.down:
             h = block(h)
@@ -114,7 +127,9 @@ class UNetAutoencoder(nn.Module):
             s = s * keep if keep is not None else s
             if self.projections is not None:
                 p = self.projections[i](z).view(len(z), w, self.hs[-1], self.ws[-1])
-                s = s + self.projection_weight[i] * Fn.interpolate(p, size=shape[-2:], mode="bilinear", align_corners=False)
+                s = s + self.projection_weight[i] * Fn.interpolate(
+                    p, size=shape[-2:], mode="bilinear", align_corners=False
+                )
             out.append(s)
         return out
 

@@ -9,7 +9,13 @@ from lmppm_cli.experiments.bench.photos import run_photo_pick, run_photos
 from lmppm_cli.experiments.bench.runner import SUITES, run_suite
 from lmppm_cli.experiments.bench.speed import run_speed
 
-STANDALONE = {"circle": run_circle, "speed": run_speed, "photos": run_photos, "photo-pick": run_photo_pick, "generation": run_generation}
+STANDALONE = {
+    "circle": run_circle,
+    "speed": run_speed,
+    "photos": run_photos,
+    "photo-pick": run_photo_pick,
+    "generation": run_generation,
+}
 ALL_SUITES = sorted([*SUITES, *STANDALONE])
 
 __all__ = ["ALL_SUITES", "STANDALONE", "SUITES", "run_suite"]

@@ -39,7 +39,9 @@ class CircleBench:
     trajectories: int = 12
 
 
-def run_circle(out_dir, *, seed: int, bench: CircleBench | None = None, limit: int | None = None, on_stage=lambda name: None) -> dict:
+def run_circle(
+    out_dir, *, seed: int, bench: CircleBench | None = None, limit: int | None = None, on_stage=lambda name: None
+) -> dict:
     """Train the three models, restore the test points (`limit` of them), write the results; returns
     the rows {method: scores}."""
     bench = bench or CircleBench()
@@ -57,8 +59,15 @@ def run_circle(out_dir, *, seed: int, bench: CircleBench | None = None, limit: i
     sparse = angular_offset(theta, bench.circle) > bench.sparse_from * bench.circle.angle_std
     rows = {m: _scores(outputs[m], clean, sparse) | {"ms_per_point": 1000 * seconds[m] / len(noisy)} for m in METHODS}
     out_dir = Path(out_dir)
-    payload = {"suite": "circle", "seed": seed, "config": asdict(bench), "fits": fits, "flow": info, "rows": rows,
-               "sparse_points": int(sparse.sum())}  # fmt: skip
+    payload = {
+        "suite": "circle",
+        "seed": seed,
+        "config": asdict(bench),
+        "fits": fits,
+        "flow": info,
+        "rows": rows,
+        "sparse_points": int(sparse.sum()),
+    }
     write_text(out_dir / "results.json", json.dumps(payload, indent=2))
     write_text(out_dir / "results.md", markdown(payload))
     _figures(out_dir, train, noisy, outputs, {m: path[k] for m, path in trajectories.items()}, k)
@@ -79,7 +88,9 @@ def _train(bench: CircleBench, train, val, seed: int, on_stage):
     for i, (name, (model, loss_fn)) in enumerate(losses.items()):
         on_stage(f"train {name}")
         start = time.perf_counter()
-        fits[name] = fit(model, loss_fn, train, val, bench.fit, seed + 10 * i) | {"seconds": time.perf_counter() - start}
+        fits[name] = fit(model, loss_fn, train, val, bench.fit, seed + 10 * i) | {
+            "seconds": time.perf_counter() - start
+        }
     return {"MPPM": mppm, "DAE": dae, "DDPM": ddpm}, fits
 
 
@@ -106,8 +117,15 @@ def _restore(bench: CircleBench, models, train, noisy, seed: int):
         seconds[name] = time.perf_counter() - t0
     paths = {name: torch.stack(steps, 1) for name, steps in trajectories.items()}  # (n, steps, 3)
     c = mppm.cfg
-    info = {"sigma_ker": sigma_ker, "mc_samples": c.mc_samples, "alpha": c.alpha, "beta": c.beta, "tol": c.tol,
-            "max_steps": c.max_steps, "ddpm_start_step": start_step}  # fmt: skip
+    info = {
+        "sigma_ker": sigma_ker,
+        "mc_samples": c.mc_samples,
+        "alpha": c.alpha,
+        "beta": c.beta,
+        "tol": c.tol,
+        "max_steps": c.max_steps,
+        "ddpm_start_step": start_step,
+    }
     return outputs, paths, seconds, info
 
 
@@ -120,10 +138,12 @@ def _mppm(net, noisy, samples, sigma_d, tol, trajectory: list):
 def _scores(x: torch.Tensor, clean: torch.Tensor, sparse: torch.Tensor) -> dict:
     dev = deviation(x)
     return {
-        "mse": float(dev.pow(2).mean()), "max": float(dev.max()),
-        "mse_sparse": float(dev[sparse].pow(2).mean()), "max_sparse": float(dev[sparse].max()),
+        "mse": float(dev.pow(2).mean()),
+        "max": float(dev.max()),
+        "mse_sparse": float(dev[sparse].pow(2).mean()),
+        "max_sparse": float(dev[sparse].max()),
         "mse_to_clean": float((x - clean).pow(2).sum(1).mean()),
-    }  # fmt: skip
+    }
 
 
 def markdown(payload: dict) -> str:
@@ -134,8 +154,10 @@ def markdown(payload: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for m, r in rows.items():
-        lines.append(f"| {m} | {r['mse']:.5f} | {r['max']:.3f} | {r['mse_sparse']:.5f} | {r['max_sparse']:.3f} | "
-                     f"{r['mse_to_clean']:.4f} | {r['ms_per_point']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {m} | {r['mse']:.5f} | {r['max']:.3f} | {r['mse_sparse']:.5f} | {r['max_sparse']:.3f} | "
+            f"{r['mse_to_clean']:.4f} | {r['ms_per_point']:.3f} |"
+        )
     c, f = cfg["circle"], payload["flow"]
     lines += [
         "",
@@ -150,7 +172,9 @@ def markdown(payload: dict) -> str:
         f"G_bar from {f['mc_samples']} Monte Carlo latents per training point, sigma_ker {f['sigma_ker']:.4g}.",
         f"- DDPM: T = 1000; restored from step {f['ddpm_start_step']} (noise-matched); 'full chain' runs all "
         "1000 reverse steps from the noisy point as x_T (the paper's setting).",
-        "- Epochs (best / run): " + ", ".join(f"{m} {v['best_epoch']}/{v['epochs']} ({v['seconds']:.0f} s)" for m, v in payload["fits"].items()) + ".",
+        "- Epochs (best / run): "
+        + ", ".join(f"{m} {v['best_epoch']}/{v['epochs']} ({v['seconds']:.0f} s)" for m, v in payload["fits"].items())
+        + ".",
         "- Figures: trajectories.png (Figs. 4 and 6) and restored.png (Figs. 5 and 7).",
     ]
     return "\n".join(lines) + "\n"

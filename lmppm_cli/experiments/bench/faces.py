@@ -22,7 +22,12 @@ from lmppm_cli.core.degradations import strength
 from lmppm_cli.methods import restorer
 from lmppm_cli.core.restoration import single_pass
 
-TABLE_2 = {"noise": (0.2, 0.25, 0.3), "missing-pixels": (0.04, 0.08, 0.1), "scribbles": (6, 13, 20), "sharpen": (8, 10, 18)}
+TABLE_2 = {
+    "noise": (0.2, 0.25, 0.3),
+    "missing-pixels": (0.04, 0.08, 0.1),
+    "scribbles": (6, 13, 20),
+    "sharpen": (8, 10, 18),
+}
 
 
 @suite("faces", needs={"lmppm": "faces", "ablation": "faces-noproj", "dae": "faces-dae", "ldm": "faces-ldm"})
@@ -40,7 +45,9 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "DAE": images_of(restorer(dae, "dae")),
         "LDM": images_of(restorer(ldm_model, "ldm", seed=seed)),
         "LDM, PSNR-best start": images_of(restorer(ldm_model, "ldm", seed=seed, start_step=tuned)),
-        "LDM, full chain": images_of(restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)),
+        "LDM, full chain": images_of(
+            restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)
+        ),
         "LMPPM": images_of(restorer(model)),
         "single pass G(F(x))": lambda x: single_pass(model, x),
         **ablation_rows(model),
@@ -49,14 +56,23 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
     }
     notes = [
         f"{len(clean)} held-out faces (lfw-faces test split: faces 80-99 of scikit-image's lfw_subset), seed {seed}.",
-        describe(model, "LMPPM"), describe(ablation, "no-projections LMPPM"),
+        describe(model, "LMPPM"),
+        describe(ablation, "no-projections LMPPM"),
         f"LDM (faces-ldm, on faces-dae's latents; the degraded input's skips): restoration starts at step "
         f"{ldm_model.config.diffusion.start_step} of {ldm_model.config.diffusion.steps} (SDEdit's rule); PSNR-best start: step {tuned}, the best of "
         f"{len(START_STEPS)} candidates on the 10 validation faces at noise {TABLE_2['noise'][0]:g} and "
         f"{TABLE_2['noise'][0] * NOISE_FACTORS[-1]:g}; full chain: from the last step.",
-    ]  # fmt: skip
-    return Suite("faces", clean.to(model.device), _degradations(degradations), methods, notes,
-                 ["DAE", "LDM", "single pass G(F(x))", "LMPPM"], figure_rows=8, inception_fid=True)  # fmt: skip
+    ]
+    return Suite(
+        "faces",
+        clean.to(model.device),
+        _degradations(degradations),
+        methods,
+        notes,
+        ["DAE", "LDM", "single pass G(F(x))", "LMPPM"],
+        figure_rows=8,
+        inception_fid=True,
+    )
 
 
 def _degradations(names) -> dict:

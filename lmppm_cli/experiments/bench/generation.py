@@ -21,7 +21,15 @@ import torch
 from lmppm_cli.core.metrics import classifier_outputs
 from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.methods import ldm
-from lmppm_cli.experiments.bench.intervals import FID_RESAMPLES, RESAMPLES, Interval, Resamples, _percentiles, fid_interval, mean_interval
+from lmppm_cli.experiments.bench.intervals import (
+    FID_RESAMPLES,
+    RESAMPLES,
+    Interval,
+    Resamples,
+    _percentiles,
+    fid_interval,
+    mean_interval,
+)
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k
 from lmppm_cli.files.weights import load_model, resolve_model
@@ -31,7 +39,16 @@ MODELS = {"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm", "classifier"
 REFERENCE = "LMPPM flow (mnist, 16 steps)"
 
 
-def run_generation(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda s: None, draws: int = DRAWS, device: str = "cpu", **_) -> dict:
+def run_generation(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda s: None,
+    draws: int = DRAWS,
+    device: str = "cpu",
+    **_,
+) -> dict:
     """Write results.json and results.md into out_dir; returns {method: {metric: mean}}."""
     dev = torch.device(device)
     nets = {k: load_model(resolve_model(v), dev) for k, v in MODELS.items()}
@@ -48,12 +65,22 @@ def run_generation(out_dir, *, seed: int, limit: int | None = None, on_stage=lam
         on_stage(name)
         scored[name] = _score(nets["classifier"], make, [sample_seeds(seed + k, 0, n) for k in range(draws)])
     val = data.val.images
-    scored["validation digits (real)"] = _score(nets["classifier"], lambda idx: val[idx], [torch.randperm(len(val), generator=torch.Generator().manual_seed(seed + k))[:n] for k in range(draws)])
+    scored["validation digits (real)"] = _score(
+        nets["classifier"],
+        lambda idx: val[idx],
+        [torch.randperm(len(val), generator=torch.Generator().manual_seed(seed + k))[:n] for k in range(draws)],
+    )
     res = Resamples.of(draws, n, RESAMPLES, seed)
     rows = {name: _row(real, s, res, scored[REFERENCE]) for name, s in scored.items()}
-    write_text(Path(out_dir) / "results.json", json.dumps({"suite": "generation", "seed": seed, "samples": n, "draws": draws, "rows": rows}, indent=2))
+    write_text(
+        Path(out_dir) / "results.json",
+        json.dumps({"suite": "generation", "seed": seed, "samples": n, "draws": draws, "rows": rows}, indent=2),
+    )
     write_text(Path(out_dir) / "results.md", markdown(rows, n, draws))
-    return {name: {k: v["mean"] for k, v in row.items() if isinstance(v, dict) and "mean" in v} for name, row in rows.items()}
+    return {
+        name: {k: v["mean"] for k, v in row.items() if isinstance(v, dict) and "mean" in v}
+        for name, row in rows.items()
+    }
 
 
 def _score(classifier, make, seed_sets) -> dict:
@@ -67,8 +94,12 @@ def _score(classifier, make, seed_sets) -> dict:
             conf.append(classifier.head(f.to(classifier.device)).softmax(1).amax(1).cpu())
         feats.append(f)
         pred.append(p)
-    return {"features": torch.stack(feats), "confidence": torch.stack(conf), "predicted": torch.stack(pred),
-            "seconds_per_sample": seconds / sum(len(s) for s in seed_sets)}  # fmt: skip
+    return {
+        "features": torch.stack(feats),
+        "confidence": torch.stack(conf),
+        "predicted": torch.stack(pred),
+        "seconds_per_sample": seconds / sum(len(s) for s in seed_sets),
+    }
 
 
 def imbalance(predicted: torch.Tensor, classes: int = 10) -> float:
@@ -83,7 +114,9 @@ def imbalance_interval(predicted: torch.Tensor, res: Resamples, minus: torch.Ten
 
     def stat(draws, samples):
         value = sum(imbalance(predicted[d][samples]) for d in draws.tolist()) / len(draws)
-        return value - (0.0 if minus is None else sum(imbalance(minus[d][samples]) for d in draws.tolist()) / len(draws))
+        return value - (
+            0.0 if minus is None else sum(imbalance(minus[d][samples]) for d in draws.tolist()) / len(draws)
+        )
 
     point = stat(torch.arange(predicted.shape[0]), torch.arange(predicted.shape[1]))
     rs = res.head(FID_RESAMPLES)
@@ -91,25 +124,40 @@ def imbalance_interval(predicted: torch.Tensor, res: Resamples, minus: torch.Ten
 
 
 def _row(real, s: dict, res: Resamples, ref: dict) -> dict:
-    own = {"fid": fid_interval(real, s["features"], res, paired=False), "confidence": mean_interval(s["confidence"], res),
-           "imbalance": imbalance_interval(s["predicted"], res)}  # fmt: skip
+    own = {
+        "fid": fid_interval(real, s["features"], res, paired=False),
+        "confidence": mean_interval(s["confidence"], res),
+        "imbalance": imbalance_interval(s["predicted"], res),
+    }
     row = {k: vars(v) for k, v in own.items()} | {"seconds_per_sample": s["seconds_per_sample"]}
     if s is not ref:  # LMPPM minus this row (FID, imbalance: this row minus LMPPM), so > 0: LMPPM ahead
-        versus = {"fid": fid_interval(real, s["features"], res, minus=ref["features"], paired=False),
-                  "confidence": mean_interval(ref["confidence"] - s["confidence"], res),
-                  "imbalance": imbalance_interval(s["predicted"], res, minus=ref["predicted"])}  # fmt: skip
+        versus = {
+            "fid": fid_interval(real, s["features"], res, minus=ref["features"], paired=False),
+            "confidence": mean_interval(ref["confidence"] - s["confidence"], res),
+            "imbalance": imbalance_interval(s["predicted"], res, minus=ref["predicted"]),
+        }
         row["versus"] = {k: vars(v) | {"verdict": v.verdict} for k, v in versus.items()}
     return row
 
 
 def markdown(rows: dict, n: int, draws: int) -> str:
-    lines = [f"# lmppm bench: generation\n\n{draws} seed sets of {n} samples per method; 95% bootstrap intervals (samples and sets resampled). "
-             "FID: the classifier's features against the 1,000 test digits. Imbalance: total-variation distance of the predicted classes from uniform.\n",
-             "| method | FID | confidence | imbalance | s / sample | LMPPM vs row: FID | confidence | imbalance |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# lmppm bench: generation\n\n{draws} seed sets of {n} samples per method; 95% bootstrap intervals (samples and sets resampled). "
+        "FID: the classifier's features against the 1,000 test digits. Imbalance: total-variation distance of the predicted classes from uniform.\n",
+        "| method | FID | confidence | imbalance | s / sample | LMPPM vs row: FID | confidence | imbalance |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         cells = [Interval(**r[k]).text(d) for k, d in (("fid", 2), ("confidence", 3), ("imbalance", 3))]
         vs = r.get("versus", {})
-        cells += [f"{r['seconds_per_sample']:.4f}"] + [f"{Interval(**{k: vs[m][k] for k in ('mean', 'low', 'high')}).text(d, signed=True)} {vs[m]['verdict']}" if m in vs else ""
-                                                        for m, d in (("fid", 2), ("confidence", 3), ("imbalance", 3))]  # fmt: skip
+        cells += [f"{r['seconds_per_sample']:.4f}"] + [
+            f"{Interval(**{k: vs[m][k] for k in ('mean', 'low', 'high')}).text(d, signed=True)} {vs[m]['verdict']}"
+            if m in vs
+            else ""
+            for m, d in (("fid", 2), ("confidence", 3), ("imbalance", 3))
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nLMPPM vs row: positive means LMPPM is ahead (lower FID and imbalance, higher confidence); win / loss only when the interval excludes 0.\n"
+    return (
+        "\n".join(lines)
+        + "\n\nLMPPM vs row: positive means LMPPM is ahead (lower FID and imbalance, higher confidence); win / loss only when the interval excludes 0.\n"
+    )

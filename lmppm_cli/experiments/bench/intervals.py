@@ -64,7 +64,10 @@ class Resamples:
     @classmethod
     def of(cls, draws: int, images: int, resamples: int, seed: int) -> Resamples:
         g = torch.Generator().manual_seed(seed)
-        return cls(torch.randint(draws, (resamples, draws), generator=g), torch.randint(images, (resamples, images), generator=g))
+        return cls(
+            torch.randint(draws, (resamples, draws), generator=g),
+            torch.randint(images, (resamples, images), generator=g),
+        )
 
     def head(self, n: int) -> Resamples:
         return Resamples(self.draws[:n], self.images[:n])
@@ -95,7 +98,9 @@ def frechet(real: torch.Tensor, fake: torch.Tensor) -> float:
     return max(0.0, _compute_fid(fake.mean(0), torch.cov(fake.T), real.mean(0), torch.cov(real.T)).item())
 
 
-def fid_interval(real: torch.Tensor, fake: torch.Tensor, resamples: Resamples, minus: torch.Tensor | None = None, paired: bool = True) -> Interval:
+def fid_interval(
+    real: torch.Tensor, fake: torch.Tensor, resamples: Resamples, minus: torch.Tensor | None = None, paired: bool = True
+) -> Interval:
     """FID of restored features `fake` (draws, N, F) against the clean images' `real` (N, F), as the mean
     over draws, with its interval; with `minus` (another method's (draws, N, F)) the paired difference
     FID(fake) - FID(minus) on the same resampled images and draws. `paired=False` (generated samples,

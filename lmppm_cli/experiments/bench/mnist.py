@@ -16,8 +16,19 @@ SSIM_SLACK = 0.02  # the issue's target: LMPPM's SSIM no more than this below th
 BM3D_IMAGES = 50  # BM3D (about 1 s an image) on 50 of the digits in each of the 12 cells
 
 
-@suite("mnist", needs={"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm", "classifier": "mnist-classifier", "eq20": "mnist-eq20"})
-def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True, split: str = "test") -> Suite:
+@suite(
+    "mnist",
+    needs={
+        "lmppm": "mnist",
+        "dae": "mnist-dae",
+        "ldm": "mnist-ldm",
+        "classifier": "mnist-classifier",
+        "eq20": "mnist-eq20",
+    },
+)
+def mnist(
+    *, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True, split: str = "test"
+) -> Suite:
     """`split`: "test" (the 1,000 held-out digits, every reported figure) or "validation" (the 500 digits
     that settings are chosen on)."""
     test = mnist_5k().test if split == "test" else mnist_5k().val
@@ -30,7 +41,9 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "degraded input": lambda x: x,
         "DAE": images_of(restorer(dae, "dae")),
         "LDM": images_of(restorer(ldm_model, "ldm", seed=seed)),
-        "LDM, full chain": images_of(restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)),
+        "LDM, full chain": images_of(
+            restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)
+        ),
         "LMPPM": images_of(restorer(lmppm, "lmppm")),
         **ablation_rows(lmppm),
         "Ablation_dae": images_of(restorer(dae, "ablation-dae")),
@@ -49,10 +62,17 @@ def mnist(*, models: dict, seed: int, limit: int | None = None, degradations=Non
         "LDM, full chain: from the last step (the whole reverse chain; the input's latent is noised almost away).",
     ]
     return Suite(
-        "mnist", clean.to(lmppm.device), _degradations(degradations), methods, notes,
-        ["DAE", "LDM", "LMPPM"], classifier=models["classifier"], labels=test.labels[idx], checks=target_checks,
+        "mnist",
+        clean.to(lmppm.device),
+        _degradations(degradations),
+        methods,
+        notes,
+        ["DAE", "LDM", "LMPPM"],
+        classifier=models["classifier"],
+        labels=test.labels[idx],
+        checks=target_checks,
         limits=limits,
-    )  # fmt: skip
+    )
 
 
 def _degradations(names) -> dict:
@@ -75,14 +95,18 @@ def target_checks(cells) -> list[str]:
     DAE's and the LDM's (win / tie / loss), and whether its SSIM is within 0.02 of the DAE's (the
     interval of LMPPM - DAE lies above -0.02)."""
     by = {(c.degradation, c.method): c for c in cells}
-    lines = ["| degradation | FID vs DAE | FID vs LDM | acc vs DAE | acc vs LDM | SSIM LMPPM - DAE [95%] | within 0.02 | acc vs its input (do no harm) |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| degradation | FID vs DAE | FID vs LDM | acc vs DAE | acc vs LDM | SSIM LMPPM - DAE [95%] | within 0.02 | acc vs its input (do no harm) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for deg in dict.fromkeys(c.degradation for c in cells):
         da, ld = by[(deg, "DAE")].versus, by[(deg, "LDM")].versus
         if not da or "fid" not in da:
             continue
         gap, kept = da["ssim"], by[(deg, "degraded input")].versus["accuracy"]
-        lines.append(f"| {deg} | {da['fid']['verdict']} | {ld['fid']['verdict']} | {da['accuracy']['verdict']} | {ld['accuracy']['verdict']} | "
-                     f"{gap['mean']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] | {'yes' if gap['low'] >= -SSIM_SLACK else 'no'} | "
-                     f"{100 * kept['mean']:+.1f} [{100 * kept['low']:+.1f}, {100 * kept['high']:+.1f}] {kept['verdict']} |")  # fmt: skip
+        lines.append(
+            f"| {deg} | {da['fid']['verdict']} | {ld['fid']['verdict']} | {da['accuracy']['verdict']} | {ld['accuracy']['verdict']} | "
+            f"{gap['mean']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] | {'yes' if gap['low'] >= -SSIM_SLACK else 'no'} | "
+            f"{100 * kept['mean']:+.1f} [{100 * kept['low']:+.1f}, {100 * kept['high']:+.1f}] {kept['verdict']} |"
+        )
     return ["Targets (issue 3), LMPPM's verdicts by the interval rule:", "", *lines]

@@ -49,12 +49,18 @@ def ablation_rows(model) -> dict:
     from lmppm_cli.core.bank import default_sigma_ker
 
     flow = model.config.flow
-    paper = dict(alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank))
+    paper = dict(
+        alpha=0.15, beta=0.1, steps=8, adaptive=False, schedule="constant", sigma_ker=default_sigma_ker(model.bank)
+    )
     rows = {
         ABLATION_LMPPM: images_of(restorer(model, "ablation-lmppm")),
         "kernel step off (beta 0)": _flow_row(model, everywhere(flow, beta=0.0)),
-        f"re-encoding only (alpha=beta=0, {flow.steps} steps)": _flow_row(model, everywhere(flow, alpha=0.0, beta=0.0, adaptive=False, tol=0.0)),
-        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)": _flow_row(model, replace(flow, **paper, far=None, noisy=None)),
+        f"re-encoding only (alpha=beta=0, {flow.steps} steps)": _flow_row(
+            model, everywhere(flow, alpha=0.0, beta=0.0, adaptive=False, tol=0.0)
+        ),
+        "paper flow (alpha 0.15, beta 0.1, 8 steps, no adaptive step)": _flow_row(
+            model, replace(flow, **paper, far=None, noisy=None)
+        ),
     }
     blind = flow.far is not None or flow.noisy is not None
     for band in [b for b in (flow, flow.noisy) if b is not None] if blind else []:
@@ -116,7 +122,15 @@ def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
     }
     notes = [f"{len(test)} held-out digits (mnist-5k test split), seed {seed}.", describe(model, "model")]
     degs = {f"noise {s}": at_strength("noise", s) for s in (0.4, 0.7, 0.85)}
-    return Suite("mnist-noise", test.to(model.device), degs, methods, notes, ["DAE", "single pass G(F(x))", "LMPPM"], limits=limits)
+    return Suite(
+        "mnist-noise",
+        test.to(model.device),
+        degs,
+        methods,
+        notes,
+        ["DAE", "single pass G(F(x))", "LMPPM"],
+        limits=limits,
+    )
 
 
 @suite("photo-noise", needs={"lmppm": "photos-patches", "ablation": "photos-noproj"})
@@ -128,10 +142,13 @@ def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
     methods = {"noisy input": lambda x: x, **flow_rows(model), **unet_rows(model, ablation), **classical}
     notes = [
         f"{len(test)} patches of the held-out test photo (photo-patches test split: coffee), seed {seed}.",
-        describe(model, "model"), describe(ablation, "no-projections model"),
-    ]  # fmt: skip
+        describe(model, "model"),
+        describe(ablation, "no-projections model"),
+    ]
     degs = {f"noise {s}": at_strength("noise", s) for s in (0.2, 0.25, 0.3)}
-    return Suite("photo-noise", test.to(model.device), degs, methods, notes, ["single pass G(F(x))", "LMPPM"], limits=limits)
+    return Suite(
+        "photo-noise", test.to(model.device), degs, methods, notes, ["single pass G(F(x))", "LMPPM"], limits=limits
+    )
 
 
 def unet_rows(model, ablation) -> dict:
@@ -145,4 +162,3 @@ def unet_rows(model, ablation) -> dict:
 def _held_out(images, model, limit):
     ae = model.config.autoencoder
     return conform(images[spread(len(images), limit)], ae.channels, ae.height, ae.width)
-

@@ -65,7 +65,9 @@ def learned_rows(model, dae) -> dict:
         return lambda x: restore_one(net, fn, x, tiles, 64)
 
     rows = {
-        "single pass G(F(x))": whole(model, lambda b, keep=False: Restored(single_pass(model, b), torch.zeros(len(b)), [])),
+        "single pass G(F(x))": whole(
+            model, lambda b, keep=False: Restored(single_pass(model, b), torch.zeros(len(b)), [])
+        ),
         "LMPPM": whole(model, restorer(model)),
         "LMPPM, D off (alpha 0, plain kernel step)": whole(model, restorer(model, alpha=0.0, adaptive=False)),
     }
@@ -77,7 +79,10 @@ def learned_rows(model, dae) -> dict:
 def classical_rows(on: bool = True) -> dict:
     if not on:
         return {}
-    return {"BM3D (blind)": lambda x: denoise(x[None], "bm3d")[0], "NL-means (blind)": lambda x: denoise(x[None], "nlmeans")[0]}
+    return {
+        "BM3D (blind)": lambda x: denoise(x[None], "bm3d")[0],
+        "NL-means (blind)": lambda x: denoise(x[None], "nlmeans")[0],
+    }
 
 
 def noise_at(sigma: float):
@@ -90,7 +95,9 @@ def degraded_by(kind: str, value: float):
     return lambda clean, seed: quantised(degrade(clean, kind, value, torch.Generator().manual_seed(seed)))
 
 
-def score_photo(clean: torch.Tensor, methods: dict, degradations: dict, seed: int, draws: int, on_stage=lambda s: None) -> list[dict]:
+def score_photo(
+    clean: torch.Tensor, methods: dict, degradations: dict, seed: int, draws: int, on_stage=lambda s: None
+) -> list[dict]:
     """Every (degradation, method) over the same draws: per-draw PSNR, SSIM, seconds per megapixel and
     the estimated noise of each degraded input. `degradations`: label -> (sigma or None, (clean, seed) -> image)."""
     cells = []
@@ -105,10 +112,24 @@ def score_photo(clean: torch.Tensor, methods: dict, degradations: dict, seed: in
                 start = time.perf_counter()
                 out = quantised(fn(x).float().cpu())
                 seconds = time.perf_counter() - start
-                scores.append((float(psnr(out[None], clean[None])[0]), float(ssim(out[None], clean[None])[0]), seconds / megapixels))
-            cells.append({"degradation": label, "sigma": sigma, "method": name, "psnr": [s[0] for s in scores],
-                          "ssim": [s[1] for s in scores], "seconds_per_mp": sum(s[2] for s in scores) / draws,
-                          "estimated_noise": noise})  # fmt: skip
+                scores.append(
+                    (
+                        float(psnr(out[None], clean[None])[0]),
+                        float(ssim(out[None], clean[None])[0]),
+                        seconds / megapixels,
+                    )
+                )
+            cells.append(
+                {
+                    "degradation": label,
+                    "sigma": sigma,
+                    "method": name,
+                    "psnr": [s[0] for s in scores],
+                    "ssim": [s[1] for s in scores],
+                    "seconds_per_mp": sum(s[2] for s in scores) / draws,
+                    "estimated_noise": noise,
+                }
+            )
     return cells
 
 
@@ -131,27 +152,52 @@ def compare(cells: list[dict], reference: str = "LMPPM") -> list[dict]:
     return out
 
 
-def run_photos(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda s: None, model: str | None = None,
-               dae: str | None = None, classical: bool = True, draws: int = DRAWS, device: str = "cpu") -> dict:  # fmt: skip
+def run_photos(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda s: None,
+    model: str | None = None,
+    dae: str | None = None,
+    classical: bool = True,
+    draws: int = DRAWS,
+    device: str = "cpu",
+) -> dict:
     """The `photos` suite on the whole test photo; writes results.json and results.md into out_dir."""
     dev = torch.device(device)
     net = load_model(resolve_model(model or "photos"), dev)
     dae_net = load_model(resolve_model(dae or "photos-dae"), dev)
     clean = photo_tensor(shipped_photo("coffee"), limit=None)
     methods = {"noisy input": lambda x: x, **learned_rows(net, dae_net), **classical_rows(classical)}
-    degradations = {**noise_levels(TEST_LEVELS), **{f"{k} {v:g}": (None, degraded_by(k, v)) for k, v in BEYOND_NOISE.items()}}
+    degradations = {
+        **noise_levels(TEST_LEVELS),
+        **{f"{k} {v:g}": (None, degraded_by(k, v)) for k, v in BEYOND_NOISE.items()},
+    }
     cells = compare(score_photo(clean, methods, degradations, seed, limit or draws, on_stage))
     header = f"# lmppm bench: photos\n\nThe whole test photo (scikit-image's coffee, {clean.shape[-1]}x{clean.shape[-2]}), never trained on or used to choose anything; {limit or draws} noise draws (seeds {seed}..{seed + (limit or draws) - 1}), 8-bit in and out.\n"
     return _write(Path(out_dir), "photos", cells, header, seed)
 
 
-def run_photo_pick(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda s: None, model: str | None = None,
-                   draws: int = DRAWS, device: str = "cpu", **_) -> dict:  # fmt: skip
+def run_photo_pick(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda s: None,
+    model: str | None = None,
+    draws: int = DRAWS,
+    device: str = "cpu",
+    **_,
+) -> dict:
     """The `photo-pick` table on the validation photo: LMPPM's default flow against blind BM3D."""
     path = resolve_model(model or "photos")
     net = load_model(path, torch.device(device))
     clean = photo_tensor(shipped_photo("chelsea"), limit=None)
-    methods = {"LMPPM": learned_rows(net, None)["LMPPM"], **{k: v for k, v in classical_rows().items() if k.startswith("BM3D")}}
+    methods = {
+        "LMPPM": learned_rows(net, None)["LMPPM"],
+        **{k: v for k, v in classical_rows().items() if k.startswith("BM3D")},
+    }
     cells = compare(score_photo(clean, methods, noise_levels(PICK_LEVELS), seed, limit or draws, on_stage))
     table = pick_table(cells, model or "photos", hashlib.sha256(Path(path).read_bytes()).hexdigest())
     write_text(Path(out_dir) / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
@@ -167,18 +213,27 @@ def pick_table(cells: list[dict], name: str, sha256: str) -> dict:
     mean = lambda v: sum(v) / len(v)  # noqa: E731
     return {
         "_about": "lmppm bench --suite photo-pick: the learned photo model's default flow against blind BM3D on the validation photo (chelsea), by noise level.",
-        "model": name, "sha256": sha256, "photo": "chelsea",
+        "model": name,
+        "sha256": sha256,
+        "photo": "chelsea",
         "estimated_noise": [mean(by[s, "LMPPM"]["estimated_noise"]) for s in levels],
         "model_psnr": [mean(by[s, "LMPPM"]["psnr"]) for s in levels],
         "bm3d_psnr": [mean(by[s, "BM3D (blind)"]["psnr"]) for s in levels],
         "sigma": levels,
-    }  # fmt: skip
+    }
 
 
 def _write(out_dir: Path, name: str, cells: list[dict], header: str, seed: int) -> dict:
     write_text(out_dir / "results.json", json.dumps({"suite": name, "seed": seed, "cells": cells}, indent=2))
     write_text(out_dir / "results.md", header + "\n" + markdown(cells))
-    return {f"{c['degradation']}: {c['method']}": {"psnr": _m(c["psnr"]), "ssim": _m(c["ssim"]), "s/MP": c["seconds_per_mp"]} for c in cells}
+    return {
+        f"{c['degradation']}: {c['method']}": {
+            "psnr": _m(c["psnr"]),
+            "ssim": _m(c["ssim"]),
+            "s/MP": c["seconds_per_mp"],
+        }
+        for c in cells
+    }
 
 
 def _m(values: list[float]) -> float:
@@ -186,11 +241,23 @@ def _m(values: list[float]) -> float:
 
 
 def markdown(cells: list[dict]) -> str:
-    lines = ["| degradation | method | PSNR | SSIM | PSNR - LMPPM (95% CI) | SSIM - LMPPM (95% CI) | s / MP |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| degradation | method | PSNR | SSIM | PSNR - LMPPM (95% CI) | SSIM - LMPPM (95% CI) | s / MP |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in cells:
         diff = []
         for metric, digits in (("psnr", 2), ("ssim", 4)):
             d = c.get(f"{metric}_minus_lmppm")
-            diff.append("" if d is None else f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] {verdict(d['low'], d['high'])}")
-        lines.append(f"| {c['degradation']} | {c['method']} | {_m(c['psnr']):.2f} | {_m(c['ssim']):.4f} | {diff[0]} | {diff[1]} | {c['seconds_per_mp']:.2f} |")
-    return "\n".join(lines) + "\n\nwin / loss: the row is ahead of / behind LMPPM with the interval excluding 0; tie otherwise.\n"
+            diff.append(
+                ""
+                if d is None
+                else f"{d['mean']:+.{digits}f} [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}] {verdict(d['low'], d['high'])}"
+            )
+        lines.append(
+            f"| {c['degradation']} | {c['method']} | {_m(c['psnr']):.2f} | {_m(c['ssim']):.4f} | {diff[0]} | {diff[1]} | {c['seconds_per_mp']:.2f} |"
+        )
+    return (
+        "\n".join(lines)
+        + "\n\nwin / loss: the row is ahead of / behind LMPPM with the interval excluding 0; tie otherwise.\n"
+    )

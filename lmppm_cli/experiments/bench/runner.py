@@ -85,7 +85,10 @@ class Entry:
 
 
 SUITES: dict[str, Entry] = {}
-KIND_METHOD = {"ablation": "lmppm", "eq20": "lmppm"}  # a kind whose model file is of another method (else: the kind itself)
+KIND_METHOD = {
+    "ablation": "lmppm",
+    "eq20": "lmppm",
+}  # a kind whose model file is of another method (else: the kind itself)
 
 
 def suite(name: str, needs: dict[str, str]):
@@ -107,7 +110,15 @@ def _degrade(x, generator, kind, value):
 
 def check_same_input(models: dict) -> None:
     """The models of one bench run must take the same image size and channels."""
-    if len({(m.config.autoencoder.channels, m.config.autoencoder.height, m.config.autoencoder.width) for m in models.values()}) > 1:
+    if (
+        len(
+            {
+                (m.config.autoencoder.channels, m.config.autoencoder.height, m.config.autoencoder.width)
+                for m in models.values()
+            }
+        )
+        > 1
+    ):
         raise LmppmError("the models of a bench run must share their image size and channels.")
 
 
@@ -127,7 +138,9 @@ def spread(n_total: int, limit: int | None) -> torch.Tensor:
     return torch.linspace(0, n_total - 1, limit).round().long()
 
 
-def run_suite(name: str, out_dir, *, seed: int, batch_size: int = 250, draws: int = DRAWS, on_cell=lambda cell: None, **options) -> list[Cell]:
+def run_suite(
+    name: str, out_dir, *, seed: int, batch_size: int = 250, draws: int = DRAWS, on_cell=lambda cell: None, **options
+) -> list[Cell]:
     """Run a suite and write results.json, results.md and grid_*.png into `out_dir`."""
     if name not in SUITES:
         raise LmppmError(f"unknown bench suite {name!r}; available: {', '.join(sorted(SUITES))}.")
@@ -157,7 +170,9 @@ def _degraded(bench: Suite, degrade, seed: int, batch_size: int) -> torch.Tensor
     return torch.cat([degrade(bench.clean[i : i + batch_size], gen) for i in range(0, len(bench.clean), batch_size)])
 
 
-def _score(bench: Suite, deg_name, method_name, method, inputs, reference, batch_size, resamples) -> tuple[Cell, Scores]:
+def _score(
+    bench: Suite, deg_name, method_name, method, inputs, reference, batch_size, resamples
+) -> tuple[Cell, Scores]:
     """One cell over every draw; a method with a limit is scored on that many images spread over the set."""
     idx = spread(len(bench.clean), bench.limits.get(method_name))
     clean = bench.clean[idx].cpu()
@@ -169,9 +184,13 @@ def _score(bench: Suite, deg_name, method_name, method, inputs, reference, batch
             outs.append(method(degraded[idx[i : i + batch_size]]).cpu())
             seconds += time.perf_counter() - start
         per_draw.append(torch.cat(outs).clamp(0.0, 1.0))
-    scores = Scores(idx, torch.stack([psnr(o, clean) for o in per_draw]), torch.stack([ssim(o, clean) for o in per_draw]))
+    scores = Scores(
+        idx, torch.stack([psnr(o, clean) for o in per_draw]), torch.stack([ssim(o, clean) for o in per_draw])
+    )
     n, d = len(idx), len(inputs)
-    cell = Cell(deg_name, method_name, scores.psnr.mean().item(), scores.ssim.mean().item(), seconds / (n * d), n, draws=d)
+    cell = Cell(
+        deg_name, method_name, scores.psnr.mean().item(), scores.ssim.mean().item(), seconds / (n * d), n, draws=d
+    )
     subset = n < len(bench.clean)  # FID depends on the sample size: none for a subset
     if reference is not None:
         labels = bench.labels[idx]
@@ -206,18 +225,27 @@ def _compare(bench: Suite, scored: dict, reference, resamples) -> None:
         if name == bench.reference:
             continue
         res, full = resamples(len(row.index)), len(row.index) == len(ref.index)
-        diffs = {"psnr": mean_interval(ref.psnr[:, row.index] - row.psnr, res), "ssim": mean_interval(ref.ssim[:, row.index] - row.ssim, res)}
+        diffs = {
+            "psnr": mean_interval(ref.psnr[:, row.index] - row.psnr, res),
+            "ssim": mean_interval(ref.ssim[:, row.index] - row.ssim, res),
+        }
         if row.correct is not None:
             diffs["accuracy"] = mean_interval(ref.correct[:, row.index] - row.correct, res)
             if full:
                 diffs["fid"] = fid_interval(reference, row.features, res, minus=ref.features)
-        cell.versus = {k: {"mean": v.mean, "low": v.low, "high": v.high, "verdict": v.verdict} for k, v in diffs.items()}
+        cell.versus = {
+            k: {"mean": v.mean, "low": v.low, "high": v.high, "verdict": v.verdict} for k, v in diffs.items()
+        }
 
 
 def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) -> None:
     """Rows of images spread over the set; columns: degraded | each figure method | original."""
     idx = spread(len(bench.clean), bench.figure_rows)
-    columns = [degraded[idx].cpu()] + [bench.methods[m](degraded[idx]).cpu() for m in bench.figure_methods] + [bench.clean[idx].cpu()]
+    columns = (
+        [degraded[idx].cpu()]
+        + [bench.methods[m](degraded[idx]).cpu() for m in bench.figure_methods]
+        + [bench.clean[idx].cpu()]
+    )
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (rows * cols, C, H, W)
     grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
     grid = grid[:1] if tiles.shape[1] == 1 else grid
@@ -249,14 +277,20 @@ def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
         kinds.setdefault(deg.split(" ")[0], []).append(deg)
     by = {(c.degradation, c.method): c for c in cells}
     draws = max(c.draws for c in cells) if cells else 1
-    parts = [f"# lmppm bench: {bench.name}\n", f"Each figure: the mean over the images and {draws} draws of each degradation, "
-             "+- the half-width of its 95% bootstrap interval (images and draws resampled).\n"]  # fmt: skip
+    parts = [
+        f"# lmppm bench: {bench.name}\n",
+        f"Each figure: the mean over the images and {draws} draws of each degradation, "
+        "+- the half-width of its 95% bootstrap interval (images and draws resampled).\n",
+    ]
     for degs in kinds.values():
         head = "| method | " + " | ".join(f"{d} {m}" for d in degs for m in metrics) + " |"
         rule = "|---|" + "---|" * (len(degs) * len(metrics))
         rows = [f"| {m} | " + " | ".join(_values(by[(d, m)], metrics) for d in degs) + " |" for m in bench.methods]
         parts.append("\n".join([head, rule, *rows]) + "\n")
-    ms = {m: 1000 * sum(c.seconds_per_image for c in cells if c.method == m) / len(bench.degradations) for m in bench.methods}
+    ms = {
+        m: 1000 * sum(c.seconds_per_image for c in cells if c.method == m) / len(bench.degradations)
+        for m in bench.methods
+    }
     parts.append("| method | ms / image |\n|---|---|\n" + "\n".join(f"| {m} | {v:.3f} |" for m, v in ms.items()) + "\n")
     if any(c.versus for c in cells):
         parts.append(paired_table(bench.reference, cells))
@@ -273,15 +307,23 @@ def paired_table(reference: str, cells: list[Cell]) -> str:
     """One line per (degradation, row): the reference minus the row (FID: the row minus the reference),
     with its paired 95% interval and the reference's win / tie / loss."""
     present = [v for v in VERSUS if any(v[0] in c.versus for c in cells)]
-    lines = [f"Paired against {reference} (positive: {reference} ahead; on the row's images and draws):", "",
-             "| degradation | row | " + " | ".join(label for _, label, _, _ in present) + " |", "|---|---|" + "---|" * len(present)]  # fmt: skip
+    lines = [
+        f"Paired against {reference} (positive: {reference} ahead; on the row's images and draws):",
+        "",
+        "| degradation | row | " + " | ".join(label for _, label, _, _ in present) + " |",
+        "|---|---|" + "---|" * len(present),
+    ]
     for c in cells:
         if not c.versus:
             continue
         parts = []
         for key, _, digits, scale in present:
             d = c.versus.get(key)
-            parts.append("" if d is None else f"{Interval(*(scale * d[k] for k in ('mean', 'low', 'high'))).text(digits, signed=True)} {d['verdict']}")
+            parts.append(
+                ""
+                if d is None
+                else f"{Interval(*(scale * d[k] for k in ('mean', 'low', 'high'))).text(digits, signed=True)} {d['verdict']}"
+            )
         lines.append(f"| {c.degradation} | {c.method} | " + " | ".join(parts) + " |")
     return "\n".join(lines) + "\n"
 
@@ -297,6 +339,11 @@ def _pm(value: float | None, interval, digits: int, scale: float = 1.0) -> str:
 
 def _values(c: Cell, metrics) -> str:
     iv = c.intervals
-    table = {"SSIM": _pm(c.ssim, iv.get("ssim"), 3), "PSNR": _pm(c.psnr, iv.get("psnr"), 2), "FID": _pm(c.fid, iv.get("fid"), 2),
-             "FID/class": _pm(c.fid_per_class, None, 2), "acc %": _pm(c.accuracy, iv.get("accuracy"), 1, 100)}  # fmt: skip
+    table = {
+        "SSIM": _pm(c.ssim, iv.get("ssim"), 3),
+        "PSNR": _pm(c.psnr, iv.get("psnr"), 2),
+        "FID": _pm(c.fid, iv.get("fid"), 2),
+        "FID/class": _pm(c.fid_per_class, None, 2),
+        "acc %": _pm(c.accuracy, iv.get("accuracy"), 1, 100),
+    }
     return " | ".join(table[m] for m in metrics)

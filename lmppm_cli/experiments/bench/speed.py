@@ -52,8 +52,16 @@ class Row:
     psnr_vs_fp32: float | None = None
 
 
-def run_speed(out_dir, *, seed: int, limit: int | None = None, on_stage=lambda name: None, device: str = "auto",
-              min_seconds: float = 1.0, classical: bool = True) -> dict:  # fmt: skip
+def run_speed(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda name: None,
+    device: str = "auto",
+    min_seconds: float = 1.0,
+    classical: bool = True,
+) -> dict:
     """Time every row, write results.json/results.md into `out_dir`; returns {row label: numbers}.
     `limit` caps the batch sizes (e.g. 64: batches 1 and 64 only)."""
     dev = pick_device(device)
@@ -98,8 +106,13 @@ def _step_rows(nets: dict, noisy: torch.Tensor, dev, min_seconds: float) -> list
     model decodes once at the end, not per step; a U-Net decodes and re-encodes at every step."""
     rows = []
     photo = nets["photos"]
-    tiles = torch.rand(64, photo.config.autoencoder.channels, photo.config.autoencoder.height, photo.config.autoencoder.width,
-                       generator=torch.Generator().manual_seed(0))  # fmt: skip
+    tiles = torch.rand(
+        64,
+        photo.config.autoencoder.channels,
+        photo.config.autoencoder.height,
+        photo.config.autoencoder.width,
+        generator=torch.Generator().manual_seed(0),
+    )
     for label, net, x in (("digits", nets["lmppm"], noisy), ("photo tiles", photo, tiles)):
         x = x.to(dev)
         with torch.no_grad():
@@ -142,11 +155,30 @@ def _photo_rows(net, seed: int, dev, min_seconds: float, classical: bool) -> lis
     noisy = (photo + 0.1 * torch.randn(photo.shape, generator=g)).clamp(0.0, 1.0)
     fn, ae = restorer(net), net.config.autoencoder
     tiles = resolve(None, None, net)
-    rows = [_row("photo", "photos U-Net, tiles", 1, lambda: restore_tiled(noisy, lambda b: fn(b.to(dev)).images, (ae.height, ae.width), *tiles, 64), dev, min_seconds)]
+    rows = [
+        _row(
+            "photo",
+            "photos U-Net, tiles",
+            1,
+            lambda: restore_tiled(noisy, lambda b: fn(b.to(dev)).images, (ae.height, ae.width), *tiles, 64),
+            dev,
+            min_seconds,
+        )
+    ]
     if classical and importlib.util.find_spec("bm3d") is not None:
         from lmppm_cli.methods.classical import denoise
 
-        rows.append(_row("photo", "BM3D (blind, CPU)", 1, lambda: denoise(noisy.unsqueeze(0), "bm3d"), torch.device("cpu"), 0.0, warm=False))
+        rows.append(
+            _row(
+                "photo",
+                "BM3D (blind, CPU)",
+                1,
+                lambda: denoise(noisy.unsqueeze(0), "bm3d"),
+                torch.device("cpu"),
+                0.0,
+                warm=False,
+            )
+        )
     return rows
 
 
@@ -217,7 +249,11 @@ def machine(dev) -> str:
         return f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}"
     model = platform.processor() or platform.machine()
     try:
-        model = next(x.split(":", 1)[1].strip() for x in Path("/proc/cpuinfo").read_text().splitlines() if x.startswith("model name"))
+        model = next(
+            x.split(":", 1)[1].strip()
+            for x in Path("/proc/cpuinfo").read_text().splitlines()
+            if x.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"CPU {model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
@@ -227,16 +263,24 @@ def checks(rows: list[Row]) -> list[str]:
     """The issue's targets, computed from the rows at the largest batch."""
     big = max(r.batch for r in rows if r.table == "methods")
     rate = {r.name.split(" (")[0]: r.images_per_s for r in rows if r.table == "methods" and r.batch == big}
-    lines = [f"At batch {big}: LMPPM restores {rate['LMPPM']:,.0f} images/s; "
-             f"{rate['LMPPM'] / rate['LDM full chain']:.1f}x the LDM's full chain (target 100x), "
-             f"{rate['LMPPM'] / rate['LDM default']:.1f}x its default restoration (target 10x), "
-             f"{rate['LMPPM'] / rate['DAE single pass']:.2f}x the DAE's single pass (GPU target 0.67x)."]  # fmt: skip
+    lines = [
+        f"At batch {big}: LMPPM restores {rate['LMPPM']:,.0f} images/s; "
+        f"{rate['LMPPM'] / rate['LDM full chain']:.1f}x the LDM's full chain (target 100x), "
+        f"{rate['LMPPM'] / rate['LDM default']:.1f}x its default restoration (target 10x), "
+        f"{rate['LMPPM'] / rate['DAE single pass']:.2f}x the DAE's single pass (GPU target 0.67x)."
+    ]
     return lines
 
 
 def write_speed(out_dir: Path, rows: list[Row], dev, seed: int) -> None:
     where = machine(dev)
-    payload = {"suite": "speed", "seed": seed, "machine": where, "rows": [asdict(r) for r in rows], "checks": checks(rows)}
+    payload = {
+        "suite": "speed",
+        "seed": seed,
+        "machine": where,
+        "rows": [asdict(r) for r in rows],
+        "checks": checks(rows),
+    }
     write_text(out_dir / "results.json", json.dumps(payload, indent=2))
     write_text(out_dir / "results.md", speed_markdown(rows, where))
 
@@ -248,16 +292,33 @@ def speed_markdown(rows: list[Row], where: str) -> str:
     names = list(dict.fromkeys(r.name for r in methods))
     by = {(r.name, r.batch): r for r in methods}
     head = "| digits, noise 0.4 | " + " | ".join(f"images/s @ {b}" for b in batches) + f" | peak MB @ {batches[-1]} |"
-    body = [f"| {n} | " + " | ".join(f"{by[n, b].images_per_s:,.1f}" for b in batches) + f" | {by[n, batches[-1]].peak_mb:,.0f} |" for n in names]
+    body = [
+        f"| {n} | "
+        + " | ".join(f"{by[n, b].images_per_s:,.1f}" for b in batches)
+        + f" | {by[n, batches[-1]].peak_mb:,.0f} |"
+        for n in names
+    ]
     parts.append("\n".join([head, "|---" * (len(batches) + 2) + "|", *body]) + "\n")
     step = [r for r in rows if r.table == "step"]
-    parts.append("| one flow step, part | batch | ms |\n|---|---|---|\n" + "\n".join(f"| {r.name} | {r.batch} | {1000 * r.seconds:.2f} |" for r in step) + "\n")
+    parts.append(
+        "| one flow step, part | batch | ms |\n|---|---|---|\n"
+        + "\n".join(f"| {r.name} | {r.batch} | {1000 * r.seconds:.2f} |" for r in step)
+        + "\n"
+    )
     prec = [r for r in rows if r.table == "precision"]
-    parts.append("| precision (autocast) | batch | images/s | PSNR | PSNR vs fp32 output |\n|---|---|---|---|---|\n"
-                 + "\n".join(f"| {r.name} | {r.batch} | {r.images_per_s:,.1f} | {r.psnr:.2f} | {r.psnr_vs_fp32:.1f} |" for r in prec) + "\n")  # fmt: skip
+    parts.append(
+        "| precision (autocast) | batch | images/s | PSNR | PSNR vs fp32 output |\n|---|---|---|---|---|\n"
+        + "\n".join(
+            f"| {r.name} | {r.batch} | {r.images_per_s:,.1f} | {r.psnr:.2f} | {r.psnr_vs_fp32:.1f} |" for r in prec
+        )
+        + "\n"
+    )
     photo = [r for r in rows if r.table == "photo"]
     mp = PHOTO_SIZE[0] * PHOTO_SIZE[1] / 1e6
-    parts.append("| 1000x700 colour photo, noise 0.1 | s / image | s / megapixel | peak MB |\n|---|---|---|---|\n"
-                 + "\n".join(f"| {r.name} | {r.seconds:.2f} | {r.seconds / mp:.2f} | {r.peak_mb:,.0f} |" for r in photo) + "\n")  # fmt: skip
+    parts.append(
+        "| 1000x700 colour photo, noise 0.1 | s / image | s / megapixel | peak MB |\n|---|---|---|---|\n"
+        + "\n".join(f"| {r.name} | {r.seconds:.2f} | {r.seconds / mp:.2f} | {r.peak_mb:,.0f} |" for r in photo)
+        + "\n"
+    )
     parts.append("".join(f"- {line}\n" for line in checks(rows)))
     return "\n".join(parts)
