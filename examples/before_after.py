@@ -17,11 +17,11 @@ import torch
 from torchvision.utils import make_grid
 
 import lmppm_cli
-from lmppm_cli.methods.classical import denoise
-from lmppm_cli.files.data import lfw_faces, mnist_5k, photo_tensor
 from lmppm_cli.core.degradations import gaussian_noise
-from lmppm_cli.files.images import save_image, tensor_to_image
 from lmppm_cli.core.metrics import psnr, ssim
+from lmppm_cli.files.data import lfw_faces, mnist_5k, photo_tensor
+from lmppm_cli.files.images import save_image, tensor_to_image
+from lmppm_cli.methods.classical import denoise
 
 parser = argparse.ArgumentParser(description="The README's before/after figures.")
 parser.add_argument("--out", default=str(Path(__file__).parent))

@@ -13,8 +13,8 @@ from pathlib import Path
 import skimage.data
 import torch
 
-from lmppm_cli.files.data import mnist_5k, photo_tensor
 from lmppm_cli.core.degradations import gaussian_noise
+from lmppm_cli.files.data import mnist_5k, photo_tensor
 from lmppm_cli.files.images import save_image, tensor_to_image
 
 parser = argparse.ArgumentParser(description="Write the example inputs.")

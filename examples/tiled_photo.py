@@ -22,8 +22,8 @@ import torch
 from PIL import Image
 
 from lmppm_cli.core.degradations import gaussian_noise
-from lmppm_cli.files.images import read_image, save_image, tensor_to_image
 from lmppm_cli.core.metrics import psnr
+from lmppm_cli.files.images import read_image, save_image, tensor_to_image
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--device", default="cpu")

@@ -38,9 +38,9 @@ def augmented_digits(n: int) -> torch.Tensor:
 
 def child(n: int, mode: str) -> dict:
     """One row, in this process: build the data, train one epoch, report time, memory and recall."""
-    from lmppm_cli.core.train import build_configs, train
     from lmppm_cli.core.data import Dataset, Split
     from lmppm_cli.files.data import mnist_5k
+    from lmppm_cli.training import build_configs, train
 
     torch.set_num_threads(2)
     data = Dataset(f"digits-{n}", Split(augmented_digits(n)), mnist_5k().val)
@@ -49,7 +49,7 @@ def child(n: int, mode: str) -> dict:
         height=28,
         width=28,
         latent_dim=18,
-        lambdas="1,4,1,1,1,1",
+        lambdas=(1, 4, 1, 1, 1, 1),
         epochs=1,
         batch_size=128,
         lr=1e-3,

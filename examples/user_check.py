@@ -80,13 +80,13 @@ def main() -> None:
         for sigma in args.sigmas:
             noisy = Path(tmp) / f"noisy-{sigma}"
             lmppm("degrade", clean, "-o", noisy, "--kind", "noise", "--severity", sigma, "--seed", 0)
-            table["noisy input"].append("%.2f / %.3f" % score(clean, noisy))
+            table["noisy input"].append("{:.2f} / {:.3f}".format(*score(clean, noisy)))
             for label, extra in rows.items():
                 out = Path(tmp) / f"{label}-{sigma}".replace(" ", "_")
                 start = time.perf_counter()
                 lmppm("restore", noisy, "-o", out, "--device", "cpu", *extra)
                 seconds = time.perf_counter() - start
-                table[label].append("%.2f / %.3f" % score(clean, out) + f" ({seconds:.0f} s)")
+                table[label].append("{:.2f} / {:.3f}".format(*score(clean, out)) + f" ({seconds:.0f} s)")
     print(
         f"| {args.domain}, {len(images)} held-out images | "
         + " | ".join(f"sigma {s:g}: PSNR / SSIM (time)" for s in args.sigmas)

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lmppm_cli import methods
+from lmppm_cli.core.config import FlowOverride
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.files import domain
 from lmppm_cli.files.devices import pick_device
-from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import decode, encode, resize, to_channels
-from lmppm_cli.methods.classical import CLASSICAL
-from lmppm_cli.methods import restorer
-from lmppm_cli.core.restoration import generate, sample_seeds
-from lmppm_cli.files.tiling import resolve, restore_tiled
+from lmppm_cli.files.tiling import in_tiles, resolve, restore_tiled
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 
 
@@ -52,8 +52,17 @@ class Model:
         """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
         steps, sigma_ker, schedule, adaptive, top_k) and `precision` as in `lmppm restore`."""
         method = method or self.method
-        fn = restorer(self.net, method, **flow)
-        if method in CLASSICAL:  # whole images at their own size, as `lmppm restore --method bm3d`
+        precision = flow.pop("precision", "fp32")
+        try:
+            override = FlowOverride(**flow)
+        except TypeError as exc:
+            raise LmppmError(
+                f"restore takes the flow settings {', '.join(FlowOverride.__dataclass_fields__)} ({exc})."
+            ) from None
+        fn = methods.restorer(self.net, method, precision=precision, flow=override)
+        if (
+            method is not None and methods.get(method).model is None
+        ):  # whole images at their own size, as `lmppm restore --method bm3d`
             return _convert(image, lambda x: fn(x[None], False).images[0])
         tiles = resolve(tile, overlap, self.net)
         return _convert(image, lambda x: restore_one(self.net, fn, x, tiles, batch_size))
@@ -94,7 +103,7 @@ def restore_one(net, fn, x: torch.Tensor, tiles: tuple[int, int], batch_size: in
     """One image (C, H, W) at any size, as `lmppm restore` does it; back in its own channels."""
     ae = net.config.autoencoder
     y = to_channels(x, ae.channels)
-    if tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width):
+    if in_tiles(x, tiles, net):
         out = restore_tiled(y, lambda b: fn(b.to(net.device), False).images, (ae.height, ae.width), *tiles, batch_size)
     else:
         out = resize(

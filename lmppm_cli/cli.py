@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
+import math
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 # Before torch loads: OpenMP threads that spin while they wait collapse on cores other work shares
 # (500 digits restored beside two busy processes: 11.7 s spinning, 6.8 s passive). A user's own setting wins.
@@ -18,6 +18,7 @@ from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from lmppm_cli import __version__  # noqa: E402
+from lmppm_cli.core.config import FlowOverride  # noqa: E402
 from lmppm_cli.core.errors import EXIT_CODES, LmppmError  # noqa: E402
 
 app = typer.Typer(
@@ -35,21 +36,21 @@ _state = {"debug": bool(os.environ.get("LMPPM_DEBUG"))}
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id.")
 ]
-RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision (branch, tag or commit) for a Hub model.")]
+RevisionOpt = Annotated[str | None, typer.Option(help="Hub revision (branch, tag or commit) for a Hub model.")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local Hub cache, never the network.")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
-StepsOpt = Annotated[Optional[int], typer.Option(min=0, help="Flow step budget (default: the model's).")]
+StepsOpt = Annotated[int | None, typer.Option(min=0, help="Flow step budget (default: the model's).")]
 AlphaOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         min=0.0, max=1.0, help="Distance-gradient step (0 with the adaptive step off: D unused, Ablation_lmppm)."
     ),
 ]
-BetaOpt = Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
-SigmaKerOpt = Annotated[Optional[float], typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
-ScheduleOpt = Annotated[Optional[str], typer.Option(help="Step sizes: constant (paper) or growing.")]
+BetaOpt = Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Kernel-mean weight of Eq. 21.")]
+SigmaKerOpt = Annotated[float | None, typer.Option(min=1e-6, help="Kernel width of Eq. 21 (default: the model's).")]
+ScheduleOpt = Annotated[str | None, typer.Option(help="Step sizes: constant (paper) or growing.")]
 AdaptiveOpt = Annotated[
-    Optional[bool],
+    bool | None,
     typer.Option(
         "--adaptive/--no-adaptive",
         help="Cap the kernel step at the learned distance D, so images already on the manifold move little (not in the paper) [default: the model's].",
@@ -78,7 +79,7 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
     threads: Annotated[
-        Optional[int], typer.Option(min=1, help="CPU threads torch may use [default: torch's, one per core].")
+        int | None, typer.Option(min=1, help="CPU threads torch may use [default: torch's, one per core].")
     ] = None,
 ) -> None:
     _state["debug"] = _state["debug"] or debug
@@ -150,7 +151,7 @@ def restore(
         str, typer.Option("--output", "-o", help="Output file (one input) or folder.", show_default=False)
     ],
     model: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--model",
             "-m",
@@ -158,9 +159,9 @@ def restore(
         ),
     ] = None,
     method: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
-            help="lmppm, ablation-lmppm, dae, ablation-dae, ldm, or a classical denoiser that needs no model: bm3d, nlmeans, wavelet [default: the model's own]."
+            help="A restoring method of `lmppm methods` (the flow, an ablation, a baseline, or a classical denoiser that needs no model) [default: the model's own]."
         ),
     ] = None,
     revision: RevisionOpt = None,
@@ -172,7 +173,7 @@ def restore(
     schedule: ScheduleOpt = None,
     adaptive: AdaptiveOpt = None,
     top_k: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=0,
             help="Kernel mean over the k nearest bank points only, for large banks (0: all, as Eq. 21) [default: the model's].",
@@ -180,7 +181,7 @@ def restore(
     ] = None,
     precision: PrecisionOpt = "fp32",
     start_step: Annotated[
-        Optional[int], typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")
+        int | None, typer.Option(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")
     ] = None,
     seed: Annotated[int, typer.Option(help="ldm only: seed of its sampling noise.")] = 0,
     device: DeviceOpt = "auto",
@@ -189,20 +190,20 @@ def restore(
         bool, typer.Option(help="Also write NAME.trajectory.png: the image after each step.")
     ] = False,
     tile: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=0,
             help="Restore images larger than the model in tiles of N pixels (0: resize the whole image) [default: the model's input size for U-Net models, 0 for conv models].",
         ),
     ] = None,
     tile_overlap: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=0, help="Pixels shared by neighbouring tiles, blended linearly [default: a quarter of the tile]."
         ),
     ] = None,
     report: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="Also write per-image scores (learned distance D and residual before and after, steps, time) to this .csv or .json file."
         ),
@@ -217,10 +218,10 @@ def restore(
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
+    from lmppm_cli import methods
     from lmppm_cli.files import shards
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
-    from lmppm_cli.methods import default_model, restorer
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
         raise LmppmError(f"--report {report} must end in .csv or .json.")
@@ -234,23 +235,23 @@ def restore(
     jobs = shards.share(planned, world)
     shards.start(world, dev)
     try:
-        flow = dict(
+        flow = FlowOverride(
             steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule, adaptive=adaptive, top_k=top_k
         )
-        if model is None and (method or "lmppm") == "lmppm":
+        if model is None and methods.get(method or methods.DEFAULT).picks:
             groups, choices, result = _auto_groups(jobs, revision, offline, device, strict)
         else:
-            reference = model or default_model(method or "lmppm")
+            reference = model or methods.default_model(method or methods.DEFAULT)
             groups, choices, result = (
                 {reference: (_load(reference, revision, offline, device) if reference else None, jobs)},
                 {},
                 Report(),
             )
-        methods = {
+        chosen = {
             name: name if method is None and net is None else method for name, (net, _) in groups.items()
         }  # the pick chose bm3d
         fns = {
-            name: restorer(net, methods[name], seed=seed, start_step=start_step, precision=precision, **flow)
+            name: methods.restorer(net, chosen[name], seed=seed, start_step=start_step, precision=precision, flow=flow)
             for name, (net, _) in groups.items()
         }
         summaries = shards.gather(_choice_summary(groups, choices), world)
@@ -262,7 +263,7 @@ def restore(
             )
             for name, (net, group) in groups.items():
                 label = (
-                    {"model": name if net is not None else "", "method": methods[name] or net.config.method}
+                    {"model": name if net is not None else "", "method": chosen[name] or net.config.method}
                     if report
                     else None
                 )
@@ -407,16 +408,13 @@ def generate(
     precision: PrecisionOpt = "fp32",
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
+    from lmppm_cli.core.restoration import autocast
     from lmppm_cli.files.jobs import generate_files
-    from lmppm_cli.core.restoration import autocast, check_flow, flow_settings
 
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
     net = _load(model, revision, offline, device)
-    flow = flow_settings(
-        net, generate_steps=steps, generate_alpha=alpha, generate_beta=beta, sigma_ker=sigma_ker, schedule=schedule
-    )
-    check_flow(dataclasses.replace(flow, alpha=flow.generate_alpha, beta=flow.generate_beta))
+    flow = FlowOverride(steps=steps, alpha=alpha, beta=beta, sigma_ker=sigma_ker, schedule=schedule)
     if start not in ("latent", "pixel"):
         raise LmppmError(f"--start must be latent or pixel, not {start!r}.")
     autocast(net.device, precision)  # refused here, before anything is written, if it cannot run
@@ -441,11 +439,11 @@ def train(
     epochs: Annotated[int, typer.Option(min=1, help="Epoch budget (Table 11: 200).")] = 200,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size (Table 11: 128).")] = 128,
     method: Annotated[
-        str, typer.Option(help="lmppm, or a baseline: dae, ldm (needs --base), classifier (for FID).")
+        str, typer.Option(help="What to train: a trained method of `lmppm methods` (lmppm, or a baseline).")
     ] = "lmppm",
-    base: Annotated[Optional[str], typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
+    base: Annotated[str | None, typer.Option(help="ldm only: the trained DAE whose latent space it models.")] = None,
     init: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="lmppm or dae: start F and G from this model's autoencoder (e.g. a DAE of the same architecture); not in the paper."
         ),
@@ -465,7 +463,7 @@ def train(
         typer.Option(min=0.0, help="Training noise sigma (0.4 digits, 0.2 faces); also the calibration's noise level."),
     ] = 0.4,
     sigma_range: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="LOW,HIGH: each training sample draws its noise level uniformly from this range (blind to strength) instead of --sigma-d."
         ),
@@ -489,7 +487,7 @@ def train(
         str, typer.Option(help="conv (Table 8) or unet (Table 9, with latent-to-skip projections).")
     ] = "conv",
     widths: Annotated[
-        Optional[str], typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")
+        str | None, typer.Option(help="Channels per level, comma separated (conv: 32,64; unet: 32,64,128,256).")
     ] = None,
     projections: Annotated[
         bool, typer.Option(help="unet: add the latent-to-skip projections (off: the ablation).")
@@ -518,18 +516,17 @@ def train(
         str, typer.Option(help="constant, or cosine: the learning rates fall to 1% over the --epochs budget.")
     ] = "constant",
     extra_photos: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="photo-crops only: a folder of whole photos added to its training photos (weights/README.md: Debian's wallpapers)."
         ),
     ] = None,
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent dimension d (MNIST: 18).")] = 18,
     image_size: Annotated[
-        Optional[str],
-        typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28)."),
+        str | None, typer.Option(help="Model input size, N or HxW (default: 32 photo-patches, 25 lfw-faces, else 28).")
     ] = None,
     channels: Annotated[
-        Optional[int], typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")
+        int | None, typer.Option(min=1, max=4, help="1 (gray) or 3 (RGB); default: from the data.")
     ] = None,
     neighbours: Annotated[
         str,
@@ -549,7 +546,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and noise.")] = 0,
     device: DeviceOpt = "auto",
     resume: Annotated[bool, typer.Option(help="Continue the run in -o exactly where it stopped.")] = False,
-    data_dir: Annotated[Optional[str], typer.Option(help="Download folder for torchvision datasets.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Download folder for torchvision datasets.")] = None,
     stream: Annotated[
         bool,
         typer.Option(
@@ -557,7 +554,7 @@ def train(
         ),
     ] = False,
     cache: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             help="--stream: folder for the decoded cache (default: RUN/cache); reused while the files are unchanged."
         ),
@@ -577,8 +574,8 @@ def train(
     from lmppm_cli.files import shards
     from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels
     from lmppm_cli.files.devices import pick_device
-    from lmppm_cli.core.train import build_configs
     from lmppm_cli.files.weights import resolve_model
+    from lmppm_cli.training import build_configs
 
     world = shards.world_from_env()
     dev = shards.rank_device(pick_device(device), world)
@@ -595,7 +592,7 @@ def train(
         lr_distance=lr_distance,
         sigma_d=sigma_d,
         patience=patience,
-        lambdas=lambdas,
+        lambdas=_floats(lambdas, "--lambdas", 6),
         neighbours=neighbours,
         seed=seed,
         calibrate=calibrate,
@@ -605,7 +602,7 @@ def train(
         projections=projections,
         skip_dropout=skip_dropout,
         lambda_denoise=lambda_denoise,
-        sigma_range=sigma_range,
+        sigma_range=_sigma_range(sigma_range),
         init=str(resolve_model(init, revision=None, offline=False)) if init else "",
         freeze_init=freeze_init,
         workers=workers,
@@ -675,7 +672,31 @@ def _training_data(data, channels, height, width, data_dir, stream, cache, worke
     return open_stream(Path(data), channels, height, width, cache, workers)
 
 
-def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
+def _floats(text: str, option: str, count: int) -> tuple[float, ...]:
+    """COUNT finite numbers separated by commas."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise LmppmError(f"{option} needs {count} finite numbers separated by commas, not {text!r}.")
+    return values
+
+
+def _sigma_range(text: str | None) -> tuple[float, float] | None:
+    """LOW,HIGH with 0 <= LOW <= HIGH."""
+    if text is None:
+        return None
+    try:
+        low, high = _floats(text, "--sigma-range", 2)
+    except LmppmError:
+        low, high = 1.0, 0.0
+    if not 0.0 <= low <= high:
+        raise LmppmError(f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {text!r}.")
+    return low, high
+
+
+def _ints(text: str | None, option: str) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
@@ -687,7 +708,7 @@ def _ints(text: Optional[str], option: str) -> Optional[tuple[int, ...]]:
     return values
 
 
-def _size(text: Optional[str], default: int) -> tuple[int, int]:
+def _size(text: str | None, default: int) -> tuple[int, int]:
     if text is None:
         return default, default
     try:
@@ -701,7 +722,7 @@ def _size(text: Optional[str], default: int) -> tuple[int, int]:
 
 def _run_training(config, dataset, tcfg, output, dev, resume, base_model, world):
     from lmppm_cli.core.train import Progress as Hooks
-    from lmppm_cli.core.train import train as run
+    from lmppm_cli.training import train as run
 
     if not world.main:  # rank 0 alone reports
         return run(config, dataset, tcfg, output, dev, resume=resume, base=base_model, world=world)
@@ -746,7 +767,7 @@ def bench(
     ] = "bench-results",
     seed: Annotated[int, typer.Option(help="Seed of every degradation and of the LDM's sampling.")] = 0,
     limit: Annotated[
-        Optional[int],
+        int | None,
         typer.Option(
             min=2,
             help="Use only N test images (points), spread over the classes (the circle); speed: batch sizes up to N.",
@@ -761,17 +782,17 @@ def bench(
         ),
     ] = 3,
     degradations: Annotated[
-        Optional[str], typer.Option(help="Comma-separated kinds to run (default: all of the suite).")
+        str | None, typer.Option(help="Comma-separated kinds to run (default: all of the suite).")
     ] = None,
     model: Annotated[
-        Optional[str], typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")
+        str | None, typer.Option("--model", "-m", help="The LMPPM model (default: the suite's bundled one).")
     ] = None,
     ablation: Annotated[
-        Optional[str], typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")
+        str | None, typer.Option(help="The LMPPM model without latent-to-skip projections (photo-noise, faces).")
     ] = None,
-    dae: Annotated[Optional[str], typer.Option(help="The DAE baseline (and Ablation_dae).")] = None,
-    ldm: Annotated[Optional[str], typer.Option(help="The LDM baseline.")] = None,
-    classifier: Annotated[Optional[str], typer.Option(help="The domain classifier for FID and accuracy.")] = None,
+    dae: Annotated[str | None, typer.Option(help="The DAE baseline (and Ablation_dae).")] = None,
+    ldm: Annotated[str | None, typer.Option(help="The LDM baseline.")] = None,
+    classifier: Annotated[str | None, typer.Option(help="The domain classifier for FID and accuracy.")] = None,
     classical: Annotated[
         bool,
         typer.Option(
@@ -875,13 +896,13 @@ def _bench_standalone(suite: str, output: str, seed: int, limit: int | None, opt
 @friendly
 def models(
     paths: Annotated[
-        Optional[list[str]],
+        list[str] | None,
         typer.Argument(
             help="Also list model files and Hub-style folders here (searched recursively).", show_default=False
         ),
     ] = None,
     cache_dir: Annotated[
-        Optional[str], typer.Option(help="Hugging Face Hub cache to scan [default: the Hub client's].")
+        str | None, typer.Option(help="Hugging Face Hub cache to scan [default: the Hub client's].")
     ] = None,
 ) -> None:
     """List the bundled models, the lmppm models in the Hub cache and any given local ones."""
@@ -898,6 +919,30 @@ def models(
     out.print("with no --model, `lmppm restore` picks mnist, faces or photos by the image's channels and size.")
 
 
+@app.command("methods")
+@friendly
+def list_methods() -> None:
+    """List the methods of the registry: what each needs, does and restores with by default."""
+    from rich.table import Table
+
+    from lmppm_cli import methods
+
+    table = Table("method", "what it does", "model it needs", "default model", "restores", "trains", "generates")
+    table.columns[0].no_wrap = True
+    for m in methods.REGISTRY.values():
+        yes = lambda part: "yes" if part is not None else ""  # noqa: E731
+        table.add_row(
+            m.name,
+            m.summary,
+            m.model or "none",
+            methods.default_model(m.name) or "",
+            yes(m.restorer),
+            yes(m.objective),
+            yes(m.generator),
+        )
+    out.print(table)
+
+
 @app.command()
 @friendly
 def export(
@@ -906,11 +951,11 @@ def export(
     ],
     output: Annotated[str, typer.Option("--output", "-o", help="Folder to write (new or empty).", show_default=False)],
     name: Annotated[
-        Optional[str], typer.Option(help="Model name in the card [default: the run folder's or file's name].")
+        str | None, typer.Option(help="Model name in the card [default: the run folder's or file's name].")
     ] = None,
     license: Annotated[str, typer.Option(help="License in the card's metadata.")] = "mit",
     bench: Annotated[
-        Optional[str], typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")
+        str | None, typer.Option(help="A `lmppm bench` results.json whose table goes into the card.")
     ] = None,
     half: Annotated[
         bool, typer.Option(help="Store the weights as float16: half the file; they load back as float32.")

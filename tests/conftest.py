@@ -66,7 +66,8 @@ def write_png(path, array: np.ndarray, mode: str | None = None) -> None:
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
     """A tiny 12x12 gray model trained for 3 epochs on blob images, saved as a model file."""
-    from lmppm_cli.core.train import TrainConfig, train
+    from lmppm_cli.core.train import TrainConfig
+    from lmppm_cli.training import train
 
     torch.set_num_threads(2)
     run = tmp_path_factory.mktemp("tiny-run")
@@ -82,8 +83,9 @@ def tiny_bundle(tiny_model_file, tmp_path_factory):
     import dataclasses
 
     from lmppm_cli.core.config import DiffusionConfig
-    from lmppm_cli.core.train import TrainConfig, train
+    from lmppm_cli.core.train import TrainConfig
     from lmppm_cli.files.weights import load_model
+    from lmppm_cli.training import train
 
     root = tmp_path_factory.mktemp("bundle")
     x = blob_images(60, seed=1)

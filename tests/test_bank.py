@@ -92,9 +92,10 @@ def test_the_default_kernel_width_from_a_sample_of_a_large_bank_is_near_the_full
 def test_top_k_through_the_bank_index_matches_the_exact_top_k_and_is_rebuilt_when_the_bank_changes(rng, monkeypatch):
     """A bank past INDEX_MIN_BANK gets a FAISS index, built once and rebuilt when S changes; the top-k
     kernel mean through it matches the exact-scan top-k, and both approach Eq. 21 as k grows."""
-    from lmppm_cli.core.models import LMPPM, lmppm as lmppm_module
-
     from conftest import tiny_config
+
+    from lmppm_cli.core.models import LMPPM
+    from lmppm_cli.core.models import lmppm as lmppm_module
 
     monkeypatch.setattr(lmppm_module, "INDEX_MIN_BANK", 500)
     model = LMPPM(tiny_config(latent_dim=8))

@@ -2,18 +2,16 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import blob_images, tiny_config
 
-from lmppm_cli.methods import ddpm
-from lmppm_cli.methods import ldm
-from lmppm_cli.core.config import DiffusionConfig
+from lmppm_cli.core.config import DiffusionConfig, FlowOverride
 from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.methods import restorer
 from lmppm_cli.core.restoration import restore, single_pass
-from lmppm_cli.core.train import TrainConfig, train
+from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
-
-from conftest import blob_images, tiny_config
+from lmppm_cli.methods import ddpm, ldm, restorer
+from lmppm_cli.training import train
 
 
 def _tcfg(**kw):
@@ -65,7 +63,7 @@ def test_dae_trains_and_restores_with_its_methods(dae_file, rng):
     assert model.config.flow.alpha == 0.0  # its calibrated flow is the kernel-only Ablation_dae
     x = blob_images(6, seed=9)
     torch.testing.assert_close(restorer(model, "dae")(x, False).images, single_pass(model, x))
-    ablation = restorer(model, "ablation-dae", beta=0.3, steps=2)(x, False).images
+    ablation = restorer(model, "ablation-dae", flow=FlowOverride(beta=0.3, steps=2))(x, False).images
     torch.testing.assert_close(
         ablation, restore(model, x, dataclasses.replace(model.config.flow, alpha=0.0, beta=0.3, steps=2)).images
     )
@@ -95,7 +93,6 @@ def test_ldm_trains_on_a_dae_restores_and_generates(dae_file, tmp_path):
 
 
 def test_classifier_learns_labels_and_refuses_unlabelled_data(tmp_path):
-    g = torch.Generator().manual_seed(0)
     x = blob_images(120, seed=4)
     y = (x.flatten(1).argmax(1) % 12 >= 6).long()  # which half of the image holds the blob
     ds = Dataset("halves", Split(x[:80], y[:80]), Split(x[80:100], y[80:100]), Split(x[100:], y[100:]))
@@ -120,7 +117,9 @@ def test_psnr_best_start_step_is_the_best_validation_row(dae_file, tmp_path):
     best = ldm.psnr_best_start_step(model, val, 0.3, seed=5)
     assert best in ldm.START_STEPS and best == ldm.psnr_best_start_step(model, val, 0.3, seed=5)
     gen = torch.Generator().manual_seed(5)
-    rows = ldm.start_step_rows(model, val, ldm.noisy_cases(model, val, 0.3, gen), gen, ldm.START_STEPS)
+    from lmppm_cli.core.calibrate import noisy_cases
+
+    rows = ldm.start_step_rows(model, val, noisy_cases(model, val, 0.3, gen), gen, ldm.START_STEPS)
     assert [r["start_step"] for r in rows] == sorted(ldm.START_STEPS)
     assert max(rows, key=lambda r: r["worst"])["start_step"] == best
     assert {r["start_step"] for r in summary["start_step_psnr"]} == {*ldm.START_STEPS, summary["start_step"]}

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from lmppm_cli.experiments.bench import SUITES, run_suite
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.experiments.bench import SUITES, run_suite
 from lmppm_cli.files.weights import load_model
 
 

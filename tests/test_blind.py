@@ -8,9 +8,9 @@ import dataclasses
 
 import pytest
 import torch
-
 from conftest import blob_images
-from lmppm_cli.core.config import ModelConfig
+
+from lmppm_cli.core.config import FlowOverride, ModelConfig
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.noise_level import estimate_noise, noise_levels
 from lmppm_cli.core.restoration import everywhere, flow_bands, restore
@@ -131,9 +131,11 @@ def test_a_flow_asked_for_runs_on_every_image(tiny_model_file):
     model = load_model(tiny_model_file)
     model.config = dataclasses.replace(model.config, flow=_blind(model, 0.3))
     assert (
-        flow_settings(model).far is not None and flow_settings(model, steps=None).noisy is not None
+        flow_settings(model).far is not None and flow_settings(model, FlowOverride(steps=None)).noisy is not None
     )  # nothing asked: the rule
-    asked = flow_settings(model, steps=5, alpha=0.2)
+    asked = flow_settings(model, FlowOverride(steps=5, alpha=0.2))
     assert (asked.far, asked.noisy, asked.steps, asked.alpha) == (None, None, 5, 0.2)
-    searched = flow_settings(model, top_k=4, tol=0.01)  # the bank search and the stop are not flows of their own
+    searched = flow_settings(
+        model, FlowOverride(top_k=4, tol=0.01)
+    )  # the bank search and the stop are not flows of their own
     assert (searched.far.top_k, searched.noisy.top_k, searched.top_k, searched.noisy.tol) == (4, 4, 4, 0.01)

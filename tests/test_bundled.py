@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lmppm_cli.experiments.bench import run_suite
 from lmppm_cli.cli import app
+from lmppm_cli.experiments.bench import run_suite
 from lmppm_cli.files.weights import load_model, resolve_model
 
 

@@ -1,11 +1,10 @@
 import torch
+from conftest import blob_images
 
 from lmppm_cli.core.calibrate import ALPHAS, BETAS, KERNEL_MULTIPLIERS, STEPS, calibrate_flow, choose
-from lmppm_cli.core.restoration import restore, single_pass
 from lmppm_cli.core.metrics import psnr, ssim
+from lmppm_cli.core.restoration import restore, single_pass
 from lmppm_cli.files.weights import load_model
-
-from conftest import blob_images
 
 
 def test_calibration_follows_its_rule_within_the_papers_constraints(tiny_model_file):

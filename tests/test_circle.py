@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from lmppm_cli.cli import app
 from lmppm_cli.core.bank import kernel_mean
 from lmppm_cli.experiments.bench.circle import METHODS, CircleBench, run_circle
 from lmppm_cli.experiments.circle import (
@@ -18,7 +19,6 @@ from lmppm_cli.experiments.circle import (
     sample_points,
     truncated_normal_moments,
 )
-from lmppm_cli.cli import app
 from lmppm_cli.experiments.fit import FitConfig, fit
 from lmppm_cli.experiments.mppm import Mppm, MppmConfig, g_bar_samples, mppm_loss, restore
 

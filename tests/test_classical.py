@@ -4,15 +4,14 @@ core and through `lmppm restore --method` with no model."""
 import numpy as np
 import pytest
 import torch
+from conftest import write_png
 from PIL import Image
 from typer.testing import CliRunner
 
-from lmppm_cli.methods.classical import CLASSICAL, denoise, estimate_noise
 from lmppm_cli.cli import app
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.methods import default_model, restorer
-
-from conftest import write_png
+from lmppm_cli.methods.classical import CLASSICAL, denoise, estimate_noise
 
 
 def smooth_image(channels: int, height: int = 23, width: int = 17) -> torch.Tensor:

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
 import torch
-
-from lmppm_cli.files.data import load_dataset, mnist_5k, sniff_channels
-from lmppm_cli.core.errors import LmppmError
-
 from conftest import write_png
+
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.data import load_dataset, mnist_5k, sniff_channels
 
 
 def test_mnist_5k_split_is_fixed_balanced_and_disjoint():

@@ -1,14 +1,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import blob_images
 from PIL import Image
 from typer.testing import CliRunner
 
 from lmppm_cli.cli import app
 from lmppm_cli.core.degradations import DEGRADATIONS, degrade, strength
 from lmppm_cli.core.errors import LmppmError
-
-from conftest import blob_images
 
 KINDS = list(DEGRADATIONS)
 

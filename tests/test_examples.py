@@ -48,10 +48,12 @@ def test_every_example_has_a_quick_run():
 @pytest.fixture(scope="module")
 def photo_run(tmp_path_factory) -> Path:
     """A tiny run directory whose summary.json is what photo_training_curve.py reads (a real training)."""
-    from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
-    from lmppm_cli.core.train import TrainConfig, train
-    from lmppm_cli.core.data import Dataset, Split
     import torch
+
+    from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
+    from lmppm_cli.core.data import Dataset, Split
+    from lmppm_cli.core.train import TrainConfig
+    from lmppm_cli.training import train
 
     run = tmp_path_factory.mktemp("curve-run")
     x = torch.rand(32, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -13,14 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_png
 from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from lmppm_cli.cli import app
 from lmppm_cli.files.weights import CONFIG_KEY, read_tensors
-
-from conftest import write_png
 
 USAGE, PARTIAL, MODEL = 2, 1, 3
 

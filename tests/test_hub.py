@@ -10,8 +10,8 @@ import numpy as np
 from PIL import Image
 from typer.testing import CliRunner
 
-from lmppm_cli.files.catalog import bundled_entries, hub_entries
 from lmppm_cli.cli import app
+from lmppm_cli.files.catalog import bundled_entries, hub_entries
 from lmppm_cli.files.weights import bundled_models, read_tensors
 
 runner = CliRunner()

@@ -1,14 +1,12 @@
 import numpy as np
 import pytest
-import torch
+from conftest import write_png
 from PIL import Image
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.jobs import generate_files, plan_outputs, restore_files
-from lmppm_cli.methods import restorer
 from lmppm_cli.files.weights import load_model
-
-from conftest import write_png
+from lmppm_cli.methods import restorer
 
 
 def _img(path, size=(12, 12), mode="L"):
@@ -122,15 +120,14 @@ def test_batching_does_not_change_results(tiny_model_file, tmp_path):
 
 def test_generate_files_is_seeded(tiny_model_file, tmp_path):
     model = load_model(tiny_model_file)
-    flow = model.config.flow
-    generate_files(model, 5, tmp_path / "a", seed=7, flow=flow, progression=True)
-    generate_files(model, 5, tmp_path / "b", seed=7, flow=flow, batch_size=2)
-    generate_files(model, 5, tmp_path / "c", seed=8, flow=flow)
+    generate_files(model, 5, tmp_path / "a", seed=7, progression=True)
+    generate_files(model, 5, tmp_path / "b", seed=7, batch_size=2)
+    generate_files(model, 5, tmp_path / "c", seed=8)
     read = lambda d, i: np.asarray(Image.open(tmp_path / d / f"sample_{i:04d}.png"))  # noqa: E731
     assert all(np.array_equal(read("a", i), read("b", i)) for i in range(5))
     assert not all(np.array_equal(read("a", i), read("c", i)) for i in range(5))
     prog = Image.open(tmp_path / "a" / "progression.png")
-    steps = flow.generate_steps + 1
+    steps = model.config.generation.steps + 1
     assert prog.size == (steps * 14 + 2, 5 * 14 + 2)  # 12 px tiles, 2 px padding
     assert Image.open(tmp_path / "a" / "grid.png").mode == "L"
 

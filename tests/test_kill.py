@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from conftest import blob_images, write_png
 from PIL import Image
 
 from lmppm_cli.files.weights import read_metadata, read_tensors
-
-from conftest import blob_images, write_png
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 TRAIN = [
@@ -165,9 +164,21 @@ def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
         assert Image.open(out / name).size == (28, 28)
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C's default action, even where the tests run with SIGINT ignored (a background
+    job of a non-interactive shell), which Python would otherwise inherit and keep."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_a_folder_restore_with_130_and_only_whole_files(tmp_path):
     proc, _, out = _restore_until_50_written(
-        tmp_path, 1, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        tmp_path,
+        1,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     proc.send_signal(signal.SIGCONT)  # hundreds of batches are still ahead of it
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends: the whole foreground process group

@@ -1,11 +1,10 @@
 import torch
+from conftest import blob_images, tiny_config
 
 from lmppm_cli.core.flow import latent_shift
 from lmppm_cli.core.losses import TERM_NAMES, LossWeights, lmppm_loss
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.neighbours import nearest
-
-from conftest import blob_images, tiny_config
 
 
 def _batch(rng, n=8):

@@ -1,10 +1,9 @@
 import pytest
 import torch
+from conftest import tiny_config
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models import LMPPM
-
-from conftest import tiny_config
 
 
 @pytest.mark.parametrize("channels,height,width", [(1, 28, 28), (3, 17, 23), (1, 9, 31), (4, 16, 16)])

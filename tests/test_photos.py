@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 
 from lmppm_cli.cli import app
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
+from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models.unet import UNetAutoencoder
-from lmppm_cli.core.train import TrainConfig, train
+from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files import domain
-from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.files.data import CropDrawer, grid_crops, load_dataset
+from lmppm_cli.training import train
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -63,14 +64,14 @@ def test_unshuffle_needs_divisible_sizes_and_a_large_enough_image():
 
 
 def test_unshuffle_and_residual_are_refused_for_the_conv_architecture():
-    from lmppm_cli.core.train import build_configs
+    from lmppm_cli.training import build_configs
 
     common = dict(
         channels=3,
         height=16,
         width=16,
         latent_dim=4,
-        lambdas="1,1,1,1,1,1",
+        lambdas=(1,) * 6,
         epochs=1,
         batch_size=8,
         lr=1e-3,
@@ -257,8 +258,9 @@ def test_restore_with_no_model_uses_bm3d_for_a_clean_photo_and_says_how_to_force
 
 
 def test_api_pick_follows_the_same_rule():
-    import lmppm_cli
     import skimage.data
+
+    import lmppm_cli
 
     clean = skimage.data.astronaut()[:96, :128]
     model, choice = lmppm_cli.pick(clean, device="cpu")

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import torch
+from conftest import write_png
 from PIL import Image
 
 from lmppm_cli.core.world import World
 from lmppm_cli.files.shards import rank_device, share
-from conftest import write_png
 
 
 def test_shares_are_disjoint_cover_every_job_and_are_balanced():

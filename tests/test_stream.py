@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import blob_images, write_png
 from PIL import Image
 from torch.utils.data import DataLoader
 from typer.testing import CliRunner
@@ -18,8 +19,6 @@ from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest
 from lmppm_cli.files.data import is_validation, split_files
 from lmppm_cli.files.stream import ImageFiles, open_stream
 from lmppm_cli.files.weights import load_model
-
-from conftest import blob_images, write_png
 
 
 def test_the_split_by_path_hash_holds_out_a_tenth_and_is_stable_when_files_are_added(tmp_path):

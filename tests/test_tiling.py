@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -14,7 +15,6 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.files.tiling import ramp, restore_tiled, tile_starts
 from lmppm_cli.files.weights import save_model
-from conftest import tiny_config
 
 
 def test_tiles_cover_the_image_and_the_last_is_aligned_to_the_end():

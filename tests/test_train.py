@@ -2,13 +2,13 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import LossWeights
-from lmppm_cli.core.train import TrainConfig, build_configs, train
+from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
-
-from conftest import tiny_config
+from lmppm_cli.training import build_configs, train
 
 
 def _tcfg(**kw):
@@ -109,9 +109,9 @@ def test_build_configs_validates_lambdas():
         neighbours="exact",
         seed=0,
     )
-    cfg, tcfg = build_configs(lambdas="1,2,3,4,5,6", **kw)
+    cfg, tcfg = build_configs(lambdas=(1, 2, 3, 4, 5, 6), **kw)
     assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18
-    for bad in ("1,2", "a,b,c,d,e,f", "1,1,1,1,1,-1", "1,1,nan,1,1,1", "1,inf,1,1,1,1"):
+    for bad in ((1, 2), (1, 1, 1, 1, 1, -1), (1, 1, float("nan"), 1, 1, 1), (1, float("inf"), 1, 1, 1, 1)):
         with pytest.raises(LmppmError, match="lambdas"):
             build_configs(lambdas=bad, **kw)
     nonsense = {
@@ -124,11 +124,11 @@ def test_build_configs_validates_lambdas():
     }
     for key, value in nonsense.items():  # refused up front, naming the option or the field
         with pytest.raises(LmppmError, match="lr|sigma-d|latent_dim|height|channels"):
-            build_configs(lambdas="1,2,3,4,5,6", **{**kw, key: value})
+            build_configs(lambdas=(1, 2, 3, 4, 5, 6), **{**kw, key: value})
 
 
 def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
-    from lmppm_cli.core.objectives import noisy
+    from lmppm_cli.core.noise import noisy
 
     x = torch.full((400, 1, 16, 16), 0.5)  # mid-grey: no clamping at these levels
     fixed = noisy(x, 0.1, rng) - x
@@ -150,24 +150,30 @@ def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
         epochs=1,
         batch_size=8,
         lr=1e-3,
-        lambdas="1,1,1,1,1,1",
+        lambdas=(1,) * 6,
         lr_distance=1e-3,
         sigma_d=0.4,
         patience=3,
         neighbours="exact",
         seed=0,
     )
-    _, tcfg = build_configs(sigma_range="0,0.9", lambda_denoise=2.0, **kw)
+    _, tcfg = build_configs(sigma_range=(0, 0.9), lambda_denoise=2.0, **kw)
     assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0) and tcfg.weights.denoise == 2.0
-    assert build_configs(sigma_range="0,0.3", sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0)
+    assert build_configs(sigma_range=(0, 0.3), sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(LmppmError, match="sigma-power"):
-            build_configs(sigma_range="0,0.3", sigma_power=bad, **kw)
+            build_configs(sigma_range=(0, 0.3), sigma_power=bad, **kw)
     assert build_configs(**kw)[1].training_noise == 0.4
     assert TrainConfig.from_dict(tcfg.to_dict()) == tcfg  # survives the JSON of a checkpoint
-    for bad in ("0.5", "0.9,0.1", "-1,1", "a,b"):
+    for bad in ((0.9, 0.1), (-1, 1)):
         with pytest.raises(LmppmError, match="sigma-range"):
             build_configs(sigma_range=bad, **kw)
+    from lmppm_cli.cli import _sigma_range
+
+    assert _sigma_range("0,0.9") == (0.0, 0.9) and _sigma_range(None) is None
+    for bad in ("0.5", "0.9,0.1", "-1,1", "a,b", "0,inf"):  # the command line's own parsing
+        with pytest.raises(LmppmError, match="sigma-range"):
+            _sigma_range(bad)
 
 
 def test_training_with_a_noise_range_and_the_denoising_term(blob_dataset, tmp_path, device):
@@ -210,9 +216,7 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
 
     train(dataclasses.replace(tiny_config(), method="dae"), blob_dataset, _tcfg(epochs=1), tmp_path / "dae", device)
     dae = load_model(tmp_path / "dae" / "model.safetensors")
-    objective = LmppmObjective(
-        tiny_config(), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device
-    )
+    objective = LmppmObjective(tiny_config(), blob_dataset, _tcfg(), device, base=dae)
     for key, value in dae.autoencoder.state_dict().items():
         torch.testing.assert_close(objective.model.autoencoder.state_dict()[key], value)
     summary = train(
@@ -224,15 +228,13 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
     )
     assert summary["train_config"]["init"].endswith("model.safetensors")
     with pytest.raises(LmppmError, match="autoencoder differs"):
-        LmppmObjective(
-            tiny_config(latent_dim=6), blob_dataset, _tcfg(init=str(tmp_path / "dae" / "model.safetensors")), device
-        )
+        LmppmObjective(tiny_config(latent_dim=6), blob_dataset, _tcfg(), device, base=dae)
     kw = dict(
         channels=1,
         height=12,
         width=12,
         latent_dim=4,
-        lambdas="1,1,1,1,1,1",
+        lambdas=(1,) * 6,
         epochs=1,
         batch_size=8,
         lr=1e-3,
@@ -258,7 +260,7 @@ def test_a_dae_continues_from_another_dae(blob_dataset, tmp_path, device):
     dae = dataclasses.replace(tiny_config(), method="dae")
     train(dae, blob_dataset, _tcfg(epochs=2, calibrate=False), tmp_path / "a", device)
     init = str(tmp_path / "a" / "model.safetensors")
-    objective = DaeObjective(dae, blob_dataset, _tcfg(init=init), device)
+    objective = DaeObjective(dae, blob_dataset, _tcfg(), device, base=load_model(init))
     for key, value in load_model(init).autoencoder.state_dict().items():
         assert torch.equal(objective.model.autoencoder.state_dict()[key], value), key
     summary = train(
@@ -298,7 +300,7 @@ def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_d
             height=12,
             width=12,
             latent_dim=4,
-            lambdas="1,1,1,1,1,1",
+            lambdas=(1,) * 6,
             epochs=1,
             batch_size=8,
             lr=1e-3,
@@ -321,7 +323,9 @@ def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no
     from lmppm_cli.core import train as train_module
 
     diverged = {"now": False}
-    real = train_module.make_objective
+    from lmppm_cli import methods
+
+    real = methods.objective
 
     def wrapped(*args, **kwargs):
         objective = real(*args, **kwargs)
@@ -337,7 +341,7 @@ def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no
         objective.loss = poisoned
         return objective
 
-    monkeypatch.setattr(train_module, "make_objective", wrapped)
+    monkeypatch.setattr(methods, "objective", wrapped)
     snapshot = {}
 
     def after_epoch(record):
@@ -410,7 +414,7 @@ def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(
             height=12,
             width=12,
             latent_dim=4,
-            lambdas="1,1,1,1,1,1",
+            lambdas=(1,) * 6,
             epochs=1,
             batch_size=8,
             lr=1e-3,
@@ -431,9 +435,9 @@ def test_under_bf16_autocast_d_and_the_second_order_shift_terms_stay_float32(blo
     """The product runs bf16 on GPUs only; CPU autocast follows the same code path. D's output and the
     gradients that reach D's parameters through the shift terms (create_graph) stay float32 and agree with
     full precision; F and G's gradients agree to bf16 rounding; a training run under it lowers its loss."""
+    from lmppm_cli.core import train as train_module
     from lmppm_cli.core.losses import lmppm_loss
     from lmppm_cli.core.models import LMPPM
-    from lmppm_cli.core import train as train_module
 
     torch.manual_seed(0)
     model = LMPPM(tiny_config())

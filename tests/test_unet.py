@@ -6,7 +6,7 @@ import torch
 
 from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.core.models.autoencoder import build_autoencoder
+from lmppm_cli.core.models import build_autoencoder
 
 
 def _unet(**kw) -> torch.nn.Module:
@@ -170,17 +170,15 @@ def test_with_projections_the_restored_image_follows_z():
 
 
 def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dropout(tmp_path):
-    from lmppm_cli.files.jobs import generate_files
     from lmppm_cli.core.restoration import sample_seeds, start_latents
+    from lmppm_cli.files.jobs import generate_files
 
     model = _unet_model()
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "latent")
     assert z.shape == (3, 8) and skips == ()  # no image yet, so no skips
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "pixel")
     assert [s.shape[-1] for s in skips] == [16, 8]  # those of the noise image
-    report = generate_files(model, 3, tmp_path / "a", seed=0, flow=model.config.flow)
+    report = generate_files(model, 3, tmp_path / "a", seed=0)
     assert len(report.written) == 4 and any("--skip-dropout" in n for n in report.notes)
     trained_with_dropout = _unet_model(skip_dropout=0.5)
-    assert not generate_files(
-        trained_with_dropout, 2, tmp_path / "b", seed=0, flow=trained_with_dropout.config.flow
-    ).notes
+    assert not generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0).notes

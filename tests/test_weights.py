@@ -5,12 +5,11 @@ import sys
 
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import save_file
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, bundled_models, load_model, resolve_model, save_model
-
-from conftest import tiny_config
 
 
 def test_save_load_round_trip_restores_identically(tiny_model, tmp_path, rng):

@@ -26,6 +26,7 @@ import torch
 from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.neighbours import nearest
+from lmppm_cli.core.noise import noisy
 from lmppm_cli.core.restoration import restore_steps, single_pass
 
 ALPHAS = (0.05, 0.15, 0.3, 0.45, 0.6)
@@ -46,9 +47,8 @@ def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: to
     (noisy, PSNR of the single pass G(F(noisy))) — the reference every method must beat."""
     cases = []
     for factor in NOISE_FACTORS:
-        noise = torch.randn(clean.shape, generator=generator, device=clean.device) * sigma_d * factor
-        noisy = (clean + noise).clamp(0.0, 1.0)
-        cases.append((noisy, psnr(single_pass(model, noisy), clean).mean().item()))
+        x = noisy(clean, sigma_d * factor, generator)
+        cases.append((x, psnr(single_pass(model, x), clean).mean().item()))
     return cases
 
 
@@ -110,8 +110,8 @@ def _rows_by_steps(
     n, s = len(clean), len(counts)
     per_step = lambda values, k=s: values.view(k, n).mean(1).tolist()  # noqa: E731
     gains, near = [], []
-    for noisy, single in cases:
-        images, latents = restore_steps(model, noisy, flow, counts)
+    for x, single in cases:
+        images, latents = restore_steps(model, x, flow, counts)
         gains.append([v - single for v in per_step(psnr(images.flatten(0, 1), clean.repeat(s, 1, 1, 1)))])
         near.append(per_step(nearest(latents.flatten(0, 1), model.bank)[1].sqrt()))
     worst = [min(g[i] for g in gains) for i in range(s)]

@@ -49,8 +49,6 @@ class FlowConfig:
     schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
     adaptive: cap the kernel step's length at the learned distance D (flow.flow_step; not in the paper).
     top_k: the kernel mean over only the k bank points nearest to z^n (0: all, as Eq. 21; for large banks).
-    generate_*: generation from noise (Fig. 9: 16 steps) keeps the paper's alpha 0.15 and beta 0.1; the
-    calibrated restoration values are tuned for fidelity to an input, which generation does not have.
     far, far_residual (ours, issue 21): an image whose reconstruction residual RMS(x - G(F(x))) is above
     far_residual lies far from the data and gets the `far` flow instead, which may have a far flow of its
     own; before that, an image whose estimated noise is above noisy_above takes `noisy`
@@ -65,13 +63,31 @@ class FlowConfig:
     schedule: str = "constant"
     adaptive: bool = False
     top_k: int = 0
-    generate_steps: int = 16
-    generate_alpha: float = 0.15
-    generate_beta: float = 0.1
     far_residual: float = 0.0
     far: FlowConfig | None = None
     noisy_above: float = 0.0
     noisy: FlowConfig | None = None
+
+
+GENERATION = FlowConfig(alpha=0.15, beta=0.1, steps=16, tol=0.0)  # Fig. 9: the paper's alpha and beta, 16 steps
+
+
+@dataclass(frozen=True)
+class FlowOverride:
+    """The flow settings a user asked for (None: the model's own). Any of ONE_FLOW given turns a blind
+    rule off; top_k and tol apply to every band of it (restoration.flow_settings)."""
+
+    alpha: float | None = None
+    beta: float | None = None
+    steps: int | None = None
+    sigma_ker: float | None = None
+    schedule: str | None = None
+    adaptive: bool | None = None
+    top_k: int | None = None
+    tol: float | None = None
+
+    def given(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -94,17 +110,16 @@ class ClassifierConfig:
     classes: int = 10
 
 
-METHODS = ("lmppm", "dae", "ldm", "classifier")
-
-
 @dataclass(frozen=True)
 class ModelConfig:
-    """method: lmppm (F, G, D, bank), dae (F, G, bank), ldm (the DAE's F, G and a latent DDPM) or
-    classifier (for FID)."""
+    """method: the kind of model (lmppm_cli/methods: lmppm, dae, ldm, classifier). `flow` restores;
+    `generation` generates from noise (Fig. 9: 16 steps at the paper's alpha 0.15 and beta 0.1; the
+    calibrated restoration values are tuned for fidelity to an input, which generation does not have)."""
 
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     distance: DistanceConfig = field(default_factory=DistanceConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    generation: FlowConfig = GENERATION
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     method: str = "lmppm"
@@ -120,10 +135,14 @@ class ModelConfig:
             raw = json.loads(text)
             if not isinstance(raw, dict):
                 raise TypeError("it is not a JSON object")
+            autoencoder = _build(AutoencoderConfig, raw["autoencoder"])
+            distance = _build(DistanceConfig, raw["distance"])
+            flow, generation = _flows(raw["flow"], raw.get("generation"))
             config = cls(
-                autoencoder=_build(AutoencoderConfig, raw["autoencoder"]),
-                distance=_build(DistanceConfig, raw["distance"]),
-                flow=_build_flow(raw["flow"]),
+                autoencoder=autoencoder,
+                distance=distance,
+                flow=flow,
+                generation=generation,
                 diffusion=_build(DiffusionConfig, raw.get("diffusion", {})),
                 classifier=_build(ClassifierConfig, raw.get("classifier", {})),
                 method=raw.get("method", "lmppm"),
@@ -136,12 +155,28 @@ class ModelConfig:
         return config
 
 
+OLD_GENERATION = {"generate_alpha": "alpha", "generate_beta": "beta", "generate_steps": "steps"}
+
+
+def _flows(raw: dict, generation: dict | None) -> tuple[FlowConfig, FlowConfig]:
+    """The restoration and generation flows. Files written before `generation` existed kept its alpha,
+    beta and steps as generate_* fields of `flow` and shared the rest of it (tol 0): rebuilt as such."""
+    if not isinstance(raw, dict):
+        raise TypeError("its FlowConfig is not a JSON object")
+    old = {new: raw[key] for key, new in OLD_GENERATION.items() if key in raw}
+    flow = _build_flow(raw)
+    if generation is not None:
+        return flow, _build_flow(generation)
+    shared = {k: getattr(flow, k) for k in ("sigma_ker", "schedule", "adaptive", "top_k")}
+    return flow, dataclasses.replace(GENERATION, **shared, **old)
+
+
 def _build_flow(raw: dict) -> FlowConfig:
     """A FlowConfig from JSON, its nested `far` and `noisy` flows (if any) rebuilt as ones too."""
     if not isinstance(raw, dict):
         raise TypeError("its FlowConfig is not a JSON object")
     nested = {k: None if raw.get(k) is None else _build_flow(raw[k]) for k in ("far", "noisy")}
-    return _build(FlowConfig, {**raw, **nested})
+    return _build(FlowConfig, {**{k: v for k, v in raw.items() if k not in OLD_GENERATION}, **nested})
 
 
 def _build(kind, raw: dict):
@@ -159,19 +194,21 @@ LIMITS = {
     "latent_dim": (1, SIZE_LIMIT),
     "features": (1, SIZE_LIMIT),
     "steps": (0, 100_000),
-    "generate_steps": (0, 100_000),
     "unshuffle": (1, 8),
 }
-CHOICES = {"arch": ("conv", "unet"), "schedule": ("constant", "growing"), "method": METHODS}
+CHOICES = {"schedule": ("constant", "growing")}
 
 
 def check_config(config: ModelConfig) -> None:
     """Every field of the right type and within sane bounds, or one sentence that names the field (a
     model file from elsewhere must not fail later with a shape error or allocate absurd sizes)."""
+    from lmppm_cli.core.models.architectures import ARCHITECTURES  # the models import this module
+
     sections = {
         "autoencoder": config.autoencoder,
         "distance": config.distance,
         "flow": config.flow,
+        "generation": config.generation,
         "diffusion": config.diffusion,
         "classifier": config.classifier,
     }
@@ -182,9 +219,9 @@ def check_config(config: ModelConfig) -> None:
             expected = _expectation(f.name, f.default, value)
             if expected:
                 raise ModelError(f"the model's configuration has {name}.{f.name} = {value!r}, which is not {expected}.")
-    if config.method not in METHODS:
+    if config.autoencoder.arch not in ARCHITECTURES:
         raise ModelError(
-            f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(METHODS)}."
+            f"the model's configuration has autoencoder.arch = {config.autoencoder.arch!r}, which is not one of {', '.join(ARCHITECTURES)}."
         )
     if config.autoencoder.channels == 2:
         raise ModelError(

@@ -8,8 +8,8 @@ each image gets its own seed from the generator, so a seed fixes the output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from torchvision.transforms import v2
 
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.noise import noisy
 
 ELASTIC_ALPHA = 34.0  # Appendix B.2: torchvision ElasticTransform(alpha=34, sigma)
 SHARPEN_SIGMA = 1.0  # blur of the unsharp mask I + s (I - I * G_sigma); the paper does not state it
@@ -26,8 +27,7 @@ DOMAINS = ("digits", "faces")
 
 def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """x + N(0, sigma^2), clamped to [0, 1] (Table 6: 0.7 / 0.85 digits, 0.2 / 0.3 faces)."""
-    noise = torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
-    return (x + sigma * noise).clamp(0.0, 1.0)
+    return noisy(x, sigma, generator)
 
 
 def elastic(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:

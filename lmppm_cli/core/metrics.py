@@ -8,7 +8,6 @@ from torch import nn
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-
 PSNR_CAP = 100.0  # dB; an image equal to its reference would otherwise score inf and so would the mean
 
 

@@ -1,9 +1,12 @@
 """What each method trains: its model, optimiser groups, loss per batch, and what it adds when the
-run ends (bank, calibrated defaults, test accuracy). The training loop in train.py drives any of them.
+run ends (bank, calibrated defaults, test accuracy). The training loop in train.py drives any of them;
+the method registry (lmppm_cli/methods) says which objective each method trains. Each takes
+(config, data, tcfg, device, base): `base` a loaded model whose F and G start the run (--init), or
+the DAE an LDM is built on.
 
 Interface: `.model`; `param_groups()`; `loss(x, labels, generator, validation, share) -> (total, {term: value})`
 (the generator gives every random draw, so validation with a re-seeded one is the same each epoch;
-`share` = (rank, size) under torchrun, see `noisy`; only lmppm and dae train in several processes);
+`share` = (rank, size) under torchrun, see `noisy`);
 `finish(loop) -> dict` of summary entries (it may update `model.config`).
 """
 
@@ -22,26 +25,8 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
+from lmppm_cli.core.noise import noisy
 from lmppm_cli.core.pixels import place, rows
-
-
-def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
-    """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
-
-    `sigma` is sigma_d (the paper: one level) or a range (low, high[, power]): each sample then draws its
-    own level low + (high - low) u^power, u ~ U(0, 1) (power 1: uniform), so the model meets every
-    strength it may be asked to restore (blind); power > 1 gives low noise and clean inputs more weight.
-    `share` = (rank, size): x holds rows rank::size of a global batch (torchrun); every rank draws the
-    whole batch's noise and keeps its rows, so N processes see exactly the noise of one."""
-    rank, size = share
-    rows = len(x) * size
-    eps = torch.randn((rows, *x.shape[1:]), generator=generator, device=generator.device)[rank::size].to(x.device)
-    if isinstance(sigma, tuple):
-        low, high, power = (*sigma, 1.0)[:3]
-        u = torch.rand(rows, generator=generator, device=generator.device)[rank::size].to(x.device)
-        sigma = (low + (high - low) * u**power).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
-    return (x + sigma * eps).clamp(0.0, 1.0)
-
 
 AUTO_EXACT_LIMIT = 20_000  # pool size up to which `auto` searches exactly (chunked, on the device)
 RECALL_QUERIES = 256
@@ -70,17 +55,11 @@ class NearestClean:
     @staticmethod
     def _pick(mode: str, n: int, streamed: bool = False) -> tuple[str, str]:
         if mode == "faiss" and not faiss_available():
-            raise LmppmError("--neighbours faiss needs FAISS: pip install 'lmppm[scale]' (faiss-cpu).")
-        if (
-            streamed
-            and mode == "approximate"
-            or streamed
-            and mode == "auto"
-            and n > AUTO_EXACT_LIMIT
-            and not faiss_available()
-        ):
+            raise LmppmError("the faiss neighbour search needs FAISS: pip install 'lmppm[scale]' (faiss-cpu).")
+        projected = mode == "approximate" or (mode == "auto" and n > AUTO_EXACT_LIMIT and not faiss_available())
+        if streamed and projected:
             raise LmppmError(
-                "a streamed folder finds x* by --neighbours exact or faiss (pip install 'lmppm[scale]'), not by random projection."
+                "a streamed folder finds x* by the exact or the faiss search (pip install 'lmppm[scale]'), not by random projection."
             )
         if mode != "auto":
             return mode, f"{mode}, as asked"
@@ -120,11 +99,11 @@ class NearestClean:
 class LmppmObjective:
     """Eq. 20 with x* searched over the training images (over train + validation when validating)."""
 
-    def __init__(self, config, data, tcfg, device):
+    def __init__(self, config, data, tcfg, device, base=None):
         self.tcfg = tcfg
         self.model = LMPPM(config).to(device)
-        if tcfg.init:
-            warm_start(self.model, tcfg.init)
+        if base is not None:
+            warm_start(self.model, base)
         self.val, self.device = place(data.val.images, device), device
         self.gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
         self.new_training_images(place(data.train.images, device), data.joint)
@@ -134,7 +113,7 @@ class LmppmObjective:
         """x* is searched over these training images (over them and the validation images when validating);
         a dataset that draws new images every epoch (photo-crops) calls this each epoch."""
         joint = joint if joint is not None else torch.cat([train, self.val])  # train then validation images
-        sigma = self.tcfg.sigma_range[1] if self.tcfg.sigma_range else self.tcfg.sigma_d
+        sigma = self.tcfg.reference_sigma
         self.nearest_train = NearestClean(train, self.tcfg.neighbours, self.gen, sigma, self.device)
         self.nearest_all = NearestClean(joint, self.tcfg.neighbours, self.gen, sigma, self.device)
 
@@ -160,16 +139,13 @@ class LmppmObjective:
         return _bank_and_flow(self.model, loop, ALPHAS)
 
 
-def warm_start(model: LMPPM, path: str) -> None:
-    """Start F and G from the autoencoder of another model file (e.g. a trained DAE of the same
-    architecture); D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
+def warm_start(model: LMPPM, source) -> None:
+    """Start F and G from the autoencoder of another (loaded) model, e.g. a trained DAE of the same
+    architecture; D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
     DAE's continued training (a new schedule or noise draw)."""
-    from lmppm_cli.files.weights import load_model
-
-    source = load_model(path, model.device)
     if source.config.autoencoder != model.config.autoencoder:
         raise LmppmError(
-            f"--init {path}: its autoencoder differs from the one being trained (architecture, size or widths)."
+            "the starting model's autoencoder differs from the one being trained (architecture, size or widths)."
         )
     model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
@@ -177,11 +153,11 @@ def warm_start(model: LMPPM, path: str) -> None:
 class DaeObjective:
     """The DAE baseline: the same autoencoder, L2 from noisy to clean, the same noise."""
 
-    def __init__(self, config, data, tcfg, device):
+    def __init__(self, config, data, tcfg, device, base=None):
         self.tcfg = tcfg
-        self.model = LMPPM(config).to(device)
-        if tcfg.init:
-            warm_start(self.model, tcfg.init)
+        self.model = LMPPM(config, distance=False).to(device)
+        if base is not None:
+            warm_start(self.model, base)
 
     def param_groups(self):
         return [{"params": self.model.autoencoder.parameters(), "lr": self.tcfg.lr}]
@@ -212,9 +188,12 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
         grid_alphas, betas, steps, multipliers = GRIDS[loop.tcfg.calibration_grid]
         alphas = alphas if alphas == (0.0,) else grid_alphas
         flow, table = calibrate_flow(
-            model, loop.calibration_images(), loop.tcfg.sigma_d, gen, alphas, betas, multipliers, steps
+            model, loop.calibration_images(), loop.tcfg.reference_sigma, gen, alphas, betas, multipliers, steps
         )
-    model.config = dataclasses.replace(model.config, flow=flow)
+    shared = {k: getattr(flow, k) for k in ("sigma_ker", "schedule", "adaptive", "top_k")}  # generation's kernel
+    model.config = dataclasses.replace(
+        model.config, flow=flow, generation=dataclasses.replace(model.config.generation, **shared)
+    )
     return {
         "flow": dataclasses.asdict(flow),
         "top_k_kernel_mean": topk,
@@ -246,7 +225,7 @@ def top_k_error(model: LMPPM, clean: torch.Tensor, sigma_ker: float) -> dict:
 class ClassifierObjective:
     """Cross-entropy on labelled clean images, with small random affine jitter while training."""
 
-    def __init__(self, config, data, tcfg, device):
+    def __init__(self, config, data, tcfg, device, base=None):
         if data.train.labels is None:
             raise LmppmError("the classifier needs labelled data (mnist-5k or mnist), not a folder of images.")
         self.tcfg = tcfg
@@ -281,20 +260,3 @@ class ClassifierObjective:
             pred = torch.cat([self.model(x[i : i + 512]).argmax(1) for i in range(0, len(x), 512)])
         accuracy = (pred == y).float().mean().item()
         return {"test_accuracy": accuracy, "test_images": len(y)}
-
-
-def make_objective(config, data, tcfg, device, base=None):
-    """The objective for `config.method`; `ldm` also needs `base`, a trained DAE model."""
-    if config.method == "lmppm":
-        return LmppmObjective(config, data, tcfg, device)
-    if config.method == "dae":
-        return DaeObjective(config, data, tcfg, device)
-    if config.method == "classifier":
-        return ClassifierObjective(config, data, tcfg, device)
-    if config.method == "ldm":
-        from lmppm_cli.methods.ldm import LdmObjective
-
-        if base is None or base.config.method != "dae":
-            raise LmppmError("an ldm is trained on a DAE's latents: pass --base with a trained DAE model file.")
-        return LdmObjective(config, data, tcfg, device, base)
-    raise LmppmError(f"unknown method {config.method!r}; use lmppm, dae, ldm or classifier.")

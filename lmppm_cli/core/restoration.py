@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import torch
 
-from lmppm_cli.core.config import FlowConfig
+from lmppm_cli.core.config import FlowConfig, FlowOverride
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.flow import run_flow
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.noise_level import noise_levels
-
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -43,7 +42,7 @@ def autocast(device: torch.device, precision: str):
     kind = torch.device(device).type
     if kind == "cpu" and (precision != "bf16" or not cpu_has_bf16()):
         raise LmppmError(
-            f"--precision {precision} needs a GPU or a CPU with native bf16 ({' or '.join(CPU_BF16_FLAGS)}); "
+            f"precision {precision} needs a GPU or a CPU with native bf16 ({' or '.join(CPU_BF16_FLAGS)}); "
             "fp32 is the only choice on this one."
         )
     return torch.autocast(kind, dtype=PRECISIONS[precision])
@@ -60,11 +59,11 @@ class Restored:
 ONE_FLOW = ("alpha", "beta", "steps", "sigma_ker", "schedule", "adaptive")  # a flow asked for runs on every image
 
 
-def flow_settings(model: LMPPM, **overrides) -> FlowConfig:
-    """The model's saved flow defaults with the given (non-None) fields replaced, checked. Any of
+def flow_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowConfig:
+    """The model's saved flow defaults with the fields `override` gives replaced, checked. Any of
     ONE_FLOW given turns a blind rule off (flow_bands): the flow asked for restores every image;
     top_k and tol apply to every band of the rule."""
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = (override or FlowOverride()).given()
     if any(k in given for k in ONE_FLOW):
         given = {"far": None, "noisy": None, **given}
     shared = {k: given.pop(k) for k in ("top_k", "tol") if k in given}  # the bank search and the stop: every band
@@ -265,12 +264,19 @@ def start_latents(model: LMPPM, seeds: list[int], start: str = "latent"):
     return z, skips
 
 
+def generation_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowConfig:
+    """The model's generation flow (ModelConfig.generation) with the fields `override` gives replaced;
+    a model without D (a DAE) takes the kernel step only (alpha 0)."""
+    flow = dataclasses.replace(model.config.generation, **(override or FlowOverride()).given())
+    flow = flow if model.distance is not None else dataclasses.replace(flow, alpha=0.0)
+    check_flow(flow)
+    return flow
+
+
 @torch.no_grad()
 def generate(model: LMPPM, seeds: list[int], flow: FlowConfig | None = None, keep_trajectory=False, start="latent"):
-    """Images from pure noise through the flow (Fig. 9): `flow.generate_steps` steps, no early stop."""
+    """Images from pure noise through the generation flow (Fig. 9: 16 steps, no early stop)."""
     model.eval()
-    flow = flow or model.config.flow
-    alpha = flow.generate_alpha if model.distance is not None else 0.0  # a DAE has no D: kernel step only
-    flow = dataclasses.replace(flow, alpha=alpha, beta=flow.generate_beta, steps=flow.generate_steps, tol=0.0)
+    flow = flow or generation_settings(model)
     z, skips = start_latents(model, seeds, start)
     return _flow_and_decode(model, z, skips, flow, keep_trajectory)

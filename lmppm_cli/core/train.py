@@ -13,33 +13,23 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
-from lmppm_cli.files.atomic import write_text
-from lmppm_cli.core.calibrate import GRIDS
-from lmppm_cli.files.checkpoint import load_checkpoint, save_checkpoint
-from lmppm_cli.core.config import METHODS, AutoencoderConfig, DistanceConfig, ModelConfig, check_config
+from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.data import Dataset
-from lmppm_cli.core.errors import Interrupted, LmppmError, ModelError, TrainingError
+from lmppm_cli.core.errors import Interrupted, LmppmError, TrainingError
 from lmppm_cli.core.losses import LossWeights
-from lmppm_cli.core.objectives import make_objective
 from lmppm_cli.core.pixels import as_floats, place, rows
 from lmppm_cli.core.restoration import autocast
 from lmppm_cli.core.world import World
-from lmppm_cli.files.weights import save_model
 
-# per architecture: channels per level, distance MLP hidden widths (Table 8: 100-50-20; Table 9: 300-100-30)
-ARCH_DEFAULTS = {"conv": ((32, 64), (100, 50, 20)), "unet": ((32, 64, 128, 256), (300, 100, 30))}
-CHECKPOINT = "checkpoint.safetensors"
 NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
-MODEL = "model.safetensors"
 CALIBRATION_IMAGES = 2000
 TRAIN_PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -72,8 +62,16 @@ class TrainConfig:
 
     @property
     def training_noise(self):
-        """What `objectives.noisy` draws from: sigma_d, or (low, high, power) when a range is set."""
+        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power) when a
+        range is set."""
         return (*self.sigma_range, self.sigma_power) if self.sigma_range else self.sigma_d
+
+    @property
+    def reference_sigma(self) -> float:
+        """The one level that stands for the training noise where a single level is needed (the flow's
+        calibration at 1x and 1.75x of it, the LDM's start step, the recall check of an approximate x*
+        search): sigma_d, which --sigma-range does not replace."""
+        return self.sigma_d
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -82,130 +80,6 @@ class TrainConfig:
     def from_dict(cls, raw: dict) -> TrainConfig:
         sigma_range = tuple(raw["sigma_range"]) if raw.get("sigma_range") else None
         return cls(**{**raw, "weights": LossWeights(**raw["weights"]), "sigma_range": sigma_range})
-
-
-def build_configs(
-    *,
-    channels,
-    height,
-    width,
-    latent_dim,
-    lambdas: str,
-    epochs,
-    batch_size,
-    lr,
-    lr_distance,
-    sigma_d,
-    patience,
-    neighbours,
-    seed,
-    calibrate=True,
-    method="lmppm",
-    arch="conv",
-    widths=None,
-    projections=True,
-    skip_dropout=0.0,
-    lambda_denoise=0.0,
-    sigma_range: str | None = None,
-    init: str = "",
-    freeze_init: bool = False,
-    workers: int = 2,
-    precision: str = "fp32",
-    unshuffle: int = 1,
-    residual: bool = False,
-    lr_schedule: str = "constant",
-    calibration_grid: str = "full",
-    sigma_power: float = 1.0,
-) -> tuple[ModelConfig, TrainConfig]:
-    """Model and training configuration from flat option values (what the CLI collects)."""
-    try:
-        values = [float(v) for v in lambdas.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 6 or not all(math.isfinite(v) and v >= 0 for v in values):
-        raise LmppmError(f"--lambdas needs six non-negative finite numbers separated by commas, not {lambdas!r}.")
-    rates = {"--lr": lr, "--lr-distance": lr_distance, "--sigma-d": sigma_d, "--lambda-denoise": lambda_denoise}
-    for flag, value in rates.items():
-        if not (math.isfinite(value) and (value > 0 if flag.startswith("--lr") else value >= 0)):
-            raise LmppmError(
-                f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}."
-            )
-    if neighbours not in NEIGHBOURS:
-        raise LmppmError(f"--neighbours must be {', '.join(NEIGHBOURS[:-1])} or {NEIGHBOURS[-1]}, not {neighbours!r}.")
-    if method not in METHODS:
-        raise LmppmError(f"unknown method {method!r}; use {', '.join(METHODS)}.")
-    if init and method not in ("lmppm", "dae"):
-        raise LmppmError("--init starts F and G from another model's autoencoder; it is for --method lmppm or dae.")
-    if freeze_init and method != "lmppm":
-        raise LmppmError("--freeze-init trains D alone on a fixed F and G; it is for --method lmppm only.")
-    if not (math.isfinite(sigma_power) and sigma_power > 0):
-        raise LmppmError(f"--sigma-power must be a finite number above 0, not {sigma_power}.")
-    if precision not in TRAIN_PRECISIONS:
-        raise LmppmError(
-            f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not)."
-        )
-    if calibration_grid not in GRIDS:
-        raise LmppmError(f"--calibration-grid must be {' or '.join(GRIDS)}, not {calibration_grid!r}.")
-    if lr_schedule not in LR_SCHEDULES:
-        raise LmppmError(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}, not {lr_schedule!r}.")
-    if arch != "unet" and (unshuffle != 1 or residual):
-        raise LmppmError("--unshuffle and --residual are options of the unet architecture.")
-    if freeze_init and not init:
-        raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
-    if arch not in ARCH_DEFAULTS:
-        raise LmppmError(f"unknown architecture {arch!r}; use {' or '.join(ARCH_DEFAULTS)}.")
-    default_widths, distance_hidden = ARCH_DEFAULTS[arch]
-    ae = AutoencoderConfig(
-        arch=arch,
-        channels=channels,
-        height=height,
-        width=width,
-        latent_dim=latent_dim,
-        widths=tuple(widths or default_widths),
-        projections=projections,
-        skip_dropout=skip_dropout,
-        unshuffle=unshuffle,
-        residual=residual,
-    )
-    tcfg = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_distance=lr_distance,
-        sigma_d=sigma_d,
-        patience=patience,
-        seed=seed,
-        neighbours=neighbours,
-        calibrate=calibrate,
-        weights=LossWeights(*values, denoise=lambda_denoise),
-        sigma_range=parse_sigma_range(sigma_range),
-        init=init,
-        freeze_init=freeze_init,
-        workers=workers,
-        precision=precision,
-        lr_schedule=lr_schedule,
-        calibration_grid=calibration_grid,
-        sigma_power=sigma_power,
-    )
-    config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=distance_hidden), method=method)
-    try:
-        check_config(config)
-    except ModelError as exc:  # here the fields come from the user's options
-        raise LmppmError(str(exc).replace("the model's configuration has", "the options give")) from None
-    return config, tcfg
-
-
-def parse_sigma_range(text: str | None) -> tuple[float, float] | None:
-    """`LOW,HIGH` with 0 <= LOW <= HIGH, or None."""
-    if text is None:
-        return None
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        low, high = 1.0, 0.0
-    if not 0.0 <= low <= high < math.inf:
-        raise LmppmError(f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {text!r}.")
-    return low, high
 
 
 @dataclass
@@ -218,35 +92,30 @@ class Progress:
     on_note: Callable[[str], None] = lambda text: None  # what the run found before its first epoch
 
 
-def train(
-    config: ModelConfig,
+def fit(
+    make_objective: Callable[[], object],
     data: Dataset,
     tcfg: TrainConfig,
-    run_dir: str | Path,
+    store,
     device: torch.device,
     resume: bool = False,
     progress: Progress | None = None,
-    base=None,
     world: World = World(),
 ) -> dict | None:
-    """Train a model of `config.method` into `run_dir` (checkpoint each epoch, model file and summary at
-    the end); `base` is the trained DAE an ldm is built on; `world`: this process's rank among torchrun's
-    (the process group already started). Returns the summary dictionary (None on ranks other than 0)."""
-    run_dir = Path(run_dir)
-    if world.size > 1 and config.method not in ("lmppm", "dae"):
-        raise LmppmError(f"--method {config.method} trains in one process; torchrun training is for lmppm and dae.")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise LmppmError(f"-o {run_dir} is a file; training writes a run folder (checkpoint, model, summary).")
+    """Train the objective `make_objective()` builds (after seeding) on `data`, writing through `store`
+    (files/run.RunFolder: a checkpoint each epoch, the model and the summary at the end). `world`: this
+    process's rank among torchrun's (the process group already started). Returns the summary (None on
+    ranks other than 0)."""
     progress = progress or Progress()
-    ckpt = run_dir / CHECKPOINT
-    if resume and not ckpt.is_file():
+    ckpt = store.checkpoint
+    if resume and not store.has_checkpoint():
         raise LmppmError(f"nothing to resume: {ckpt} does not exist.")
-    if not resume and ckpt.is_file():
-        raise LmppmError(f"{run_dir} already holds a run; pass --resume to continue it or pick a new folder.")
+    if not resume and store.has_checkpoint():
+        raise LmppmError(f"{ckpt.parent} already holds a run; pass --resume to continue it or pick a new folder.")
     torch.manual_seed(tcfg.seed)
-    loop = _Loop(make_objective(config, data, tcfg, device, base), data, tcfg, device, world)
+    loop = _Loop(make_objective(), data, tcfg, device, world)
     if resume:
-        loop.restore(ckpt, tcfg.epochs)
+        loop.restore(store, tcfg.epochs)
     for note in getattr(loop.objective, "notes", []):
         progress.on_note(note)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
@@ -256,12 +125,12 @@ def train(
         except NonFiniteLoss as exc:
             kept = (
                 f"its last good checkpoint ({ckpt}, epoch {loop.epoch_no}) is kept"
-                if ckpt.is_file()
+                if store.has_checkpoint()
                 else "no epoch finished"
             )
             raise NonFiniteLoss(f"{exc}; {kept} and no model was written.") from None
         except KeyboardInterrupt:
-            if not ckpt.is_file():
+            if not store.has_checkpoint():
                 raise Interrupted(
                     f"interrupted in epoch {loop.epoch_no + 1}, before any epoch finished; nothing was kept."
                 ) from None
@@ -270,9 +139,9 @@ def train(
                 "run the same command with --resume to go on from there."
             ) from None
         if world.main:
-            loop.save(ckpt)
+            loop.save(store)
         progress.on_epoch(record)
-    return _finish(loop, run_dir) if world.main else None
+    return _finish(loop, store) if world.main else None
 
 
 class NonFiniteLoss(TrainingError):
@@ -450,7 +319,7 @@ class _Loop:
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return rng
 
-    def save(self, path: Path) -> None:
+    def save(self, store) -> None:
         state = {
             "epoch": self.epoch_no,
             "best_loss": self.best_loss,
@@ -463,11 +332,12 @@ class _Loop:
             "dataset": self.data.name,
             "data": self.fingerprint(),
         }
-        save_checkpoint(path, self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
+        store.save_checkpoint(self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
 
-    def restore(self, path: Path, epochs: int) -> None:
+    def restore(self, store, epochs: int) -> None:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
-        model_state, best_state, optim_state, rng, state = load_checkpoint(path)
+        model_state, best_state, optim_state, rng, state = store.load_checkpoint()
+        path = store.checkpoint
         if state.get("dataset") != self.data.name:
             raise LmppmError(
                 f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data."
@@ -543,7 +413,7 @@ def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _finish(loop: _Loop, run_dir: Path) -> dict:
+def _finish(loop: _Loop, store) -> dict:
     """Best weights, then the objective's additions (bank, calibration, accuracy); write model and summary."""
     model = loop.model
     model.load_state_dict(loop.best_state)
@@ -571,9 +441,9 @@ def _finish(loop: _Loop, run_dir: Path) -> dict:
         "final": loop.history[-1] if loop.history else None,
         **extras,
     }
-    save_model(model, run_dir / MODEL, {"lmppm.training": json.dumps(summary)})
-    write_text(run_dir / "summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
-    write_text(run_dir / "summary.md", _summary_markdown(summary))
+    store.save_model(model, {"lmppm.training": json.dumps(summary)})
+    store.write_text("summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
+    store.write_text("summary.md", _summary_markdown(summary))
     return summary
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
 from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
 from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, bundled_dir, read_metadata
 
 HEADLINE_KEY = "lmppm.headline"

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from lmppm_cli.core.models import architecture
 from lmppm_cli.core.noise_level import estimate_noise
 from lmppm_cli.files.images import resize, to_channels
 
@@ -60,7 +61,7 @@ def views(x: torch.Tensor, model) -> torch.Tensor:
     ae = model.config.autoencoder
     x = to_channels(x, ae.channels)
     H, W = x.shape[-2:]
-    if ae.arch != "unet" or (H <= ae.height and W <= ae.width):
+    if not architecture(ae.arch).tiles or (H <= ae.height and W <= ae.width):
         return resize(x, ae.height, ae.width).unsqueeze(0)
     side = int(math.sqrt(MAX_VIEWS))
     ys = torch.linspace(0, max(H - ae.height, 0), min(side, max(1, H // ae.height))).long().tolist()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lmppm_cli.core.config import ModelConfig
+from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.catalog import HEADLINE_KEY
-from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.files.domain import training_summary
-from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, load_model, read_metadata, resolve_model, save_model
 
 FILES = (HUB_FILENAME, "config.json", "README.md")

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.atomic import atomic_path
 
 IMAGE_SUFFIXES = {
     ".png",

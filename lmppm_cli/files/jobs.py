@@ -8,24 +8,25 @@ import ctypes
 import glob
 import io
 import json
-import time
-import zlib
 import multiprocessing
 import os
 import signal
 import sys
+import time
+import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from lmppm_cli.core.config import FlowOverride
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models import architecture
+from lmppm_cli.core.restoration import autocast, sample_seeds
 from lmppm_cli.files.atomic import write_text
-from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
-from lmppm_cli.core.errors import LmppmError, ModelError
-from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.images import (
     IMAGE_SUFFIXES,
     ImageInfo,
@@ -38,7 +39,7 @@ from lmppm_cli.files.images import (
     to_array,
     to_channels,
 )
-from lmppm_cli.core.restoration import autocast, generate, sample_seeds
+from lmppm_cli.files.tiling import in_tiles, resolve, restore_tiled
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 IO_WORKERS = 2  # processes that decode input files and encode results beside the model (_io_pool)
@@ -340,7 +341,7 @@ class _Batch:
                 self._done(job, x, out, info, None, time.perf_counter() - started)
             return
         ae = self.model.config.autoencoder
-        tiled = [self.tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width) for _, x, _ in pending]
+        tiled = [in_tiles(x, self.tiles, self.model) for _, x, _ in pending]
         whole = [x for (_, x, _), t in zip(pending, tiled) if not t]
         started = time.perf_counter()
         result = (
@@ -360,7 +361,7 @@ class _Batch:
                 started, steps = time.perf_counter(), []
                 out = restore_tiled(
                     to_channels(x, ae.channels),
-                    lambda b: self._tile(b, steps),
+                    lambda b: self._tile(b, steps),  # noqa: B023 (called within this iteration)
                     (ae.height, ae.width),
                     *self.tiles,
                     self.batch_size,
@@ -478,23 +479,23 @@ def generate_files(
     n: int,
     out_dir: str | Path,
     seed: int,
-    flow: FlowConfig,
+    flow: FlowOverride | None = None,
     batch_size: int = 256,
     progression: bool = False,
     start: str = "latent",
     precision: str = "fp32",
 ) -> Report:
     """`n` samples from noise as sample_0000.png..., plus grid.png and, on request, progression.png
-    (one row per sample of the first 8, one column per flow step). An ldm model runs its full DDPM
-    chain instead of the flow (and has no progression). `precision`: restoration.autocast."""
-    from lmppm_cli.methods import ldm  # only for ldm models: it pulls in the DDPM and the metrics
+    (one row per sample of the first 8, one column per flow step). The model's method generates
+    (methods.generator: the flow, or an ldm's full DDPM chain, which has no progression). `flow`
+    overrides the model's generation flow; `precision`: restoration.autocast."""
+    from lmppm_cli.methods import generator
 
-    if model.config.method == "classifier":
-        raise ModelError("a classifier model cannot generate images; pick an lmppm, dae or ldm model.")
+    make = generator(model)
     out_dir = Path(out_dir)
     report = Report()
     ae = model.config.autoencoder
-    if ae.arch == "unet" and ae.skip_dropout == 0 and model.config.method != "ldm":
+    if architecture(ae.arch).skips and ae.skip_dropout == 0:
         report.notes.append(
             "this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
             "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate)."
@@ -503,10 +504,7 @@ def generate_files(
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
         with autocast(model.device, precision):
-            if model.config.method == "ldm":
-                images.append(ldm.generate(model, seeds).float().cpu())
-                continue
-            result = generate(model, seeds, flow, progression and first == 0, start)
+            result = make(model, seeds, flow, progression and first == 0, start)
         images.append(result.images.cpu())
         steps = steps or [t[:8].cpu() for t in result.trajectory]
     images = torch.cat(images)

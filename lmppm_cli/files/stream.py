@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import write_text
-from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.files.data import folder_files, split_files
 from lmppm_cli.files.images import fit, read_image, to_channels
 

@@ -5,11 +5,12 @@ bounded by the batch (plus two full-size float buffers for the sums), not by the
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models import architecture
 from lmppm_cli.files.images import resize
 
 
@@ -19,12 +20,19 @@ def resolve(tile: int | None, overlap: int | None, model) -> tuple[int, int]:
     No --tile-overlap: a quarter of the tile."""
     ae = model.config.autoencoder
     if tile is None:
-        tile = max(ae.height, ae.width) if ae.arch == "unet" else 0
+        tile = max(ae.height, ae.width) if architecture(ae.arch).tiles else 0
     if tile == 0:
         return 0, 0
     overlap = tile // 4 if overlap is None else overlap
     check_tile(tile, overlap, (ae.height, ae.width))
     return tile, overlap
+
+
+def in_tiles(x: torch.Tensor, tiles: tuple[int, int], model) -> bool:
+    """Whether an image (C, H, W) is restored tile by tile (`resolve`'s tiles, and larger than the
+    model's input) rather than whole, resized to the model."""
+    ae = model.config.autoencoder
+    return tiles[0] > 0 and (x.shape[-2] > ae.height or x.shape[-1] > ae.width)
 
 
 def check_tile(tile: int, overlap: int, model_hw: tuple[int, int]) -> None:

@@ -16,10 +16,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.errors import ModelError
-from lmppm_cli.core.models import build_model
+from lmppm_cli.files.atomic import atomic_path
+from lmppm_cli.methods import build_model
 
 FORMAT_KEY = "lmppm.format"
 CONFIG_KEY = "lmppm.config"

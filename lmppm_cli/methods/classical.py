@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.methods.registry import Method, plain, register
 
 CLASSICAL = ("bm3d", "nlmeans", "wavelet")
 INSTALL = "pip install 'lmppm[classical]'"
@@ -80,3 +81,15 @@ def _wavelet(image: np.ndarray, rgb: bool) -> np.ndarray:
 
 
 _DENOISERS = {"bm3d": _bm3d, "nlmeans": _nlmeans, "wavelet": _wavelet}
+
+
+def _restorer(name: str):
+    return lambda model, seed, start_step, flow: lambda x, keep=False: plain(denoise(x, name))
+
+
+for _name, _summary in (
+    ("bm3d", "BM3D, blind (noise level estimated from the image)"),
+    ("nlmeans", "non-local means, blind"),
+    ("wavelet", "wavelet shrinkage (BayesShrink), blind"),
+):
+    register(Method(_name, _summary + "; at the image's own size and channels", model=None, restorer=_restorer(_name)))

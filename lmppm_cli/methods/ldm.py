@@ -10,10 +10,9 @@ import dataclasses
 
 import torch
 
-from lmppm_cli.core.calibrate import gains_row, noisy_cases
-from lmppm_cli.methods.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
-from lmppm_cli.core.metrics import psnr
 from lmppm_cli.core.models import LatentDiffusion, encode_all
+from lmppm_cli.methods.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
+from lmppm_cli.methods.registry import Method, plain, register
 
 START_STEPS = (0, 10, 25, 50, 100, 200, 300, 500, 800)
 
@@ -74,9 +73,11 @@ class LdmObjective:
     def finish(self, loop) -> dict:
         """The start step, on the validation images (see `matched_start_step`), with the PSNR of
         each candidate start for the record."""
+        from lmppm_cli.core.calibrate import noisy_cases  # the metrics load only here
+
         gen = torch.Generator(loop.device).manual_seed(loop.tcfg.seed + 3)
         val = loop.calibration_images()
-        cases = noisy_cases(self.model, val, loop.tcfg.sigma_d, gen)
+        cases = noisy_cases(self.model, val, loop.tcfg.reference_sigma, gen)
         start = matched_start_step(self.model, val, cases[0][0])
         diffusion = dataclasses.replace(self.model.config.diffusion, start_step=start)
         self.model.config = dataclasses.replace(self.model.config, diffusion=diffusion)
@@ -89,6 +90,9 @@ class LdmObjective:
 @torch.no_grad()
 def start_step_rows(model: LatentDiffusion, clean: torch.Tensor, cases, generator, steps) -> list[dict]:
     """PSNR gain over the single pass at each start step, on `noisy_cases` of the clean images."""
+    from lmppm_cli.core.calibrate import gains_row
+    from lmppm_cli.core.metrics import psnr
+
     rows = []
     for step in sorted(steps):
         gains = [psnr(restore(model, noisy, generator, step), clean).mean().item() - single for noisy, single in cases]
@@ -99,6 +103,8 @@ def start_step_rows(model: LatentDiffusion, clean: torch.Tensor, cases, generato
 def psnr_best_start_step(model: LatentDiffusion, clean: torch.Tensor, sigma_d: float, seed: int) -> int:
     """The start step of START_STEPS with the best worst-case PSNR gain on these (validation) images at
     sigma_d and NOISE_FACTORS times it: the LDM tuned for PSNR, beside SDEdit's matched start."""
+    from lmppm_cli.core.calibrate import noisy_cases
+
     gen = torch.Generator(clean.device).manual_seed(seed)
     rows = start_step_rows(model, clean, noisy_cases(model, clean, sigma_d, gen), gen, START_STEPS)
     return max(rows, key=lambda row: row["worst"])["start_step"]
@@ -113,3 +119,27 @@ def matched_start_step(model: LatentDiffusion, clean: torch.Tensor, noisy: torch
         model, model.autoencoder.encode(clean)[0]
     )
     return noise_matched_step(schedule(model.config.diffusion, clean.device), float(err.pow(2).mean().sqrt()))
+
+
+def restorer(model, seed, start_step, flow):
+    gen = torch.Generator().manual_seed(seed)
+    return lambda x, keep=False: plain(restore(model, x, gen, start_step))
+
+
+def generator(model, seeds, flow, keep_trajectory=False, start="latent"):
+    return plain(generate(model, seeds))
+
+
+register(
+    Method(
+        "ldm",
+        "encode, noise to the start step, DDPM reverse chain, decode (Alg. 2/3)",
+        model="ldm",
+        default_model="mnist-ldm",
+        restorer=restorer,
+        generator=generator,
+        objective=LdmObjective,
+        container=lambda config, bank=0: LatentDiffusion(config),
+        base="dae",
+    )
+)

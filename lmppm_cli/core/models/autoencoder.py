@@ -58,13 +58,3 @@ class ConvAutoencoder(nn.Module):
             h = deconv(h, output_size=size)
             h = torch.relu(h) if i < levels - 1 else torch.sigmoid(h)
         return h  # (B, C, H, W)
-
-
-def build_autoencoder(cfg: AutoencoderConfig) -> nn.Module:
-    if cfg.arch == "conv":
-        return ConvAutoencoder(cfg)
-    if cfg.arch == "unet":
-        from lmppm_cli.core.models.unet import UNetAutoencoder
-
-        return UNetAutoencoder(cfg)
-    raise LmppmError(f"unknown autoencoder architecture {cfg.arch!r}; expected 'conv' or 'unet'.")

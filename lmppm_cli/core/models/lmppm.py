@@ -1,5 +1,5 @@
 """Model containers. Each holds weights and the configuration they were trained with; restoration and
-generation are functions elsewhere (`restoration.py`, `baselines/`)."""
+generation are functions elsewhere (`restoration.py`, `lmppm_cli/methods/`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lmppm_cli.core.config import ModelConfig
-from lmppm_cli.core.models.autoencoder import build_autoencoder
+from lmppm_cli.core.models.architectures import build_autoencoder
 from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.core.models.distance import DistanceMLP
 from lmppm_cli.core.pixels import as_floats
@@ -16,15 +16,15 @@ INDEX_MIN_BANK = 50_000  # banks up to this size find a top-k kernel mean's k ne
 
 
 class LMPPM(nn.Module):
-    """F/G, the latent bank S = F(X_clean) and, for method `lmppm`, the distance network D_S.
-    Method `dae` (the baseline) is the same container without D."""
+    """F/G, the latent bank S = F(X_clean) and, with `distance`, the distance network D_S (method
+    `lmppm`). The DAE baseline is the same container without D."""
 
-    def __init__(self, config: ModelConfig, bank_size: int = 0):
+    def __init__(self, config: ModelConfig, bank_size: int = 0, distance: bool = True):
         super().__init__()
         self.config = config
         ae = config.autoencoder
         self.autoencoder = build_autoencoder(ae)
-        self.distance = DistanceMLP(ae.latent_dim, config.distance) if config.method == "lmppm" else None
+        self.distance = DistanceMLP(ae.latent_dim, config.distance) if distance else None
         self.register_buffer("bank", torch.zeros(bank_size, ae.latent_dim))  # S = F(X_clean), (N, d)
 
     @property

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lmppm_cli.methods import ddpm
 from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.experiments.mppm import Mppm
+from lmppm_cli.methods import ddpm
 
 
 def dae_loss(net: Mppm, x_clean: torch.Tensor, x_noisy: torch.Tensor) -> torch.Tensor:

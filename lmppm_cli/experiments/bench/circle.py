@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.bank import default_sigma_ker
 from lmppm_cli.experiments.baselines.ambient import AmbientDiffusion, dae_loss
 from lmppm_cli.experiments.bench.plot import Panel, colour_bar, ramp, save_row
 from lmppm_cli.experiments.circle import CircleConfig, angular_offset, deviation, embed, sample_points
 from lmppm_cli.experiments.fit import FitConfig, fit
 from lmppm_cli.experiments.mppm import Mppm, g_bar_samples, mppm_loss, restore
+from lmppm_cli.files.atomic import write_text
 
 METHODS = ("noisy input", "DAE", "MPPM", "MPPM, all 60 steps", "DDPM", "DDPM, full chain")
 

@@ -14,13 +14,13 @@ PSNR; Inception FID where it can run.
 from __future__ import annotations
 
 from lmppm_cli.core.calibrate import NOISE_FACTORS
-from lmppm_cli.methods.ldm import START_STEPS, psnr_best_start_step
+from lmppm_cli.core.degradations import strength
+from lmppm_cli.core.restoration import single_pass
 from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, describe, images_of, unet_rows
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.files.data import conform, lfw_faces
-from lmppm_cli.core.degradations import strength
 from lmppm_cli.methods import restorer
-from lmppm_cli.core.restoration import single_pass
+from lmppm_cli.methods.ldm import START_STEPS, psnr_best_start_step
 
 TABLE_2 = {
     "noise": (0.2, 0.25, 0.3),

@@ -20,7 +20,6 @@ import torch
 
 from lmppm_cli.core.metrics import classifier_outputs
 from lmppm_cli.core.restoration import generate, sample_seeds
-from lmppm_cli.methods import ldm
 from lmppm_cli.experiments.bench.intervals import (
     FID_RESAMPLES,
     RESAMPLES,
@@ -33,6 +32,7 @@ from lmppm_cli.experiments.bench.intervals import (
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k
 from lmppm_cli.files.weights import load_model, resolve_model
+from lmppm_cli.methods import ldm
 
 SAMPLES, DRAWS = 500, 3
 MODELS = {"lmppm": "mnist", "dae": "mnist-dae", "ldm": "mnist-ldm", "classifier": "mnist-classifier"}

@@ -6,10 +6,10 @@ and the classical blind denoisers a user would otherwise run (BM3D on a spread s
 
 from __future__ import annotations
 
+from lmppm_cli.core.degradations import strength
 from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, described, images_of
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, spread, suite
 from lmppm_cli.files.data import conform, mnist_5k
-from lmppm_cli.core.degradations import strength
 from lmppm_cli.methods import restorer
 
 SSIM_SLACK = 0.02  # the target: LMPPM's SSIM no more than this below the DAE's
@@ -50,7 +50,7 @@ def mnist(
     }
     if "eq20" in models:  # the pure Eq. 20 model: the bar on warps and low resolution
         methods["LMPPM, Eq. 20 alone (mnist-eq20)"] = images_of(restorer(models["eq20"]))
-    rows, limits = classical_rows(len(idx), BM3D_IMAGES, classical)
+    rows, limits = classical_rows(len(idx), {"bm3d": BM3D_IMAGES}, classical)
     methods.update(rows)
     notes = [
         f"{len(idx)} held-out digits (mnist-5k {split} split, spread over the classes), seed {seed}.",

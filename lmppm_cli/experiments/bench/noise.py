@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lmppm_cli.methods.classical import denoise
+from lmppm_cli.core.restoration import everywhere, restore, single_pass
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, spread, suite
 from lmppm_cli.files.data import conform, mnist_5k, photo_patches
 from lmppm_cli.methods import restorer
-from lmppm_cli.core.restoration import everywhere, restore, single_pass
+from lmppm_cli.methods.classical import denoise
 
 
 def images_of(restore_fn):
@@ -86,17 +86,18 @@ def _flow_row(model, flow):
 CLASSICAL_ROWS = {"BM3D (blind)": "bm3d", "NL-means (blind)": "nlmeans", "wavelet (blind)": "wavelet"}
 
 
-def classical_rows(n_images: int, bm3d_limit: int | None = None, on: bool = True) -> tuple[dict, dict]:
+def classical_rows(n_images: int, images: dict[str, int] | None = None, on: bool = True) -> tuple[dict, dict]:
     """(methods, limits): the classical blind denoisers a user would otherwise run (none when not `on`).
-    BM3D costs about a second per image here whatever its size, so a suite may score it on
-    `bm3d_limit` images spread over the set; its row then says how many."""
+    BM3D costs about a second per image here whatever its size, so a suite may score a method on
+    `images[method]` images spread over the set; its row then says how many."""
     methods, limits = {}, {}
     if not on:
         return methods, limits
     for label, name in CLASSICAL_ROWS.items():
-        if name == "bm3d" and bm3d_limit is not None and bm3d_limit < n_images:
-            label = f"{label[:-1]}; {bm3d_limit} of {n_images} images)"
-            limits[label] = bm3d_limit
+        limit = (images or {}).get(name, n_images)
+        if limit < n_images:
+            label = f"{label[:-1]}; {limit} of {n_images} images)"
+            limits[label] = limit
         methods[label] = lambda x, name=name: denoise(x, name)
     return methods, limits
 
@@ -113,7 +114,7 @@ MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits
 def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     model = models["lmppm"]
     test = _held_out(mnist_5k().test.images, model, limit)
-    classical, limits = classical_rows(len(test), MNIST_BM3D_IMAGES, classical)
+    classical, limits = classical_rows(len(test), {"bm3d": MNIST_BM3D_IMAGES}, classical)
     methods = {
         "noisy input": lambda x: x,
         "DAE": images_of(restorer(models["dae"], "dae")),

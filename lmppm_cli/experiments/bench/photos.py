@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
+from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.degradations import degrade
 from lmppm_cli.core.metrics import psnr, ssim
 from lmppm_cli.core.restoration import Restored, single_pass
-from lmppm_cli.methods.classical import denoise
 from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo
@@ -38,6 +38,7 @@ from lmppm_cli.files.domain import estimate_noise
 from lmppm_cli.files.tiling import resolve
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import restorer
+from lmppm_cli.methods.classical import denoise
 
 TEST_LEVELS = (0.0, 0.1, 0.2)
 BEYOND_NOISE = {"missing-pixels": 0.04, "scribbles": 6, "downsample": 0.5, "sharpen": 8}  # Table 6, mild
@@ -69,7 +70,9 @@ def learned_rows(model, dae) -> dict:
             model, lambda b, keep=False: Restored(single_pass(model, b), torch.zeros(len(b)), [])
         ),
         "LMPPM": whole(model, restorer(model)),
-        "LMPPM, D off (alpha 0, plain kernel step)": whole(model, restorer(model, alpha=0.0, adaptive=False)),
+        "LMPPM, D off (alpha 0, plain kernel step)": whole(
+            model, restorer(model, flow=FlowOverride(alpha=0.0, adaptive=False))
+        ),
     }
     if dae is not None:
         rows["DAE"] = whole(dae, restorer(dae, "dae"))

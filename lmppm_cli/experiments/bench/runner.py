@@ -8,19 +8,19 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torchvision.utils import make_grid
 
-from lmppm_cli.files.atomic import write_text
 from lmppm_cli.core.degradations import DEGRADATIONS, degrade
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.files.images import save_image, tensor_to_image
 from lmppm_cli.core.metrics import classifier_outputs, domain_fid, inception_fid, inception_fid_missing, psnr, ssim
 from lmppm_cli.experiments.bench.intervals import RESAMPLES, Interval, Resamples, fid_interval, mean_interval
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.files.images import save_image, tensor_to_image
 
 Method = Callable[[torch.Tensor], torch.Tensor]  # degraded (B, C, H, W) -> restored (B, C, H, W)
 DRAWS = 3  # seeded draws of every degradation
@@ -151,8 +151,8 @@ def run_suite(
     reference = classifier_outputs(bench.classifier, bench.clean)[0] if bench.classifier is not None else None
     resamples = functools.cache(lambda n: Resamples.of(draws, n, RESAMPLES, seed))
     cells = []
-    for d_index, (deg_name, degrade) in enumerate(bench.degradations.items()):
-        inputs = [_degraded(bench, degrade, seed * 1000 + d_index + k * DRAW_STRIDE, batch_size) for k in range(draws)]
+    for d_index, (deg_name, damage) in enumerate(bench.degradations.items()):
+        inputs = [_degraded(bench, damage, seed * 1000 + d_index + k * DRAW_STRIDE, batch_size) for k in range(draws)]
         scored = {}
         for method_name, method in bench.methods.items():
             scored[method_name] = _score(bench, deg_name, method_name, method, inputs, reference, batch_size, resamples)
