@@ -14,7 +14,7 @@ from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
 from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.losses import LossWeights
-from lmppm_cli.core.models import architecture
+from lmppm_cli.core.models import ARCHITECTURES, architecture
 from lmppm_cli.core.train import LR_SCHEDULES, NEIGHBOURS, TRAIN_PRECISIONS, Progress, TrainConfig, fit
 from lmppm_cli.core.world import World
 from lmppm_cli.files.run import RunFolder
@@ -83,7 +83,7 @@ def build_configs(
     found = architecture(arch)
     if "unshuffle" not in found.options and (unshuffle != 1 or residual):
         raise LmppmError(
-            f"--unshuffle and --residual are options of the {' and '.join(a for a in _archs() if 'unshuffle' in architecture(a).options)} architecture."
+            f"--unshuffle and --residual are options of the {' and '.join(a.name for a in ARCHITECTURES.values() if 'unshuffle' in a.options)} architecture."
         )
     if freeze_init and not init:
         raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
@@ -125,12 +125,6 @@ def build_configs(
     except ModelError as exc:  # here the fields come from the user's options
         raise LmppmError(str(exc).replace("the model's configuration has", "the options give")) from None
     return config, tcfg
-
-
-def _archs():
-    from lmppm_cli.core.models import ARCHITECTURES
-
-    return list(ARCHITECTURES)
 
 
 def train(
