@@ -574,6 +574,7 @@ def train(
     from lmppm_cli.files import shards
     from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels
     from lmppm_cli.files.devices import pick_device
+    from lmppm_cli.files.run import RunFolder
     from lmppm_cli.files.weights import resolve_model
     from lmppm_cli.training import build_configs
 
@@ -614,6 +615,7 @@ def train(
         sigma_power=sigma_power,
     )
     base_model = _load(base, None, False, device) if base else None
+    RunFolder(output)  # a folder that cannot be written is refused before the data load and any epoch
     shards.start(world, dev)
     try:
         with err.status(f"decoding {data} into its cache" if stream else f"loading {data}"):

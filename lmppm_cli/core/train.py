@@ -338,11 +338,13 @@ class _Loop:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
         model_state, best_state, optim_state, rng, state = store.load_checkpoint()
         path = store.checkpoint
-        if state.get("dataset") != self.data.name:
+        fingerprint = self.fingerprint()
+        same_pixels = state.get("data") == fingerprint  # the same folder by another spelling of its path
+        if state.get("dataset") != self.data.name and not same_pixels:
             raise LmppmError(
                 f"{path} was trained on {state.get('dataset')!r}, not {self.data.name!r}; resume with the same data."
             )
-        if state.get("data", self.fingerprint()) != self.fingerprint():  # checkpoints from before it have none
+        if state.get("data", fingerprint) != fingerprint:  # checkpoints from before it have none
             raise LmppmError(
                 f"the images of {self.data.name} changed since {path} was written ({state['data']} then, "
                 f"{self.fingerprint()} now); resume with the same data or start a new run."

@@ -2,6 +2,8 @@
 
 A decoded image is a colour tensor (1 or 3 channels, float32 in [0, 1]) plus an `ImageInfo` that keeps
 what is needed to write the result back faithfully: mode, bit depth scale, alpha plane, ICC and EXIF.
+Pillow holds colour at 8 bits per channel, so 16-bit colour PNG and TIFF files are read and written by
+pypng and tifffile instead (16 bits in, 16 bits out).
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ class ImageInfo:
     exif: bytes | None = None
     notes: list[str] = field(default_factory=list)
     scale: float = 1.0  # float images: the scale their values were read on (1 or 255), used to write them back
+    bits: int = 8  # colour images: bits per channel of the file (16: read and written by pypng / tifffile)
+
+
+DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # where 16-bit colour is read and written at 16 bits
+# EXIF orientation -> the numpy view that turns an (H, W, C) array upright (PIL's exif_transpose)
+UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.transpose(1, 0, 2)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
@@ -59,13 +75,13 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
                     f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first."
                 )
             deep = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
+            if deep and Path(path).suffix.lower() in DEEP_SUFFIXES:
+                return read_deep(path, img)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)
             x, info = decode(img)
             if deep:  # Pillow's colour modes hold 8 bits per channel
-                info.notes.append(
-                    "16-bit colour is read and written with 8 bits per channel (Pillow's colour modes hold 8)"
-                )
+                info.notes.append("16-bit colour is read with 8 bits per channel (only PNG and TIFF keep 16)")
             return x, info
     except Image.DecompressionBombError as exc:
         raise LmppmError(f"{path} is too large to decode safely: {exc}") from exc
@@ -75,6 +91,31 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
         raise LmppmError(f"{path} is not an image file Pillow can read.") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise LmppmError(f"{path} could not be read as an image ({exc}).") from exc
+
+
+def read_deep(path: str | Path, img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
+    """A 16-bit colour PNG (pypng) or TIFF (tifffile) at full precision; `img` (Pillow's view of the
+    same file) gives the metadata and the EXIF orientation."""
+    if Path(path).suffix.lower() == ".png":
+        import png
+
+        width, height, rows, meta = png.Reader(filename=str(path)).asDirect()
+        planes = meta["planes"]
+        arr = np.vstack([np.asarray(row, np.uint16) for row in rows]).reshape(height, width, planes)
+    else:
+        import tifffile
+
+        arr = tifffile.imread(path)
+    arr = UPRIGHT.get(img.getexif().get(0x0112, 1), lambda a: a)(arr)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint16:
+        raise ValueError(f"its 16-bit colour reads as {arr.dtype} {arr.shape}, not (height, width, 3 or 4)")
+    values = arr.astype(np.float32) / 65535.0
+    info = ImageInfo(img.mode, arr.shape[1], arr.shape[0], None, img.info.get("icc_profile"), img.info.get("exif"))
+    info.bits = 16
+    if arr.shape[2] == 4:
+        info.alpha = values[:, :, 3]
+    tensor = torch.from_numpy(np.ascontiguousarray(values[:, :, :3])).permute(2, 0, 1)
+    return tensor.contiguous(), info
 
 
 def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
@@ -160,9 +201,13 @@ def to_array(x: torch.Tensor) -> np.ndarray:
     return x.detach().clamp(0.0, 1.0).cpu().permute(1, 2, 0).numpy()
 
 
-def encode_array(arr: np.ndarray, info: ImageInfo) -> Image.Image:
-    """`encode` for an array from `to_array` (no torch: safe in forked writer processes)."""
+def encode_array(arr: np.ndarray, info: ImageInfo) -> Image.Image | np.ndarray:
+    """`encode` for an array from `to_array` (no torch: safe in forked writer processes). 16-bit colour
+    comes back as a uint16 array (H, W, 3 or 4), which `save_image` writes with pypng or tifffile."""
     mode = info.mode
+    if info.bits == 16:
+        planes = [_rgb(arr)] + ([] if info.alpha is None else [info.alpha[:, :, None]])
+        return np.rint(np.concatenate(planes, axis=2) * 65535.0).astype(np.uint16)
     if mode == "F":
         return Image.fromarray((_gray(arr) * info.scale).astype(np.float32), "F")
     if mode in _SCALE:  # 16-bit and 32-bit integer gray, in the input's own byte order
@@ -194,9 +239,15 @@ def _rgb(arr: np.ndarray) -> np.ndarray:
     return np.repeat(arr, 3, axis=2) if arr.shape[2] == 1 else arr
 
 
-def save_image(img: Image.Image, path: str | Path, info: ImageInfo | None = None) -> None:
-    """Write atomically in the format of the path's suffix, keeping ICC profile and EXIF when present."""
+def save_image(img: Image.Image | np.ndarray, path: str | Path, info: ImageInfo | None = None) -> None:
+    """Write atomically in the format of the path's suffix, keeping ICC profile and EXIF when present.
+    A uint16 colour array (16-bit colour, `encode_array`) goes to PNG or TIFF at 16 bits, to any other
+    format at 8."""
     path = Path(path)
+    if isinstance(img, np.ndarray):
+        if path.suffix.lower() in DEEP_SUFFIXES:
+            return _save_deep(img, path, info)
+        img = Image.fromarray(np.rint(img / 257.0).astype(np.uint8), "RGBA" if img.shape[2] == 4 else "RGB")
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise LmppmError(f"cannot tell an image format from the name {path.name}; use e.g. .png.")
@@ -212,6 +263,25 @@ def save_image(img: Image.Image, path: str | Path, info: ImageInfo | None = None
             img.save(tmp, format=fmt, **params)
     except (OSError, ValueError, KeyError) as exc:
         raise LmppmError(f"could not write {path} as {fmt} ({exc}).") from exc
+
+
+def _save_deep(arr: np.ndarray, path: Path, info: ImageInfo | None) -> None:
+    """uint16 (H, W, 3 or 4) to a 16-bit PNG (pypng) or TIFF (tifffile, with the ICC profile), atomically."""
+    try:
+        with atomic_path(path) as tmp:
+            if path.suffix.lower() == ".png":
+                import png
+
+                writer = png.Writer(arr.shape[1], arr.shape[0], greyscale=False, alpha=arr.shape[2] == 4, bitdepth=16)
+                with open(tmp, "wb") as f:
+                    writer.write(f, arr.reshape(arr.shape[0], -1))
+            else:
+                import tifffile
+
+                icc = info.icc_profile if info is not None else None
+                tifffile.imwrite(tmp, arr, photometric="rgb", iccprofile=icc)
+    except (OSError, ValueError) as exc:
+        raise LmppmError(f"could not write {path} as 16-bit colour ({exc}).") from exc
 
 
 def tensor_to_image(x: torch.Tensor) -> Image.Image:

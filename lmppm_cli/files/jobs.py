@@ -28,6 +28,7 @@ from lmppm_cli.core.restoration import autocast, sample_seeds
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.files.images import (
+    DEEP_SUFFIXES,
     IMAGE_SUFFIXES,
     ImageInfo,
     encode,
@@ -386,6 +387,10 @@ class _Batch:
                     f"{job.source}: {x.shape[0]}-channel input converted for a {ae.channels}-channel model."
                 )
             self.report.notes += [f"{job.source}: {note}." for note in info.notes]
+            if info.bits == 16 and job.target.suffix.lower() not in DEEP_SUFFIXES:
+                self.report.notes.append(
+                    f"{job.source}: 16-bit colour written with 8 bits per channel ({job.target.suffix} holds 8; .png or .tif keep 16)."
+                )
 
     def _tile(self, b: torch.Tensor, steps: list) -> torch.Tensor:
         result = self.restorer(b.to(self.model.device), False)
