@@ -221,7 +221,7 @@ def restore(
     from lmppm_cli import methods
     from lmppm_cli.files import shards
     from lmppm_cli.files.devices import pick_device
-    from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, restore_files, write_rows
+    from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, record_outputs, restore_files, write_rows
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
         raise LmppmError(f"--report {report} must end in .csv or .json.")
@@ -285,6 +285,8 @@ def restore(
             merged.extend(part)
         if report is not None and world.main:
             write_rows(merged.rows, report)
+        if world.main:
+            record_outputs(inputs, output, merged.written)
         _report(merged, "restored", quiet=not world.main)
     finally:
         shards.stop()
@@ -373,13 +375,14 @@ def degrade(
 ) -> None:
     """Degrade images reproducibly (Appendix B.2), to build test sets."""
     from lmppm_cli.core.degradations import strength
-    from lmppm_cli.files.jobs import degrade_files, plan_outputs
+    from lmppm_cli.files.jobs import degrade_files, plan_outputs, record_outputs
 
     value = strength(kind, severity, domain)
     jobs = plan_outputs(inputs, output)
     with _bar() as bar:
         task = bar.add_task(f"{kind} {value:g}", total=len(jobs))
         report = degrade_files(jobs, kind, value, seed, lambda job: bar.advance(task))
+    record_outputs(inputs, output, report.written)
     _report(report, "degraded")
 
 

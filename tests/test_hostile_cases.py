@@ -140,3 +140,36 @@ def test_16_bit_colour_keeps_its_16_bit_alpha_and_says_so_when_the_output_holds_
     jpg = _lmppm("restore", src, "-o", tmp_path / "out.jpg", "-m", "photos", "--device", "cpu")
     assert jpg.returncode == 0 and "written with 8 bits per channel" in " ".join((jpg.stdout + jpg.stderr).split())
     assert Image.open(tmp_path / "out.jpg").mode == "RGB"
+
+
+def _digits(folder: Path, n: int = 3) -> None:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    for i in range(n):
+        Image.fromarray((rng.random((28, 28)) * 255).astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def test_a_rerun_into_an_output_folder_inside_the_input_replaces_its_own_results_only(tmp_path):
+    _digits(tmp_path / "in")
+    out = tmp_path / "in" / "out"
+    first = _lmppm("restore", "in", "-o", "in/out", "--device", "cpu", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+    mine = out / "notes.png"  # the user's own image in that folder, under a name the run does not write
+    Image.fromarray(np.full((28, 28), 7, np.uint8)).save(mine)
+    kept = mine.read_bytes()
+    again = _lmppm("restore", "in", "-o", "in/out", "--method", "ablation-lmppm", "--device", "cpu", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr  # the natural second try
+    assert all(out.joinpath(n).stat().st_mtime_ns > t for n, t in before.items())  # replaced
+    assert mine.read_bytes() == kept and sorted(p.name for p in out.glob("*.png")) == [
+        "0.png",
+        "1.png",
+        "2.png",
+        "notes.png",
+    ]
+    Image.fromarray(np.full((28, 28), 9, np.uint8)).save(out / "1.png")  # the user puts their own image there
+    theirs = (out / "1.png").read_bytes()
+    refused = _lmppm("restore", "in", "-o", "in/out", "--device", "cpu", cwd=tmp_path)
+    said = _one_line(refused)
+    assert refused.returncode == 2 and "already holds in/out/1.png" in said, said
+    assert (out / "1.png").read_bytes() == theirs and mine.read_bytes() == kept

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import ctypes
 import glob
+import hashlib
 import io
 import json
 import multiprocessing
@@ -73,7 +74,8 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_
     folder and every result keeps its name relative to the folder or glob it came from. A file reached
     by several paths (symlinks) is restored once. Refused, before anything is written: any output
     (with `trajectory`, also NAME.trajectory.png) that is an input, that two inputs would both write,
-    or that already exists in an output folder lying inside an input folder (it may be the user's own).
+    or that already exists in an output folder lying inside an input folder (it may be the user's own),
+    unless that folder's manifest (OUTPUTS, `record_outputs`) shows the tool wrote it, unchanged since.
     `skip_existing` leaves out the jobs whose result is already there (an interrupted run goes on; results
     are written atomically, so one that exists is whole).
     """
@@ -107,6 +109,45 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_
         jobs = [j for j in jobs if not all(p.exists() for p in _written(j, trajectory))]
     _check_targets(jobs, real, trajectory, output)
     return jobs
+
+
+OUTPUTS = ".lmppm-outputs.json"  # in an output folder inside an input folder: the results the tool wrote there
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    """{name relative to the folder: SHA-256} of the results written there by earlier runs."""
+    try:
+        found = json.loads((folder / OUTPUTS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def record_outputs(inputs: list[str], output: str, written: list[Path]) -> None:
+    """When the output folder lies inside an input folder, add what this run wrote to its manifest, so
+    that the same command run again may replace those files (and only those)."""
+    out = Path(output).resolve()
+    if not out.is_dir() or not any(Path(i).is_dir() and out.is_relative_to(Path(i).resolve()) for i in inputs):
+        return
+    manifest = _manifest(out)
+    for path in written:
+        path = Path(path).resolve()
+        if path.is_file() and path.is_relative_to(out):
+            manifest[path.relative_to(out).as_posix()] = _digest(path)
+    write_text(out / OUTPUTS, json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _ours(path: Path, out: Path, manifest: dict[str, str]) -> bool:
+    """Whether `path`, in the output folder `out`, is a result an earlier run wrote, unchanged since."""
+    try:
+        name = Path(path).resolve().relative_to(out).as_posix()
+    except ValueError:
+        return False
+    return manifest.get(name) is not None and manifest[name] == _digest(Path(path))
 
 
 def trajectory_path(target: Path) -> Path:
@@ -157,13 +198,15 @@ def _prefix_parts(pattern: str) -> list[str]:
 def _check_targets(jobs: list[Job], real: dict[Path, str], trajectory: bool, output: str) -> None:
     sources = {real[j.source] for j in jobs}
     others = set(real.values()) - sources  # files of the input folders that lie in the output folder
+    out = Path(output).resolve()
+    manifest = _manifest(out) if others else {}
     seen: dict[str, Path] = {}
     for job in jobs:
         for path in _written(job, trajectory):
             target = os.path.realpath(path)
             if target in sources:
                 raise LmppmError(f"refusing to write {path}: it is one of the inputs (choose another -o).")
-            if target in others:
+            if target in others and not _ours(path, out, manifest):
                 raise LmppmError(
                     f"-o {output} lies inside an input folder and already holds {path}, which may be one of your "
                     "images: choose an output folder outside the inputs, or an empty one."
