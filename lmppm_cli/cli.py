@@ -221,6 +221,7 @@ def restore(
     from lmppm_cli import methods
     from lmppm_cli.files import shards
     from lmppm_cli.files.devices import pick_device
+    from lmppm_cli.files.images import large_images
     from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, record_outputs, restore_files, write_rows
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
@@ -233,6 +234,8 @@ def restore(
         out.print("every result already exists; nothing to do.")
         return
     jobs = shards.share(planned, world)
+    for sentence in large_images([job.source for job in jobs]) if world.main else []:
+        err.print(f"note: {sentence}.", highlight=False, soft_wrap=True)
     shards.start(world, dev)
     try:
         flow = FlowOverride(

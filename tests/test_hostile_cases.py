@@ -173,3 +173,22 @@ def test_a_rerun_into_an_output_folder_inside_the_input_replaces_its_own_results
     said = _one_line(refused)
     assert refused.returncode == 2 and "already holds in/out/1.png" in said, said
     assert (out / "1.png").read_bytes() == theirs and mine.read_bytes() == kept
+
+
+def test_a_very_large_image_gets_one_line_of_ours_and_no_raw_pillow_warning(tmp_path):
+    """Between Pillow's decompression-bomb threshold and twice it Pillow only warns, with its own source
+    line; the run says instead, before restoring, how large the image is and what it will take. (The
+    threshold is lowered here so that a 2-megapixel image stands for a 100-megapixel one.)"""
+    src = tmp_path / "big.png"
+    Image.fromarray((np.random.default_rng(0).random((1000, 2000)) * 255).astype(np.uint8)).save(src)
+    code = (
+        "import sys\nfrom PIL import Image\nImage.MAX_IMAGE_PIXELS = 1_500_000\nfrom lmppm_cli.cli import main\n"
+        f"sys.argv = ['lmppm', 'restore', {str(src)!r}, '-o', {str(tmp_path / 'out.png')!r}, '--device', 'cpu']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=600)
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 0 and "Warning" not in done.stderr and "warnings.warn" not in done.stderr, done.stderr
+    assert f"note: {src} is 2000x1000 (2 megapixels, over Pillow's decompression-bomb threshold of 2)" in said, said
+    assert "restoring it takes about 8 s and 1.0 GiB of memory" in said and (tmp_path / "out.png").is_file()
+    assert said.index("is 2000x1000") < said.index("model: photos")  # said before the restoring begins

@@ -8,6 +8,8 @@ pypng and tifffile instead (16 bits in, 16 bits out).
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,7 +71,7 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     its EXIF orientation. Refused with one sentence: multi-frame files, images over Pillow's
     decompression-bomb limit, and pixels that are NaN or infinite or off a float scale."""
     try:
-        with Image.open(path) as img:
+        with _no_bomb_warning(), Image.open(path) as img:  # said in our own words: large_images
             if getattr(img, "n_frames", 1) > 1:
                 raise LmppmError(
                     f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first."
@@ -116,6 +118,40 @@ def read_deep(path: str | Path, img: Image.Image) -> tuple[torch.Tensor, ImageIn
         info.alpha = values[:, :, 3]
     tensor = torch.from_numpy(np.ascontiguousarray(values[:, :, :3])).permute(2, 0, 1)
     return tensor.contiguous(), info
+
+
+@contextlib.contextmanager
+def _no_bomb_warning():
+    """Pillow's DecompressionBombWarning (a raw warning with its source line) silenced while opening."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+# measured on 2 CPU cores (docs/speed.md, 2026-12-03): gray 2 and 8 Mpx images through the default pick
+SECONDS_PER_MPX, MIB_PER_MPX, MIB_BASE = 3.8, 42, 990
+
+
+def large_images(paths: list[Path]) -> list[str]:
+    """One sentence for each image over Pillow's decompression-bomb threshold (which Pillow would only
+    warn about, up to twice it): its size and what restoring it will take. Headers only."""
+    said = []
+    for path in paths:
+        try:
+            with _no_bomb_warning(), Image.open(path) as img:
+                width, height = img.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # read_image says what is wrong with it
+        if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+            mpx = width * height / 1e6
+            seconds = mpx * SECONDS_PER_MPX
+            took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+            said.append(
+                f"{path} is {width}x{height} ({mpx:.0f} megapixels, over Pillow's decompression-bomb threshold "
+                f"of {Image.MAX_IMAGE_PIXELS / 1e6:.0f}); restoring it takes about {took} and "
+                f"{(MIB_BASE + mpx * MIB_PER_MPX) / 1024:.1f} GiB of memory on 2 CPU cores"
+            )
+    return said
 
 
 def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
