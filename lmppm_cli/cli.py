@@ -222,7 +222,15 @@ def restore(
     from lmppm_cli.files import shards
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.files.images import large_images
-    from lmppm_cli.files.jobs import REPORT_SUFFIXES, Report, plan_outputs, record_outputs, restore_files, write_rows
+    from lmppm_cli.files.jobs import (
+        REPORT_SUFFIXES,
+        Report,
+        plan_outputs,
+        record_outputs,
+        restore_files,
+        write_rows,
+        written_paths,
+    )
 
     if report is not None and Path(report).suffix.lower() not in REPORT_SUFFIXES:
         raise LmppmError(f"--report {report} must end in .csv or .json.")
@@ -288,10 +296,10 @@ def restore(
             merged.extend(part)
         if report is not None and world.main:
             write_rows(merged.rows, report)
-        if world.main:
-            record_outputs(inputs, output, merged.written)
         _report(merged, "restored", quiet=not world.main)
     finally:
+        if world.main:  # also when stopped: every result there now is whole and this tool's
+            record_outputs(inputs, output, [p for job in planned for p in written_paths(job, save_trajectory)])
         shards.stop()
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from pathlib import Path
+
+IN_FLIGHT: set[str] = set()  # this process's temporary files not yet renamed or removed
+_TERM = {signal.SIGTERM}
 
 
 @contextlib.contextmanager
@@ -14,7 +18,12 @@ def atomic_path(target: str | Path):
     extension still work); on success it replaces `target` in one rename, on failure it is removed."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    signal.pthread_sigmask(signal.SIG_BLOCK, _TERM)  # a SIGTERM lands before the file or after it is known
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+        IN_FLIGHT.add(tmp)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -22,6 +31,14 @@ def atomic_path(target: str | Path):
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
+            os.unlink(tmp)
+        IN_FLIGHT.discard(tmp)
+
+
+def remove_in_flight() -> None:
+    """Remove the temporary files of writes still in progress (a process told to stop at once)."""
+    for tmp in list(IN_FLIGHT):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
 
 

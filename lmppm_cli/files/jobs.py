@@ -26,7 +26,7 @@ from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models import architecture
 from lmppm_cli.core.restoration import autocast, sample_seeds
-from lmppm_cli.files.atomic import write_text
+from lmppm_cli.files.atomic import remove_in_flight, write_text
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.files.images import (
     DEEP_SUFFIXES,
@@ -106,7 +106,7 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_
     else:
         jobs = [Job(src, out / rel) for src, rel in found]
     if skip_existing:
-        jobs = [j for j in jobs if not all(p.exists() for p in _written(j, trajectory))]
+        jobs = [j for j in jobs if not all(p.exists() for p in written_paths(j, trajectory))]
     _check_targets(jobs, real, trajectory, output)
     return jobs
 
@@ -155,7 +155,8 @@ def trajectory_path(target: Path) -> Path:
     return target.with_name(target.stem + ".trajectory.png")
 
 
-def _written(job: Job, trajectory: bool) -> list[Path]:
+def written_paths(job: Job, trajectory: bool) -> list[Path]:
+    """What a job writes: its result, and its trajectory strip with --save-trajectory."""
     return [job.target, trajectory_path(job.target)] if trajectory else [job.target]
 
 
@@ -202,7 +203,7 @@ def _check_targets(jobs: list[Job], real: dict[Path, str], trajectory: bool, out
     manifest = _manifest(out) if others else {}
     seen: dict[str, Path] = {}
     for job in jobs:
-        for path in _written(job, trajectory):
+        for path in written_paths(job, trajectory):
             target = os.path.realpath(path)
             if target in sources:
                 raise LmppmError(f"refusing to write {path}: it is one of the inputs (choose another -o).")
@@ -285,7 +286,7 @@ def _io_pool(wanted: bool):
 def _worker_start() -> None:
     """An I/O worker ignores Ctrl-C (the main process stops the run; the worker finishes the file it is
     writing) and ends with the main process even when that is killed (Linux's PR_SET_PDEATHSIG). The
-    SIGTERM it then gets unwinds the write in hand, so its temporary file is removed (atomic_path)."""
+    SIGTERM it then gets removes the temporary file of the write in hand (atomic.remove_in_flight)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_term)
     parent = os.getppid()
@@ -295,7 +296,9 @@ def _worker_start() -> None:
 
 
 def _exit_on_term(signum, frame) -> None:
-    raise SystemExit(1)
+    """Stop at once, removing the temporary file of the write in hand (wherever the signal landed)."""
+    remove_in_flight()
+    os._exit(1)
 
 
 class _Inline:
