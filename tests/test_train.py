@@ -89,9 +89,12 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(LmppmError, match="only --epochs, --calibrate, --calibration-grid and --workers may change"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
-    other = type(blob_dataset)("other", blob_dataset.train, blob_dataset.val)
+    flipped = type(blob_dataset.train)(blob_dataset.train.images.flip(-1))
+    other = type(blob_dataset)("other", flipped, blob_dataset.val)  # another name, other pixels: refused
     with pytest.raises(LmppmError, match="resume with the same data"):
         train(tiny_config(), other, _tcfg(epochs=2), tmp_path / "run", device, resume=True)
+    renamed = type(blob_dataset)("another/spelling", blob_dataset.train, blob_dataset.val)  # the same pixels
+    assert train(tiny_config(), renamed, _tcfg(epochs=2), tmp_path / "run", device, resume=True)["epochs_run"] == 2
 
 
 def test_build_configs_validates_lambdas():
