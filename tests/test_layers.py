@@ -103,3 +103,16 @@ def test_the_tree_is_clean_under_ruff():
             [sys.executable, "-m", "ruff", *args], cwd=root, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_lmppm_methods_lists_every_registered_method_with_its_model():
+    from typer.testing import CliRunner
+
+    from lmppm_cli import methods
+    from lmppm_cli.cli import app
+
+    res = CliRunner().invoke(app, ["methods"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    rows = {line.split("│")[1].strip(): line for line in res.output.splitlines() if line.count("│") > 3}
+    assert set(methods.REGISTRY) <= set(rows)
+    assert "mnist-dae" in rows["dae"] and "none" in rows["bm3d"] and "mnist-ldm" in rows["ldm"]
