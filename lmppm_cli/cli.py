@@ -220,6 +220,7 @@ def restore(
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
     from lmppm_cli import methods
     from lmppm_cli.files import shards
+    from lmppm_cli.files.bands import streamable
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.files.images import large_images
     from lmppm_cli.files.jobs import (
@@ -242,7 +243,8 @@ def restore(
         out.print("every result already exists; nothing to do.")
         return
     jobs = shards.share(planned, world)
-    for sentence in large_images([job.source for job in jobs]) if world.main else []:
+    targets = {job.source: job.target for job in jobs}
+    for sentence in large_images(list(targets), lambda src: streamable(src, targets[src])) if world.main else []:
         err.print(f"note: {sentence}.", highlight=False, soft_wrap=True)
     shards.start(world, dev)
     try:

@@ -129,12 +129,14 @@ def _no_bomb_warning():
 
 
 # measured on 2 CPU cores (docs/speed.md, 2026-12-03): gray 2 and 8 Mpx images through the default pick
-SECONDS_PER_MPX, MIB_PER_MPX, MIB_BASE = 3.8, 42, 990
+# (whole), and gray 2, 8 and 32 Mpx PNGs restored band by band (files/bands.py), whose memory stays near 1 GB
+SECONDS_PER_MPX, MIB_PER_MPX, MIB_BASE, MIB_BANDED = 3.8, 42, 990, 1050
 
 
-def large_images(paths: list[Path]) -> list[str]:
+def large_images(paths: list[Path], banded=lambda path: False) -> list[str]:
     """One sentence for each image over Pillow's decompression-bomb threshold (which Pillow would only
-    warn about, up to twice it): its size and what restoring it will take. Headers only."""
+    warn about, up to twice it): its size and what restoring it will take (`banded(path)`: whether it
+    is restored band by band). Headers only."""
     said = []
     for path in paths:
         try:
@@ -146,10 +148,14 @@ def large_images(paths: list[Path]) -> list[str]:
             mpx = width * height / 1e6
             seconds = mpx * SECONDS_PER_MPX
             took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+            memory = (
+                f"band by band, about {MIB_BANDED / 1024:.1f} GiB of memory"
+                if banded(path)
+                else f"{(MIB_BASE + mpx * MIB_PER_MPX) / 1024:.1f} GiB of memory (PNG to PNG goes band by band)"
+            )
             said.append(
                 f"{path} is {width}x{height} ({mpx:.0f} megapixels, over Pillow's decompression-bomb threshold "
-                f"of {Image.MAX_IMAGE_PIXELS / 1e6:.0f}); restoring it takes about {took} and "
-                f"{(MIB_BASE + mpx * MIB_PER_MPX) / 1024:.1f} GiB of memory on 2 CPU cores"
+                f"of {Image.MAX_IMAGE_PIXELS / 1e6:.0f}); restoring it takes about {took} and {memory} on 2 CPU cores"
             )
     return said
 

@@ -27,6 +27,7 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models import architecture
 from lmppm_cli.core.restoration import autocast, sample_seeds
 from lmppm_cli.files.atomic import remove_in_flight, write_text
+from lmppm_cli.files.bands import restore_png_in_bands, streamable
 from lmppm_cli.files.domain import Choice, choose, estimate_noise, scores
 from lmppm_cli.files.images import (
     DEEP_SUFFIXES,
@@ -254,6 +255,10 @@ def restore_files(
     scores (`row`) to `report.rows`."""
     report = Report()
     tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
+    if tiles[0] > 0 and not trajectory and report_as is None:
+        banded = [job for job in jobs if streamable(job.source, job.target)]
+        _restore_in_bands(model, banded, restorer, tiles, batch_size, report, on_done)
+        jobs = [job for job in jobs if job not in banded]
     with _io_pool(len(jobs) > batch_size) as pool:
         batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as, pool)
         for chunk in read_ahead(pool, jobs, batch_size):
@@ -269,6 +274,27 @@ def restore_files(
         batch.finish()
     _channel_note(model, report)
     return report
+
+
+def _restore_in_bands(model, jobs: list[Job], restorer, tiles, batch_size, report: Report, on_done) -> None:
+    """Very large PNGs, band by band (files/bands.py): memory bounded by a band of tiles."""
+    import png
+
+    ae = model.config.autoencoder
+    tile_fn = lambda b: restorer(b.to(model.device), False).images  # noqa: E731
+    for job in jobs:
+        try:
+            planes = restore_png_in_bands(
+                job.source, job.target, tile_fn, ae.channels, (ae.height, ae.width), *tiles, batch_size
+            )
+            report.written.append(job.target)
+            if planes != ae.channels:
+                report.notes.append(
+                    f"{job.source}: {planes}-channel input converted for a {ae.channels}-channel model."
+                )
+        except (LmppmError, OSError, ValueError, png.Error) as exc:
+            report.failed.append((job.source, f"could not be restored in bands ({exc})"))
+        on_done(job)
 
 
 def _io_pool(wanted: bool):
