@@ -161,8 +161,10 @@ def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
         seed=0,
     )
     _, tcfg = build_configs(sigma_range=(0, 0.9), lambda_denoise=2.0, **kw)
-    assert tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0) and tcfg.weights.denoise == 2.0
-    assert build_configs(sigma_range=(0, 0.3), sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0)
+    assert (
+        tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0, 0.0) and tcfg.weights.denoise == 2.0
+    )
+    assert build_configs(sigma_range=(0, 0.3), sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0, 0.0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(LmppmError, match="sigma-power"):
             build_configs(sigma_range=(0, 0.3), sigma_power=bad, **kw)

@@ -29,6 +29,8 @@ class AutoencoderConfig:
     skip_dropout: float = 0.0  # unet, training only: chance that a sample's encoder skips are zeroed
     unshuffle: int = 1  # unet: pixel-unshuffle factor r, the convolutions run at 1/r^2 of the pixels
     residual: bool = False  # unet: G corrects the encoded image, x + head(h), instead of a sigmoid
+    depth: int = 2  # unet: Conv-BN-LReLU layers per encoder and decoder block (Table 9: 2)
+    noise_map: bool = False  # unet: F reads the image's estimated noise level as an extra input channel
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,7 @@ LIMITS = {
     "features": (1, SIZE_LIMIT),
     "steps": (0, 100_000),
     "unshuffle": (1, 8),
+    "depth": (1, 16),
 }
 CHOICES = {"schedule": ("constant", "growing")}
 

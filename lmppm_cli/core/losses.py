@@ -57,6 +57,18 @@ def lmppm_loss(autoencoder, distance, x_clean, x_noisy, x_star, weights: LossWei
     return total, terms
 
 
-def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean) -> torch.Tensor:
-    """||x^clean - G(F(x_i))||^2 summed over pixels, mean over the batch: the DAE's loss, and term (7)."""
-    return (autoencoder.decode(z_noisy, skips_noisy) - x_clean).pow(2).flatten(1).sum(1).mean()
+PIXEL_LOSSES = ("l2", "l1", "charbonnier")
+CHARBONNIER_EPS = 1e-3
+
+
+def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean, kind: str = "l2") -> torch.Tensor:
+    """||x^clean - G(F(x_i))||^2 summed over pixels, mean over the batch: the DAE's loss, and term (7).
+    `kind` (not in the paper, for the DAE): l1 sums |.|, charbonnier sqrt(.^2 + eps^2) instead."""
+    diff = autoencoder.decode(z_noisy, skips_noisy).float() - x_clean
+    if kind == "l1":
+        per_pixel = diff.abs()
+    elif kind == "charbonnier":
+        per_pixel = (diff.pow(2) + CHARBONNIER_EPS**2).sqrt()
+    else:
+        per_pixel = diff.pow(2)
+    return per_pixel.flatten(1).sum(1).mean()

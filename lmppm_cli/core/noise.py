@@ -1,24 +1,57 @@
-"""Gaussian noise, drawn in one place: for training (Eq. 20's noisy samples), for calibration and for
-the noise degradation of Table 6."""
+"""Noise, drawn in one place: Gaussian for training (Eq. 20's noisy samples), calibration and the noise
+degradation of Table 6; and camera-like Poisson-Gaussian noise (not in the paper), whose variance grows
+with the signal as a sensor's does."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+
+# Camera-like range of (a, b) in Var = a x + b on a [0, 1] scale, each drawn log-uniformly: shot-noise
+# gains whose standard deviation at mid-gray is about 0.007-0.07 and read noise of 0.001-0.03.
+CAMERA_A = (1e-4, 1e-2)
+CAMERA_B = (1e-6, 1e-3)
 
 
 def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
 
-    `sigma` is sigma_d (the paper: one level) or a range (low, high[, power]): each sample then draws its
-    own level low + (high - low) u^power, u ~ U(0, 1) (power 1: uniform), so the model meets every
-    strength it may be asked to restore (blind); power > 1 gives low noise and clean inputs more weight.
+    `sigma` is sigma_d (the paper: one level) or a range (low, high[, power[, camera]]): each sample then
+    draws its own level low + (high - low) u^power, u ~ U(0, 1) (power 1: uniform), so the model meets
+    every strength it may be asked to restore (blind); power > 1 gives low noise and clean inputs more
+    weight. `camera` (0 to 1): that share of the samples gets Poisson-Gaussian noise instead
+    (`camera_noise`, with a and b drawn over CAMERA_A and CAMERA_B).
     `share` = (rank, size): x holds rows rank::size of a global batch (torchrun); every rank draws the
     whole batch's noise and keeps its rows, so N processes see exactly the noise of one."""
     rank, size = share
     rows = len(x) * size
     eps = torch.randn((rows, *x.shape[1:]), generator=generator, device=generator.device)[rank::size].to(x.device)
+    camera = 0.0
     if isinstance(sigma, tuple):
-        low, high, power = (*sigma, 1.0)[:3]
+        low, high, power, camera = (*sigma, *(1.0, 0.0)[len(sigma) - 2 :])
         u = torch.rand(rows, generator=generator, device=generator.device)[rank::size].to(x.device)
         sigma = (low + (high - low) * u**power).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
-    return (x + sigma * eps).clamp(0.0, 1.0)
+    out = (x + sigma * eps).clamp(0.0, 1.0)
+    if camera > 0:
+        pick = (torch.rand(rows, generator=generator, device=generator.device)[rank::size] < camera).to(x.device)
+        a, b = (_log_uniform(r, rows, generator)[rank::size].to(x.device) for r in (CAMERA_A, CAMERA_B))
+        out = torch.where(pick.view(-1, *[1] * (x.ndim - 1)), camera_noise(x, a, b, generator), out)
+    return out
+
+
+def _log_uniform(bounds: tuple[float, float], n: int, generator: torch.Generator) -> torch.Tensor:
+    low, high = math.log(bounds[0]), math.log(bounds[1])
+    return (low + (high - low) * torch.rand(n, generator=generator, device=generator.device)).exp()
+
+
+def camera_noise(x: torch.Tensor, a, b, generator: torch.Generator) -> torch.Tensor:
+    """Poisson-Gaussian noise, a Poisson(x / a) + N(0, b), clamped to [0, 1]: mean x, variance a x + b
+    (shot noise of gain a, read noise of variance b). `a`, `b`: numbers, or one per image (B,)."""
+    shape = (-1, *[1] * (x.ndim - 1))
+    a = torch.as_tensor(a, dtype=x.dtype, device=x.device).reshape(shape)
+    b = torch.as_tensor(b, dtype=x.dtype, device=x.device).reshape(shape)
+    on = generator.device
+    counts = torch.poisson((x / a).to(on), generator=generator).to(x.device)
+    read = torch.randn(x.shape, generator=generator, device=on).to(x.device)
+    return (a * counts + b.sqrt() * read).clamp(0.0, 1.0)

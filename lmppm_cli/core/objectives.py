@@ -165,7 +165,7 @@ class DaeObjective:
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         ae = self.model.autoencoder
         z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator, share))
-        recon = denoising_error(ae, z, skips, x)
+        recon = denoising_error(ae, z, skips, x, self.tcfg.loss)
         return recon, {"recon": recon}
 
     def finish(self, loop) -> dict:

@@ -8,6 +8,7 @@ ranks validate alike, so they stop alike; only rank 0 writes checkpoints, the mo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
 from lmppm_cli.core.config import ModelConfig
@@ -59,12 +61,18 @@ class TrainConfig:
     calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
     calibration_grid: str = "full"  # or small (calibrate.GRIDS): for networks whose flow step is costly
     weights: LossWeights = field(default_factory=LossWeights)
+    camera: float = 0.0  # share of training samples with camera-like Poisson-Gaussian noise (core/noise.py)
+    loss: str = "l2"  # the DAE's pixel loss: losses.PIXEL_LOSSES
+    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept (0: off)
 
     @property
     def training_noise(self):
-        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power) when a
-        range is set."""
-        return (*self.sigma_range, self.sigma_power) if self.sigma_range else self.sigma_d
+        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power, camera)
+        when a range or a camera share is set."""
+        if not self.sigma_range and not self.camera:
+            return self.sigma_d
+        low, high = self.sigma_range or (self.sigma_d, self.sigma_d)
+        return (low, high, self.sigma_power, self.camera)
 
     @property
     def reference_sigma(self) -> float:
@@ -200,6 +208,11 @@ class _Loop:
                 _LossModule(objective), device_ids=[device] if device.type == "cuda" else None
             )
         self.noise_gen = torch.Generator(device).manual_seed(tcfg.seed + 1)
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(tcfg.ema), use_buffers=True)
+            if tcfg.ema
+            else None
+        )
         self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.history: list[dict] = []
         self.best_state = _copy_state(self.model)
@@ -246,6 +259,8 @@ class _Loop:
             self.optimizer.zero_grad(set_to_none=True)
             total.backward()
             self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             values = {"total": total.item(), **{k: v.item() for k, v in terms.items()}}
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v / self.batches_per_epoch
@@ -262,13 +277,14 @@ class _Loop:
 
     def _end_epoch(self, train_terms: dict) -> dict:
         self.epoch_no += 1
-        val = self.validate()
-        improved = val["total"] < self.best_loss
-        if improved:
-            self.best_loss, self.best_epoch, self.bad_epochs = val["total"], self.epoch_no, 0
-            self.best_state = _copy_state(self.model)
-        else:
-            self.bad_epochs += 1
+        with self.averaged_weights():
+            val = self.validate()
+            improved = val["total"] < self.best_loss
+            if improved:
+                self.best_loss, self.best_epoch, self.bad_epochs = val["total"], self.epoch_no, 0
+                self.best_state = _copy_state(self.model)
+            else:
+                self.bad_epochs += 1
         record = {
             "epoch": self.epoch_no,
             "train": train_terms,
@@ -278,6 +294,20 @@ class _Loop:
         }
         self.history.append(record)
         return record
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """The model holds the EMA of its weights inside (validation and the best state see them), its
+        trained weights again after; nothing changes without an EMA."""
+        if self.ema is None:
+            yield
+            return
+        trained = _copy_state(self.model)
+        self.model.load_state_dict(self.ema.module.state_dict())
+        try:
+            yield
+        finally:
+            self.model.load_state_dict(trained)
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -332,11 +362,12 @@ class _Loop:
             "dataset": self.data.name,
             "data": self.fingerprint(),
         }
-        store.save_checkpoint(self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state)
+        ema = None if self.ema is None else self.ema.state_dict()
+        store.save_checkpoint(self.model.state_dict(), self.best_state, self.optimizer, self.rng_state(), state, ema)
 
     def restore(self, store, epochs: int) -> None:
         """Continue a saved run exactly; only the epoch budget may differ from the saved run."""
-        model_state, best_state, optim_state, rng, state = store.load_checkpoint()
+        model_state, best_state, optim_state, rng, state, ema_state = store.load_checkpoint()
         path = store.checkpoint
         fingerprint = self.fingerprint()
         same_pixels = state.get("data") == fingerprint  # the same folder by another spelling of its path
@@ -365,6 +396,8 @@ class _Loop:
                 f"{path} was trained with other training options; only --epochs, --calibrate, --calibration-grid and --workers may change on resume."
             )
         self.model.load_state_dict(model_state)
+        if self.ema is not None:
+            self.ema.load_state_dict(ema_state)
         self.best_state = best_state
         self.optimizer.load_state_dict(optim_state)
         self.noise_gen.set_state(rng["noise"])

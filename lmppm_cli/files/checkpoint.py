@@ -16,9 +16,12 @@ from lmppm_cli.files.weights import read_tensors
 STATE_KEY = "lmppm.train_state"
 
 
-def save_checkpoint(path, model_state, best_state, optimizer, rng: dict[str, torch.Tensor], state: dict) -> None:
+def save_checkpoint(
+    path, model_state, best_state, optimizer, rng: dict[str, torch.Tensor], state: dict, ema_state=None
+) -> None:
     tensors = {f"model.{k}": v for k, v in model_state.items()}
     tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    tensors |= {f"ema.{k}": v for k, v in (ema_state or {}).items()}
     opt = optimizer.state_dict()
     for idx, slots in opt["state"].items():
         tensors |= {f"optim.{idx}.{name}": torch.as_tensor(v) for name, v in slots.items()}
@@ -30,7 +33,7 @@ def save_checkpoint(path, model_state, best_state, optimizer, rng: dict[str, tor
 
 
 def load_checkpoint(path: str | Path):
-    """-> (model_state, best_state, optimizer_state_dict, rng, state)."""
+    """-> (model_state, best_state, optimizer_state_dict, rng, state, ema_state ({} without an EMA))."""
     tensors, meta = read_tensors(path)
     if STATE_KEY not in meta:
         raise LmppmError(
@@ -50,4 +53,4 @@ def load_checkpoint(path: str | Path):
         idx, name = key.split(".", 1)
         optim_state.setdefault(int(idx), {})[name] = value
     optimizer = {"state": optim_state, "param_groups": param_groups}
-    return group("model."), group("best."), optimizer, group("rng."), state
+    return group("model."), group("best."), optimizer, group("rng."), state, group("ema.")

@@ -24,7 +24,9 @@ PHOTOS = {
     "test": ("coffee",),
 }
 PATCHES = {"train": 5000, "val": 500, "test": 1000}
-# photo-crops (issue 20): every natural colour photo the installed packages ship, split by scene
+# photo-crops: the natural photos installed packages ship, split by scene. Validation holds whole scenes
+# of several kinds (fur, a face, foliage, a building, a smooth sky, a landscape); the four Debian
+# wallpapers among them are taken from --extra-photos by name, every other wallpaper there trains.
 CROP_PHOTOS = {
     "train": (
         "astronaut",
@@ -34,11 +36,17 @@ CROP_PHOTOS = {
         "motorcycle_left",
         "motorcycle_right",
         "retina",
-        "grace_hopper",
+        "camera",
+        "brick",
+        "grass",
+        "gravel",
+        "coins",
+        "moon",
     ),
-    "val": ("chelsea",),
+    "val": ("chelsea", "grace_hopper"),
     "test": ("coffee",),
 }
+VALIDATION_WALLPAPERS = ("plasma-OneStandsOut", "plasma-Grey", "plasma-summer_1am", "plasma-EveningGlow")
 CROPS_PER_EPOCH = 4096
 CROP_SIDE_LIMIT = 768  # whole training photos are scaled so their longer side is at most this
 # scikit-image's lfw_subset: its first 100 images are faces; which go where, and copies per training face
@@ -172,7 +180,8 @@ def shipped_photo(name: str) -> np.ndarray:
 
         if name.startswith("motorcycle_"):  # one scene: the left and right views of a stereo pair
             return skimage.data.stereo_motorcycle()[0 if name.endswith("left") else 1]
-        return getattr(skimage.data, name)()
+        photo = getattr(skimage.data, name)()
+        return np.repeat(photo[..., None], 3, axis=2) if photo.ndim == 2 else photo  # a gray photo as RGB
     except ImportError as exc:
         raise LmppmError(f"the photo {name} needs scikit-image and matplotlib: pip install 'lmppm[full]'.") from exc
 
@@ -181,31 +190,47 @@ def photo_crops(size: int = 64, seed: int = 0, per_epoch: int = CROPS_PER_EPOCH,
     """Random size x size crops of whole photos, drawn anew for every epoch (`Dataset.draw`): a photo
     chosen with probability proportional to its area, a random place, flips and a quarter turn.
 
-    Training photos: CROP_PHOTOS["train"] and every image in the folder `extra_photos` (e.g. Debian's
-    wallpapers, weights/README.md), each scaled (antialiased) so its longer side is at most
-    CROP_SIDE_LIMIT. Validation: crops of chelsea on a fixed grid (stride size/2); test: coffee, whole
-    (`test.images` holds the one photo). An epoch's crops depend only on (seed, epoch), so a resumed run
-    draws what an unbroken one would."""
+    Training photos: CROP_PHOTOS["train"] (gray ones as RGB) and every image in the folder
+    `extra_photos` (e.g. Debian's wallpapers, weights/README.md) but VALIDATION_WALLPAPERS. Validation:
+    the crops on a grid (stride `size`) of the validation scenes (`validation_photos`); test: coffee,
+    whole (`test.images` holds the one photo). Every photo is scaled (antialiased) so its longer side is
+    at most CROP_SIDE_LIMIT. An epoch's crops depend only on (seed, epoch), so a resumed run draws what
+    an unbroken one would."""
     photos = [_limited(photo_tensor(shipped_photo(n), limit=None)) for n in CROP_PHOTOS["train"]]
-    if extra_photos is not None:
-        root = Path(extra_photos)
-        if not root.is_dir():
-            raise LmppmError(f"--extra-photos {root} is not a folder of photos.")
-        photos += [_limited(to_channels(read_image(p)[0], 3)) for p in folder_files(root)]
-    val = photo_tensor(shipped_photo(CROP_PHOTOS["val"][0]), limit=None)
+    photos += [_limited(to_channels(read_image(p)[0], 3)) for p in _wallpapers(extra_photos, validation=False)]
+    val = list(validation_photos(extra_photos).values())
     test = photo_tensor(shipped_photo(CROP_PHOTOS["test"][0]), limit=None)
     digest = hashlib.sha256(
-        b"".join(p.mul(255).round().to(torch.uint8).numpy().tobytes() for p in photos + [val])
+        b"".join(p.mul(255).round().to(torch.uint8).numpy().tobytes() for p in photos + val)
     ).hexdigest()
     draw = CropDrawer(photos, size, per_epoch, seed)
     return Dataset(
         "photo-crops",
         Split(draw(0)),
-        Split(grid_crops(val, size, size // 2)),
+        Split(torch.cat([grid_crops(v, size, size) for v in val])),
         Split(test[None]),
         draw=draw,
         digest=digest,
     )
+
+
+def validation_photos(extra_photos=None) -> dict[str, torch.Tensor]:
+    """The validation scenes by name, whole, (3, H, W) each, scaled as training photos are: scikit-image's
+    chelsea, matplotlib's grace_hopper and, from the `extra_photos` folder, VALIDATION_WALLPAPERS."""
+    found = {n: _limited(photo_tensor(shipped_photo(n), limit=None)) for n in CROP_PHOTOS["val"]}
+    for path in _wallpapers(extra_photos, validation=True):
+        found[path.stem] = _limited(to_channels(read_image(path)[0], 3))
+    return found
+
+
+def _wallpapers(folder, validation: bool) -> list[Path]:
+    """The photos of an --extra-photos folder: the validation wallpapers by name, or all the others."""
+    if folder is None:
+        return []
+    root = Path(folder)
+    if not root.is_dir():
+        raise LmppmError(f"--extra-photos {root} is not a folder of photos.")
+    return [p for p in folder_files(root) if (p.stem in VALIDATION_WALLPAPERS) == validation]
 
 
 def _limited(x: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,7 @@ ARCHITECTURES = {
             skips=True,
             widths=(32, 64, 128, 256),
             distance_hidden=(300, 100, 30),
-            options=frozenset({"unshuffle", "residual"}),
+            options=frozenset({"unshuffle", "residual", "depth", "noise_map"}),
         ),
     )
 }

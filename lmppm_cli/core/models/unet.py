@@ -24,6 +24,12 @@ Beyond the paper, for photos on CPUs (issue 20), two options keep the cost per p
 - `residual`: G adds its output to the image F encoded, G(S, z) = clamp(x + head(h), 0, 1); F's skips
   then end with x itself, which the flow keeps like any skip (x^{n+1} = x^n + G's correction). A
   latent alone (generation) decodes as a correction of a mid-gray image.
+And, for photo noise (issue 33):
+- `depth`: Conv-BN-LReLU layers per encoder block and per decoder block (Table 9: 2);
+- `noise_map`: F appends FFDNet's noise-level map to its input, one channel holding the image's own
+  estimated noise (core/noise_level.py, Donoho's MAD). It is computed from x inside F, so F stays a
+  function of the image, training sees exactly the estimates inference sees, and the flow's re-encoding
+  estimates again from x^{n+1}.
 """
 
 from __future__ import annotations
@@ -34,10 +40,17 @@ from torch import nn
 
 from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.noise_level import noise_levels
 
 
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
+
+
+def _stack(cin: int, cout: int, depth: int, last: int | None = None) -> nn.Sequential:
+    """`depth` Conv-BN-LReLU layers, cin -> cout -> ... -> cout (-> last): Table 9's pair when depth is 2."""
+    widths = [cin, *[cout] * (depth - 1), cout if last is None else last]
+    return nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in _conv_bn(a, b)])
 
 
 def _sizes(size: int, levels: int) -> list[int]:
@@ -49,12 +62,13 @@ def _sizes(size: int, levels: int) -> list[int]:
 
 
 class DecoderBlock(nn.Module):
-    """ConvT(Cin -> Cin, k2 s2) -> Cat([Cin, Cskip]) -> Conv-BN-LReLU(Cin + Cskip -> Cin) -> Conv-BN-LReLU(Cin -> Cout)."""
+    """ConvT(Cin -> Cin, k2 s2) -> Cat([Cin, Cskip]) -> Conv-BN-LReLU(Cin + Cskip -> Cin) -> ... ->
+    Conv-BN-LReLU(Cin -> Cout): `depth` layers after the concatenation (Table 9: 2)."""
 
-    def __init__(self, cin: int, cskip: int, cout: int):
+    def __init__(self, cin: int, cskip: int, cout: int, depth: int = 2):
         super().__init__()
         self.up = nn.ConvTranspose2d(cin, cin, 2, stride=2)
-        self.body = nn.Sequential(*_conv_bn(cin + cskip, cin), *_conv_bn(cin, cout))
+        self.body = _stack(cin + cskip, cin, depth, last=cout)
 
     def forward(self, h: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         h = self.up(h)
@@ -79,17 +93,16 @@ class UNetAutoencoder(nn.Module):
             raise LmppmError(
                 f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels)."
             )
-        chans = (cfg.channels * r * r, *cfg.widths)
-        self.down = nn.ModuleList(
-            nn.Sequential(*_conv_bn(chans[i], chans[i + 1]), *_conv_bn(chans[i + 1], chans[i + 1]))
-            for i in range(levels)
-        )
+        chans = (cfg.channels * r * r + cfg.noise_map, *cfg.widths)
+        self.down = nn.ModuleList(_stack(chans[i], chans[i + 1], cfg.depth) for i in range(levels))
         self.grid = (cfg.widths[-1], self.hs[-1], self.ws[-1])  # bottleneck feature map (C, h, w)
         flat = cfg.widths[-1] * self.hs[-1] * self.ws[-1]
         self.to_latent = nn.Sequential(nn.Flatten(), nn.Linear(flat, cfg.latent_dim), nn.LeakyReLU(0.2))
         self.from_latent = nn.Linear(cfg.latent_dim, flat)
         outs = (*cfg.widths[:1], *cfg.widths[:-1])  # Table 9: the last block keeps 32 channels
-        self.up = nn.ModuleList(DecoderBlock(cfg.widths[i], cfg.widths[i], outs[i]) for i in reversed(range(levels)))
+        self.up = nn.ModuleList(
+            DecoderBlock(cfg.widths[i], cfg.widths[i], outs[i], cfg.depth) for i in reversed(range(levels))
+        )
         self.head = nn.Conv2d(cfg.widths[0], cfg.channels * r * r, 3, padding=1)
         # S_hat_i: z -> a (C_i, h, w) map at the bottleneck's grid, bilinearly resized to skip i's size
         self.projections = (
@@ -106,6 +119,9 @@ class UNetAutoencoder(nn.Module):
                 f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}."
             )
         skips, h = [], Fn.pixel_unshuffle(x, self.cfg.unshuffle)  # (B, C r^2, H/r, W/r)
+        if self.cfg.noise_map:  # (B, C r^2 + 1, H/r, W/r): FFDNet's noise-level map, estimated from x
+            level = noise_levels(x.float()).to(h.dtype).view(-1, 1, 1, 1)
+            h = torch.cat([h, level.expand(-1, 1, *h.shape[-2:])], dim=1)
         for block in self.down:
             h = block(h)
             skips.append(h)  # S_i: the block's output before pooling

@@ -21,15 +21,19 @@ a loss only when its interval excludes 0.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.degradations import degrade
 from lmppm_cli.core.metrics import psnr, ssim
+from lmppm_cli.core.noise import camera_noise
 from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
@@ -44,6 +48,8 @@ TEST_LEVELS = (0.0, 0.1, 0.2)
 BEYOND_NOISE = {"missing-pixels": 0.04, "scribbles": 6, "downsample": 0.5, "sharpen": 8}  # Table 6, mild
 PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DRAWS = 3
+CAMERA = (0.004, 2e-4)  # (a, b) of the camera-like rows, Var = a x + b: std 0.047 at mid-gray, 0.024 at 0.1
+CAMERA_JPEG = 90
 
 
 def quantised(x: torch.Tensor) -> torch.Tensor:
@@ -93,6 +99,26 @@ def noise_at(sigma: float):
     return lambda clean, seed: noisy_photo(clean, sigma, seed)
 
 
+def camera_like(a: float, b: float, jpeg: int | None = None):
+    """Camera-like noise (Poisson-Gaussian, Var = a x + b, core/noise.camera_noise) as score_photo takes
+    it, 8-bit; with `jpeg`, the noisy photo saved as a JPEG of that quality and read back, as a camera does."""
+
+    def make(clean: torch.Tensor, seed: int) -> torch.Tensor:
+        x = quantised(camera_noise(clean[None], a, b, torch.Generator().manual_seed(seed))[0])
+        return x if jpeg is None else jpeg_round_trip(x, jpeg)
+
+    return make
+
+
+def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """(3, H, W) in [0, 1] -> the same photo after a JPEG of this quality (Pillow, 4:2:0 as cameras store)."""
+    buffer = io.BytesIO()
+    array = x.mul(255).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
+    back = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    return torch.from_numpy(back.copy()).permute(2, 0, 1).float().div(255.0)
+
+
 def degraded_by(kind: str, value: float):
     """Another degradation of the paper (Table 6's mild strengths on a photo), seeded, 8-bit."""
     return lambda clean, seed: quantised(degrade(clean, kind, value, torch.Generator().manual_seed(seed)))
@@ -138,6 +164,14 @@ def score_photo(
 
 def noise_levels(levels) -> dict:
     return {f"noise {s:g}": (s, noise_at(s)) for s in levels}
+
+
+PHOTO_LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3)
+PHOTO_DEGRADATIONS = {  # what a photo brings: Gaussian noise over a photo's range, and a camera's noise
+    **noise_levels(PHOTO_LEVELS),
+    "camera": (None, camera_like(*CAMERA)),
+    f"camera, JPEG {CAMERA_JPEG}": (None, camera_like(*CAMERA, jpeg=CAMERA_JPEG)),
+}
 
 
 def compare(cells: list[dict], reference: str = "LMPPM") -> list[dict]:

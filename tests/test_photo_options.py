@@ -1,0 +1,137 @@
+"""The photo model's options beyond the paper (issue 33): deeper U-Net blocks, FFDNet's noise-level
+map, camera-like Poisson-Gaussian noise, the DAE's pixel losses and an EMA of the weights."""
+
+import dataclasses
+
+import pytest
+import torch
+from conftest import blob_images
+
+from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
+from lmppm_cli.core.data import Dataset, Split
+from lmppm_cli.core.losses import denoising_error
+from lmppm_cli.core.models import build_autoencoder
+from lmppm_cli.core.noise import camera_noise, noisy
+from lmppm_cli.core.noise_level import noise_levels
+from lmppm_cli.core.train import TrainConfig
+from lmppm_cli.files.weights import load_model
+from lmppm_cli.training import train
+
+
+def _unet(**kw):
+    base = dict(arch="unet", channels=3, height=16, width=16, latent_dim=8, widths=(4, 8), unshuffle=2, residual=True)
+    return build_autoencoder(AutoencoderConfig(**{**base, **kw}))
+
+
+def _convs(net) -> int:
+    return sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+
+
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_depth_sets_the_convolutions_per_block_and_keeps_shapes(depth):
+    net = _unet(depth=depth).eval()
+    assert _convs(net) == 2 * 2 * depth + 1  # two levels, encoder and decoder blocks, and the head
+    x = torch.rand(2, 3, 16, 16)
+    z, skips = net.encode(x)
+    assert z.shape == (2, 8) and net.decode(z, skips).shape == x.shape
+
+
+def test_the_default_depth_is_table_9s_pair_with_the_same_weights_names():
+    old, new = _unet(), _unet(depth=2)
+    assert list(old.state_dict()) == list(new.state_dict())
+    assert _convs(old) == 9
+
+
+def test_the_noise_map_feeds_the_estimated_level_to_f(rng):
+    torch.manual_seed(0)
+    net = _unet(noise_map=True).eval()
+    assert net.down[0][0].in_channels == 3 * 4 + 1
+    x = torch.rand(2, 3, 16, 16, generator=rng)
+    first = net.down[0][0]
+    seen = []
+    hook = first.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    net.encode(x)
+    hook.remove()
+    level = seen[0][:, -1]  # (B, h, w): the map, constant over the image
+    torch.testing.assert_close(level, noise_levels(x).view(2, 1, 1).expand_as(level))
+    # the same pixels with the map set to 0 give another latent: F reads the map
+    z, _ = net.encode(x)
+
+    def zero_map(module, inputs):
+        return (torch.cat([inputs[0][:, :-1], torch.zeros_like(inputs[0][:, -1:])], 1),)
+
+    hook = first.register_forward_pre_hook(zero_map)
+    z_zero, _ = net.encode(x)
+    hook.remove()
+    assert not torch.allclose(z, z_zero)
+
+
+def test_camera_noise_has_mean_x_and_variance_a_x_plus_b():
+    levels = (0.1, 0.4, 0.7)  # 4 or more standard deviations from 0 and 1: clamping changes nothing measurable
+    x = torch.tensor(levels).view(3, 1, 1, 1).expand(3, 1, 200, 200).contiguous()
+    a, b = 0.004, 2e-4
+    out = camera_noise(x, a, b, torch.Generator().manual_seed(0))
+    for i, level in enumerate(levels):
+        sample = out[i].flatten()
+        assert abs(float(sample.mean()) - level) < 0.002
+        assert float(sample.var()) == pytest.approx(a * level + b, rel=0.05)
+    again = camera_noise(x, a, b, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)  # seeded
+
+
+def test_a_camera_share_replaces_that_share_of_gaussian_samples():
+    x = torch.full((400, 1, 8, 8), 0.5)
+    plain = noisy(x, (0.1, 0.1, 1.0), torch.Generator().manual_seed(1))
+    mixed = noisy(x, (0.1, 0.1, 1.0, 0.5), torch.Generator().manual_seed(1))
+    changed = (plain != mixed).flatten(1).any(1).float().mean()
+    assert 0.4 < float(changed) < 0.6
+    torch.testing.assert_close(noisy(x, (0.1, 0.1, 1.0, 0.0), torch.Generator().manual_seed(1)), plain)
+
+
+@pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier"])
+def test_pixel_losses(kind):
+    class Identity:
+        def decode(self, z, skips):
+            return z
+
+    out, target = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.2)
+    value = float(denoising_error(Identity(), out, (), target, kind))
+    expected = {"l2": 4 * 0.09, "l1": 4 * 0.3, "charbonnier": 4 * (0.09 + 1e-6) ** 0.5}[kind]
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def _dae_config():
+    ae = AutoencoderConfig(arch="unet", channels=1, height=12, width=12, latent_dim=4, widths=(4, 8), depth=3)
+    return ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(8,)), method="dae")
+
+
+def _data():
+    return Dataset("blobs", Split(blob_images(32, seed=1)), Split(blob_images(8, seed=2)))
+
+
+def test_ema_weights_are_validated_kept_and_resumed_exactly(tmp_path, device):
+    tcfg = TrainConfig(epochs=3, batch_size=8, lr=3e-3, seed=0, ema=0.9, calibrate=False, loss="charbonnier")
+    train(_dae_config(), _data(), tcfg, tmp_path / "straight", device)
+    train(_dae_config(), _data(), dataclasses.replace(tcfg, epochs=1), tmp_path / "split", device)
+    train(_dae_config(), _data(), tcfg, tmp_path / "split", device, resume=True)
+    a = load_model(tmp_path / "straight" / "model.safetensors").state_dict()
+    b = load_model(tmp_path / "split" / "model.safetensors").state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    raw = train(_dae_config(), _data(), dataclasses.replace(tcfg, ema=0.0), tmp_path / "raw", device)
+    c = load_model(tmp_path / "raw" / "model.safetensors").state_dict()
+    assert raw["train_config"]["ema"] == 0.0
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.endswith("weight"))  # the average, not the last step
+
+
+def test_camera_training_and_the_new_architecture_options_train_and_load(tmp_path, device):
+    tcfg = TrainConfig(epochs=1, batch_size=8, seed=0, sigma_range=(0.0, 0.2), camera=0.5, calibrate=False)
+    config = dataclasses.replace(
+        _dae_config(),
+        autoencoder=dataclasses.replace(_dae_config().autoencoder, channels=3, unshuffle=2, noise_map=True),
+    )
+    data = Dataset("blobs", Split(blob_images(16, channels=3, seed=1)), Split(blob_images(8, channels=3, seed=2)))
+    summary = train(config, data, tcfg, tmp_path, device)
+    model = load_model(tmp_path / "model.safetensors")
+    assert model.config.autoencoder.noise_map and model.config.autoencoder.depth == 3
+    assert summary["train_config"]["camera"] == 0.5
