@@ -1,11 +1,11 @@
 """The blind rule of the default digit model (issue 21), chosen on the validation digits only.
 
-Each image takes one of three flows by what the tool can measure on it (restoration.flow_bands):
+Each image takes one of three flows by what the tool can measure on it (restoration.blind_rule):
 estimated noise above --noisy-above: the model's calibrated flow (the denoiser); else a reconstruction
 residual RMS(x - G(F(x))) above --far-residual: the paper's flow (alpha 0.15, beta 0.1, 8 steps, the
 bank's default sigma_ker); else the kernel step alone (alpha 0, no adaptive step). Prints FID, accuracy
 and SSIM per degradation of Table 1 on the validation digits (1 draw, the bench's seeds), with the
-share of images in each band, and writes the model with the rule to --out.
+share of images in each regime, and writes the model with the rule to --out.
 
     uv run python examples/blind_rule.py --out runs/mnist-blind.safetensors   # then cp to weights/mnist.safetensors
 """
@@ -17,7 +17,7 @@ import torch
 
 from lmppm_cli.core.bank import default_sigma_ker
 from lmppm_cli.core.metrics import classifier_outputs, domain_fid, ssim
-from lmppm_cli.core.restoration import flow_bands, restore
+from lmppm_cli.core.restoration import blind_rule, restore
 from lmppm_cli.experiments.bench.mnist import _degradations
 from lmppm_cli.experiments.bench.runner import spread
 from lmppm_cli.files.data import mnist_5k
@@ -27,7 +27,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument(
     "--model",
     default="mnist",
-    help="an lmppm model; its calibrated flow (or, with a rule already, its noisy band's) is the base",
+    help="an lmppm model; its calibrated flow (or, with a rule already, its noisy regime's) is the base",
 )
 parser.add_argument("--noisy-above", type=float, default=0.15)
 parser.add_argument("--far-residual", type=float, default=0.25)
@@ -61,8 +61,8 @@ with torch.no_grad():
         x = torch.cat([degrade(clean[i : i + 250], gen) for i in range(0, len(clean), 250)])
         out = torch.cat([restore(model, x[i : i + 250]).images for i in range(0, len(x), 250)]).clamp(0, 1)
         features, predicted = classifier_outputs(classifier, out)
-        bands = {id(f): int(r.sum()) for r, f in flow_bands(model, x, *model.autoencoder.encode(x), rule)}
-        share = " / ".join(str(bands.get(id(f), 0)) for f in (rule, paper, base))
+        regimes = {id(f): int(r.sum()) for r, f in blind_rule(model, x, *model.autoencoder.encode(x), rule)}
+        share = " / ".join(str(regimes.get(id(f), 0)) for f in (rule, paper, base))
         print(
             f"| {name} | {domain_fid(reference, features, labels)[0]:.1f} | {(predicted == labels).float().mean():.3f} | "
             f"{ssim(out, clean).mean():.3f} | {share} |"

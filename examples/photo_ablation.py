@@ -22,7 +22,7 @@ import torch
 
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
 from lmppm_cli.core.data import Dataset, Split
-from lmppm_cli.core.restoration import cpu_has_bf16
+from lmppm_cli.core.precision import cpu_has_bf16
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.experiments.bench.photos import learned_rows, noise_levels, score_photo
 from lmppm_cli.files.data import grid_crops, load_dataset, photo_tensor, shipped_photo

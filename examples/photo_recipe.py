@@ -22,11 +22,12 @@ from pathlib import Path
 import torch
 
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
-from lmppm_cli.core.restoration import Restored, cpu_has_bf16, single_pass
+from lmppm_cli.core.precision import cpu_has_bf16
+from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.experiments.bench.photos import PHOTO_DEGRADATIONS, classical_rows, score_photo
 from lmppm_cli.files.data import photo_crops, validation_photos
-from lmppm_cli.files.tiling import resolve
+from lmppm_cli.files.tiling import resolve, restore_images
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.training import train
 
@@ -38,9 +39,10 @@ VARIANTS = {  # name: (autoencoder changes, training changes)
     "base": ({}, {}),
     "noise-map": ({"noise_map": True}, {}),
     "depth-3": ({"depth": 3}, {}),
-    "depth-4": ({"depth": 4}, {}),
+    "depth-4": ({"depth": 4}, {}),  # two residual layers per block
     "wide-96": ({"widths": (96, 128, 192)}, {}),
     "charbonnier": ({}, {"loss": "charbonnier"}),
+    "relative": ({}, {"loss": "relative"}),
     "ema": ({}, {"ema": 0.999}),
     "power-3": ({}, {"sigma_power": 3.0}),
     "camera-0.5": ({}, {"camera": 0.5}),
@@ -81,10 +83,9 @@ def run_variant(name, args, photos):
     train(config, data, tcfg, run, torch.device("cpu"))
     seconds = time.perf_counter() - start
     net = load_model(run / "model.safetensors", torch.device("cpu"))
-    from lmppm_cli.api import restore_one
-
     tiles = resolve(None, None, net)
-    fn = lambda x: restore_one(net, lambda b, keep=False: Restored(single_pass(net, b), None, []), x, tiles, 64)  # noqa: E731
+    one_pass = lambda b, keep=False: Restored(single_pass(net, b), torch.zeros(len(b)), [])  # noqa: E731
+    fn = lambda x: restore_images(net, one_pass, [x], tiles, 64)[0].image  # noqa: E731
     result = {"train_seconds": round(seconds, 1), "epochs": epochs, "scores": score(fn, photos, args.seed)}
     (Path(args.out) / f"{name}.json").write_text(json.dumps(result, indent=1))
     print(name, table_row(result["scores"]), flush=True)

@@ -38,28 +38,16 @@ def augmented_digits(n: int) -> torch.Tensor:
 
 def child(n: int, mode: str) -> dict:
     """One row, in this process: build the data, train one epoch, report time, memory and recall."""
+    from lmppm_cli.core.config import AutoencoderConfig
     from lmppm_cli.core.data import Dataset, Split
+    from lmppm_cli.core.train_config import LossWeights, TrainConfig
     from lmppm_cli.files.data import mnist_5k
-    from lmppm_cli.training import build_configs, train
+    from lmppm_cli.training import model_config, train
 
     torch.set_num_threads(2)
     data = Dataset(f"digits-{n}", Split(augmented_digits(n)), mnist_5k().val)
-    config, tcfg = build_configs(
-        channels=1,
-        height=28,
-        width=28,
-        latent_dim=18,
-        lambdas=(1, 4, 1, 1, 1, 1),
-        epochs=1,
-        batch_size=128,
-        lr=1e-3,
-        lr_distance=1e-3,
-        sigma_d=0.4,
-        patience=10,
-        neighbours=mode,
-        seed=0,
-        calibrate=False,
-    )
+    config = model_config("lmppm", AutoencoderConfig())
+    tcfg = TrainConfig(epochs=1, neighbours=mode, calibrate=False, weights=LossWeights(1, 4, 1, 1, 1, 1))
     with tempfile.TemporaryDirectory() as run:
         start = time.perf_counter()
         summary = train(config, data, tcfg, run, torch.device("cpu"))

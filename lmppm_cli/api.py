@@ -23,8 +23,8 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.files import domain
 from lmppm_cli.files.devices import pick_device
-from lmppm_cli.files.images import decode, encode, resize, to_channels
-from lmppm_cli.files.tiling import in_tiles, resolve, restore_tiled
+from lmppm_cli.files.images import decode, encode
+from lmppm_cli.files.tiling import resolve, restore_images
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 
 
@@ -49,8 +49,8 @@ class Model:
         batch_size: int = 64,
         **flow,
     ):
-        """The restored image, of the input's type, size and channels. `method` and `flow` (alpha, beta,
-        steps, sigma_ker, schedule, adaptive, top_k) and `precision` as in `lmppm restore`."""
+        """The restored image, of the input's type, size and channels. `method` and `flow` (the flow
+        settings of FlowConfig: alpha, beta, steps, ...) and `precision` as in `lmppm restore`."""
         method = method or self.method
         precision = flow.pop("precision", "fp32")
         try:
@@ -59,13 +59,10 @@ class Model:
             raise LmppmError(
                 f"restore takes the flow settings {', '.join(FlowOverride.__dataclass_fields__)} ({exc})."
             ) from None
-        fn = methods.restorer(self.net, method, precision=precision, flow=override)
-        if (
-            method is not None and methods.get(method).model is None
-        ):  # whole images at their own size, as `lmppm restore --method bm3d`
-            return _convert(image, lambda x: fn(x[None], False).images[0])
-        tiles = resolve(tile, overlap, self.net)
-        return _convert(image, lambda x: restore_one(self.net, fn, x, tiles, batch_size))
+        fn = methods.restorer(self.net, method, override, precision)
+        net = None if method is not None and methods.get(method).model is None else self.net  # bm3d: no model
+        tiles = resolve(tile, overlap, net) if net is not None else (0, 0)
+        return _convert(image, lambda x: restore_images(net, fn, [x], tiles, batch_size)[0].image)
 
     def scores(self, image) -> domain.Scores | list[domain.Scores]:
         """domain.scores of the image (a list for a batch tensor)."""
@@ -84,32 +81,16 @@ def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, 
 
 
 def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
-    """The bundled domain model for one image (domain.choose) and the choice with its reason. Where the
-    choice is blind BM3D (a colour photo at a noise where it beats the photo model), the photo model
-    comes back with `method` "bm3d", so its `restore` runs BM3D, as `lmppm restore` would."""
-    models = {name: load(name, device) for name in domain.DOMAIN_MODELS}
-    table = domain.pick_table(resolve_model(domain.GENERAL))
-    choice = domain.choose(
-        _tensors(image)[0], {n: m.net for n, m in models.items()}, {n: m.training for n, m in models.items()}, table
-    )
-    if choice.method is not None:
-        photo = models[domain.GENERAL]
-        return Model(photo.net, photo.name, photo.training, choice.method), choice
-    return models[choice.name], choice
+    """The bundled domain model for one image and the choice with its reason: the pick of `lmppm
+    restore` (service.DomainModels.choose). Where the choice is blind BM3D (a colour photo at a noise
+    where it beats the photo model), the photo model comes back with `method` "bm3d", so its `restore`
+    runs BM3D, as `lmppm restore` would."""
+    from lmppm_cli.service import DomainModels
 
-
-@torch.no_grad()
-def restore_one(net, fn, x: torch.Tensor, tiles: tuple[int, int], batch_size: int) -> torch.Tensor:
-    """One image (C, H, W) at any size, as `lmppm restore` does it; back in its own channels."""
-    ae = net.config.autoencoder
-    y = to_channels(x, ae.channels)
-    if in_tiles(x, tiles, net):
-        out = restore_tiled(y, lambda b: fn(b.to(net.device), False).images, (ae.height, ae.width), *tiles, batch_size)
-    else:
-        out = resize(
-            fn(resize(y, ae.height, ae.width).unsqueeze(0).to(net.device), False).images[0].cpu(), *x.shape[-2:]
-        )
-    return to_channels(out, x.shape[0])
+    bundle = DomainModels.load(pick_device(device))
+    choice = bundle.choose(_tensors(image)[0])
+    name = domain.GENERAL if choice.method is not None else choice.name
+    return Model(bundle.nets[name], name, bundle.training[name], choice.method), choice
 
 
 def _tensors(image) -> list[torch.Tensor]:

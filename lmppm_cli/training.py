@@ -1,130 +1,54 @@
-"""Training from option values: the configurations (checked, in the words of the options), the
-method's objective from the registry, the run folder, and core/train.py's loop over them."""
+"""Training behind `lmppm train`: the model configuration checked against its architecture, the data
+(in memory or streamed), the method's objective from the registry, the run folder, and core/train.py's
+loop over them. The training options are TrainConfig's own fields, which check themselves."""
 
 from __future__ import annotations
 
-import math
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from lmppm_cli import methods
-from lmppm_cli.core.calibrate import GRIDS
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig, check_config
 from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import LmppmError, ModelError
-from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.models import ARCHITECTURES, architecture
-from lmppm_cli.core.train import LR_SCHEDULES, NEIGHBOURS, TRAIN_PRECISIONS, Progress, TrainConfig, fit
+from lmppm_cli.core.train import Progress, TrainConfig, fit
 from lmppm_cli.core.world import World
 from lmppm_cli.files.run import RunFolder
 from lmppm_cli.files.weights import load_model
 
 
-def build_configs(
-    *,
-    channels,
-    height,
-    width,
-    latent_dim,
-    lambdas: tuple[float, ...],
-    epochs,
-    batch_size,
-    lr,
-    lr_distance,
-    sigma_d,
-    patience,
-    neighbours,
-    seed,
-    calibrate=True,
-    method="lmppm",
-    arch="conv",
-    widths=None,
-    projections=True,
-    skip_dropout=0.0,
-    lambda_denoise=0.0,
-    sigma_range: tuple[float, float] | None = None,
-    init: str = "",
-    freeze_init: bool = False,
-    workers: int = 2,
-    precision: str = "fp32",
-    unshuffle: int = 1,
-    residual: bool = False,
-    lr_schedule: str = "constant",
-    calibration_grid: str = "full",
-    sigma_power: float = 1.0,
-) -> tuple[ModelConfig, TrainConfig]:
-    """Model and training configuration from the option values `lmppm train` parsed."""
-    if len(lambdas) != 6 or not all(math.isfinite(v) and v >= 0 for v in lambdas):
-        raise LmppmError(f"--lambdas needs six non-negative finite numbers, not {', '.join(map(str, lambdas))}.")
-    rates = {"--lr": lr, "--lr-distance": lr_distance, "--sigma-d": sigma_d, "--lambda-denoise": lambda_denoise}
-    for flag, value in rates.items():
-        if not (math.isfinite(value) and (value > 0 if flag.startswith("--lr") else value >= 0)):
-            raise LmppmError(
-                f"{flag} must be a finite number {'above' if flag.startswith('--lr') else 'of at least'} 0, not {value}."
-            )
-    if sigma_range is not None and not 0.0 <= sigma_range[0] <= sigma_range[1] < math.inf:
-        raise LmppmError(
-            f"--sigma-range needs two numbers LOW,HIGH with 0 <= LOW <= HIGH, not {sigma_range[0]},{sigma_range[1]}."
-        )
-    if neighbours not in NEIGHBOURS:
-        raise LmppmError(f"--neighbours must be {', '.join(NEIGHBOURS[:-1])} or {NEIGHBOURS[-1]}, not {neighbours!r}.")
-    methods.check_training(method, bool(init), freeze_init)
-    if not (math.isfinite(sigma_power) and sigma_power > 0):
-        raise LmppmError(f"--sigma-power must be a finite number above 0, not {sigma_power}.")
-    if precision not in TRAIN_PRECISIONS:
-        raise LmppmError(
-            f"training runs at {' or '.join(TRAIN_PRECISIONS)}, not {precision!r} (fp16 would need loss scaling; bf16 does not)."
-        )
-    if calibration_grid not in GRIDS:
-        raise LmppmError(f"--calibration-grid must be {' or '.join(GRIDS)}, not {calibration_grid!r}.")
-    if lr_schedule not in LR_SCHEDULES:
-        raise LmppmError(f"--lr-schedule must be {' or '.join(LR_SCHEDULES)}, not {lr_schedule!r}.")
-    found = architecture(arch)
-    if "unshuffle" not in found.options and (unshuffle != 1 or residual):
-        raise LmppmError(
-            f"--unshuffle and --residual are options of the {' and '.join(a.name for a in ARCHITECTURES.values() if 'unshuffle' in a.options)} architecture."
-        )
-    if freeze_init and not init:
-        raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
-    ae = AutoencoderConfig(
-        arch=arch,
-        channels=channels,
-        height=height,
-        width=width,
-        latent_dim=latent_dim,
-        widths=tuple(widths or found.widths),
-        projections=projections,
-        skip_dropout=skip_dropout,
-        unshuffle=unshuffle,
-        residual=residual,
-    )
-    tcfg = TrainConfig(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_distance=lr_distance,
-        sigma_d=sigma_d,
-        patience=patience,
-        seed=seed,
-        neighbours=neighbours,
-        calibrate=calibrate,
-        weights=LossWeights(*lambdas, denoise=lambda_denoise),
-        sigma_range=sigma_range,
-        init=init,
-        freeze_init=freeze_init,
-        workers=workers,
-        precision=precision,
-        lr_schedule=lr_schedule,
-        calibration_grid=calibration_grid,
-        sigma_power=sigma_power,
-    )
-    config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=found.distance_hidden), method=method)
+@dataclass(frozen=True)
+class DataSource:
+    """Where the training images come from: a folder of images or a built-in dataset (`name`)."""
+
+    name: str
+    data_dir: str | None = None  # download folder of torchvision datasets
+    stream: bool = False  # a folder decoded once into a memory-mapped cache and trained from it
+    cache: str | None = None  # --stream: the cache folder (default: RUN/cache)
+    workers: int = 2
+    extra_photos: str | None = None  # photo-crops: a folder of whole photos added to its training photos
+
+
+def model_config(method: str, autoencoder: AutoencoderConfig) -> ModelConfig:
+    """The configuration of a model of `method` with this autoencoder (widths None: the architecture's),
+    checked: an option of another architecture, or a value out of bounds, is refused naming the option."""
+    found = architecture(autoencoder.arch)
+    autoencoder = dataclasses.replace(autoencoder, widths=tuple(autoencoder.widths or found.widths))
+    defaults = AutoencoderConfig()
+    for name in set().union(*(a.options for a in ARCHITECTURES.values())) - found.options:
+        if getattr(autoencoder, name) != getattr(defaults, name):
+            owners = " and ".join(a.name for a in ARCHITECTURES.values() if name in a.options)
+            raise LmppmError(f"--{name.replace('_', '-')} is an option of the {owners} architecture.")
+    config = ModelConfig(autoencoder=autoencoder, distance=DistanceConfig(hidden=found.distance_hidden), method=method)
     try:
         check_config(config)
     except ModelError as exc:  # here the fields come from the user's options
         raise LmppmError(str(exc).replace("the model's configuration has", "the options give")) from None
-    return config, tcfg
+    return config
 
 
 def train(
@@ -147,3 +71,65 @@ def train(
     return fit(
         lambda: methods.objective(config, data, tcfg, device, start), data, tcfg, store, device, resume, progress, world
     )
+
+
+def load_data(source: DataSource, autoencoder: AutoencoderConfig, run_dir, world: World) -> Dataset:
+    """The training set at the model's channels and size: in memory, or (--stream) memory-mapped from a
+    cache that rank 0 builds first."""
+    from lmppm_cli.files.data import load_dataset
+    from lmppm_cli.files.stream import open_stream
+
+    ae = autoencoder
+    if not source.stream:
+        return load_dataset(source.name, ae.channels, ae.height, ae.width, source.data_dir, source.extra_photos)
+    if not Path(source.name).is_dir():
+        raise LmppmError(f"--stream trains from a folder of images; {source.name!r} is not a folder.")
+    cache = Path(source.cache or Path(run_dir) / "cache")
+    folder = Path(source.name)
+    if world.size > 1:
+        if world.main:
+            open_stream(folder, ae.channels, ae.height, ae.width, cache, source.workers)
+        torch.distributed.barrier()
+    return open_stream(folder, ae.channels, ae.height, ae.width, cache, source.workers)
+
+
+def run(
+    method: str,
+    autoencoder: AutoencoderConfig,
+    tcfg: TrainConfig,
+    source: DataSource,
+    run_dir: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+    base: str | None = None,
+    progress: Progress | None = None,
+    say=lambda text: None,
+) -> dict | None:
+    """`lmppm train`: check everything that can be checked before loading data, load it, train, and
+    return the summary (None on torchrun's ranks other than 0, which neither write nor say anything)."""
+    from lmppm_cli.files import shards
+    from lmppm_cli.files.devices import pick_device
+    from lmppm_cli.files.weights import resolve_model
+
+    world = shards.world_from_env()
+    dev = shards.rank_device(pick_device(device), world)
+    config = model_config(method, autoencoder)
+    if tcfg.init:
+        tcfg = dataclasses.replace(tcfg, init=str(resolve_model(tcfg.init)))
+    methods.check_training(method, bool(tcfg.init), tcfg.freeze_init, world.size)
+    base_model = load_model(resolve_model(base), dev) if base else None
+    RunFolder(run_dir)  # a folder that cannot be written is refused before the data load and any epoch
+    shards.start(world, dev)
+    try:
+        data = load_data(source, config.autoencoder, run_dir, world)
+        if world.main:
+            ranks = f", {world.size} processes" if world.size > 1 else ""
+            ae = config.autoencoder
+            say(
+                f"{data.name}: {len(data.train.images)} train / {len(data.val.images)} val images, {ae.channels}x{ae.height}x{ae.width}, device {dev}{ranks}"
+            )  # noqa: E501
+            if data.skipped:
+                say(f"note: skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}")
+        return train(config, data, tcfg, run_dir, dev, resume, progress if world.main else None, base_model, world)
+    finally:
+        shards.stop()

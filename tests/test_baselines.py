@@ -11,6 +11,7 @@ from lmppm_cli.core.restoration import restore, single_pass
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.methods import ddpm, ldm, restorer
+from lmppm_cli.methods.ldm import LdmOptions
 from lmppm_cli.training import train
 
 
@@ -63,7 +64,7 @@ def test_dae_trains_and_restores_with_its_methods(dae_file, rng):
     assert model.config.flow.alpha == 0.0  # its calibrated flow is the kernel-only Ablation_dae
     x = blob_images(6, seed=9)
     torch.testing.assert_close(restorer(model, "dae")(x, False).images, single_pass(model, x))
-    ablation = restorer(model, "ablation-dae", flow=FlowOverride(beta=0.3, steps=2))(x, False).images
+    ablation = restorer(model, "ablation-dae", FlowOverride(beta=0.3, steps=2))(x, False).images
     torch.testing.assert_close(
         ablation, restore(model, x, dataclasses.replace(model.config.flow, alpha=0.0, beta=0.3, steps=2)).images
     )
@@ -80,8 +81,8 @@ def test_ldm_trains_on_a_dae_restores_and_generates(dae_file, tmp_path):
     dae = load_model(dae_file)
     torch.testing.assert_close(model.autoencoder.to_latent.weight, dae.autoencoder.to_latent.weight)  # frozen copy
     x = blob_images(4, seed=3)
-    a = restorer(model, seed=1)(x, False).images
-    b = restorer(model, seed=1)(x, False).images
+    a = restorer(model, options=LdmOptions(seed=1))(x, False).images
+    b = restorer(model, options=LdmOptions(seed=1))(x, False).images
     assert a.shape == x.shape and torch.equal(a, b)
     pair = ldm.generate(model, [1, 2])
     assert pair.shape == (2, 1, 12, 12) and not torch.allclose(pair[0], pair[1])

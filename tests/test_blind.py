@@ -1,6 +1,6 @@
-"""The blind rule (restoration.flow_bands, FlowConfig.noisy / far): each image takes the flow of its
-band, exactly as if that flow ran alone on it; the rule survives a model file; the ablations remove D
-from every band."""
+"""The blind rule (restoration.blind_rule, FlowConfig.noisy / far): each image takes the flow of its
+regime, exactly as if that flow ran alone on it; the rule survives a model file; the ablations remove D
+from every regime."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import blob_images
 from lmppm_cli.core.config import FlowOverride, ModelConfig
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.noise_level import estimate_noise, noise_levels
-from lmppm_cli.core.restoration import everywhere, flow_bands, restore
+from lmppm_cli.core.restoration import blind_rule, everywhere, restore
 from lmppm_cli.files.weights import load_model, save_model
 
 
@@ -59,19 +59,19 @@ def test_noise_levels_match_the_per_image_estimate_and_rise_with_noise():
 
 
 @torch.no_grad()
-def test_every_image_takes_its_bands_flow_as_if_it_ran_alone(tiny_model_file):
+def test_every_image_takes_its_regimes_flow_as_if_it_ran_alone(tiny_model_file):
     model = load_model(tiny_model_file)
     x = _inputs(model)
     r = _residual(model, x)
     flow = _blind(model, far_residual=float((r[:2].max() + r[2:4].min()) / 2))
-    bands = flow_bands(model, x, *model.autoencoder.encode(x), flow)
-    rows = {f.steps: set(torch.nonzero(b).flatten().tolist()) for b, f in bands}
+    regimes = blind_rule(model, x, *model.autoencoder.encode(x), flow)
+    rows = {f.steps: set(torch.nonzero(b).flatten().tolist()) for b, f in regimes}
     assert rows == {2: {0, 1}, 4: {2, 3}, model.config.flow.steps: {4, 5}}
     out = restore(model, x, flow)
-    for band, f in bands:
-        alone = restore(model, x[band], dataclasses.replace(f, far=None, noisy=None))
-        torch.testing.assert_close(out.images[band], alone.images)
-        assert (out.steps_taken[band] == alone.steps_taken).all()
+    for regime, f in regimes:
+        alone = restore(model, x[regime], dataclasses.replace(f, far=None, noisy=None))
+        torch.testing.assert_close(out.images[regime], alone.images)
+        assert (out.steps_taken[regime] == alone.steps_taken).all()
 
 
 @torch.no_grad()
@@ -86,7 +86,7 @@ def test_a_kept_trajectory_ends_at_each_images_result(tiny_model_file):
         dataclasses.replace(model.config.flow, alpha=0.0, beta=0.1, steps=4, adaptive=False),
         keep_trajectory=True,
     )
-    assert len(out.trajectory) == len(out.latents) >= len(alone.trajectory) > 1  # the longest band's
+    assert len(out.trajectory) == len(out.latents) >= len(alone.trajectory) > 1  # the longest regime's
     torch.testing.assert_close(out.trajectory[-1], out.images)
 
 
@@ -102,7 +102,7 @@ def test_the_rule_survives_a_model_file_and_bad_values_are_named(tiny_model_file
     with pytest.raises(ModelError, match="flow.far.alpha"):
         ModelConfig.from_json(dataclasses.replace(model.config, flow=bad).to_json())
     with pytest.raises(LmppmError, match="alpha \\+ beta"):
-        everywhere(model.config.flow, alpha=0.95)  # checked in every band
+        everywhere(model.config.flow, alpha=0.95)  # checked in every regime
 
 
 def test_the_d_off_ablation_of_a_blind_model_never_evaluates_d(tiny_model_file):
@@ -118,7 +118,7 @@ def test_the_d_off_ablation_of_a_blind_model_never_evaluates_d(tiny_model_file):
 
     model.distance.forward = broken
     rows = ablation_rows(model)
-    assert sum(name.startswith("one flow for all") for name in rows) == 2  # the rule off, per band
+    assert sum(name.startswith("one flow for all") for name in rows) == 2  # the rule off, per regime
     out = rows[ABLATION_LMPPM](x)
     assert out.shape == x.shape and torch.isfinite(out).all()
     with pytest.raises(AssertionError, match="D was evaluated"):

@@ -18,12 +18,14 @@ EXAMPLES = ROOT / "examples"
 # script -> (arguments, text its output must hold); "{tmp}" and "{run}" are filled in by the test
 QUICK = {
     "bank_scale.py": (["--size", "3000", "--k", "8"], "top-8 through FAISS HNSW"),
+    "behaviour_check.py": (["{tmp}/check", "--quick"], "outputs digested"),
     "blind_rule.py": (["--n", "20", "--out", "{tmp}/m.safetensors"], "| scribbles severe 22 |"),
     "before_after.py": (["--quick", "--out", "{tmp}"], "photo, noise 0.1"),
     "domain_scores.py": (["--quick"], "chelsea (photo, validation) |"),
     "folder_speed.py": (["--n", "64"], "64 files written"),
     "make_examples.py": (["--out", "{tmp}"], ""),
     "photo_ablation.py": (["--quick", "--out", "{tmp}/runs"], "sigmoid output (not residual)"),
+    "photo_recipe.py": (["--quick", "--variants", "base,relative", "--out", "{tmp}/recipe"], "relative {"),
     "photo_training_curve.py": (["{run}", "--out", "{tmp}/curve.png"], "wrote"),
     "startup_times.py": (["--rounds", "1"], "lmppm restore / import torch"),
     "stream_scale.py": (["--n", "60"], "whole run"),

@@ -3,9 +3,14 @@ import torch
 from torch import nn
 
 from lmppm_cli.core.bank import kernel_mean
-from lmppm_cli.core.config import DistanceConfig
-from lmppm_cli.core.flow import flow_step, latent_shift, normalized_gradient, run_flow, step_sizes
+from lmppm_cli.core.config import DistanceConfig, FlowConfig
+from lmppm_cli.core.flow import flow_step, latent_shift, normalized_gradient, run_flow, step_schedule
 from lmppm_cli.core.models import DistanceMLP
+
+
+def _flow(**kw) -> FlowConfig:
+    """The flow's settings, whole, as run_flow and flow_step take them (no early stop unless asked)."""
+    return FlowConfig(**{"tol": 0.0, **kw})
 
 
 class Constant(nn.Module):
@@ -69,21 +74,21 @@ def test_flow_step_is_alg4_update(rng, fitted):
     z = torch.randn(5, 2, generator=rng)
     dz, g = normalized_gradient(d, z)
     expected = 0.8 * z + 0.2 * kernel_mean(z, bank, 0.5) - 0.1 * dz.unsqueeze(1) * g
-    torch.testing.assert_close(flow_step(z, d, bank, 0.1, 0.2, 0.5), expected.detach())
+    torch.testing.assert_close(flow_step(z, d, bank, _flow(alpha=0.1, beta=0.2, sigma_ker=0.5)), expected.detach())
 
 
 def test_alpha_zero_is_the_kernel_only_ablation(rng, fitted):
     d, bank = fitted
     z = torch.randn(5, 2, generator=rng)
     expected = 0.6 * z + 0.4 * kernel_mean(z, bank, 0.3)
-    torch.testing.assert_close(flow_step(z, d, bank, 0.0, 0.4, 0.3), expected)
+    torch.testing.assert_close(flow_step(z, d, bank, _flow(alpha=0.0, beta=0.4, sigma_ker=0.3)), expected)
 
 
 def test_flow_lowers_distance_on_average(rng, fitted):
     d, bank = fitted
     z = torch.randn(200, 2, generator=rng) * 2.0
     before = torch.cdist(z, bank).min(1).values
-    out = run_flow(z, d, bank, alpha=0.3, beta=0.0, sigma_ker=0.5, steps=5).z
+    out = run_flow(z, d, bank, _flow(alpha=0.3, beta=0.0, sigma_ker=0.5, steps=5)).z
     after = torch.cdist(out, bank).min(1).values
     assert after.mean() < 0.6 * before.mean()
     with torch.no_grad():
@@ -93,36 +98,41 @@ def test_flow_lowers_distance_on_average(rng, fitted):
 def test_kernel_step_also_approaches_the_bank(rng, fitted):
     d, bank = fitted
     z = torch.randn(200, 2, generator=rng) * 2.0
-    out = run_flow(z, d, bank, alpha=0.0, beta=0.5, sigma_ker=0.3, steps=10).z
+    out = run_flow(z, d, bank, _flow(alpha=0.0, beta=0.5, sigma_ker=0.3, steps=10)).z
     assert torch.cdist(out, bank).min(1).values.mean() < 0.5 * torch.cdist(z, bank).min(1).values.mean()
 
 
 def test_tolerance_stops_each_sample_independently(rng, fitted):
     d, bank = fitted
     z = torch.cat([bank[:2], torch.randn(3, 2, generator=rng) * 3.0])  # two start on the bank
-    res = run_flow(z, d, bank, alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3)
+    res = run_flow(z, d, bank, _flow(alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3))
     assert res.steps_taken[:2].tolist() == [1, 1]
     assert (res.steps_taken[2:] > 1).all()
-    alone = run_flow(z[2:3], d, bank, alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3)
+    alone = run_flow(z[2:3], d, bank, _flow(alpha=0.0, beta=0.2, sigma_ker=0.05, steps=20, tol=1e-3))
     torch.testing.assert_close(alone.z, res.z[2:3])
 
 
 def test_trajectory_has_one_entry_per_step(rng, fitted):
     d, bank = fitted
     res = run_flow(
-        torch.randn(3, 2, generator=rng), d, bank, alpha=0.1, beta=0.1, sigma_ker=0.5, steps=4, keep_trajectory=True
+        torch.randn(3, 2, generator=rng),
+        d,
+        bank,
+        _flow(alpha=0.1, beta=0.1, sigma_ker=0.5, steps=4),
+        keep_trajectory=True,
     )
     assert len(res.trajectory) == 5
     torch.testing.assert_close(res.trajectory[-1], res.z)
 
 
 def test_step_schedules():
-    assert step_sizes(0.2, 0.1, 3, "constant") == [(0.2, 0.1)] * 3
-    grow = step_sizes(0.3, 0.6, 3, "growing")
-    assert [round(a, 6) for a, _ in grow] == [0.1, 0.2, 0.3]
-    assert grow[-1][1] == pytest.approx(0.6)
+    constant = _flow(alpha=0.2, beta=0.1, steps=3)
+    assert step_schedule(constant) == [constant] * 3
+    grow = step_schedule(_flow(alpha=0.3, beta=0.6, steps=3, schedule="growing"))
+    assert [round(s.alpha, 6) for s in grow] == [0.1, 0.2, 0.3]
+    assert grow[-1].beta == pytest.approx(0.6) and grow[0].sigma_ker == constant.sigma_ker
     with pytest.raises(ValueError):
-        step_sizes(0.1, 0.1, 2, "wobbly")
+        step_schedule(_flow(steps=2, schedule="wobbly"))
 
 
 class DistanceToBank(nn.Module):
@@ -140,8 +150,8 @@ def test_adaptive_flow_leaves_bank_points_where_they_are(rng):
     bank = torch.randn(30, 3, generator=rng)
     d = DistanceToBank(bank)
     kw = dict(alpha=0.3, beta=0.5, sigma_ker=2.0, steps=5)  # a wide kernel: z_bar of a bank point is far from it
-    moved = run_flow(bank.clone(), d, bank, **kw).z
-    kept = run_flow(bank.clone(), d, bank, adaptive=True, **kw).z
+    moved = run_flow(bank.clone(), d, bank, _flow(**kw)).z
+    kept = run_flow(bank.clone(), d, bank, _flow(adaptive=True, **kw)).z
     assert (moved - bank).norm(dim=1).mean() > 0.3
     torch.testing.assert_close(kept, bank, atol=1e-5, rtol=0)
 
@@ -153,10 +163,11 @@ def test_adaptive_kernel_step_is_the_papers_far_from_the_data_and_capped_at_d_ne
     far = far[d(far).detach() >= pull(far).norm(dim=1)]  # where D exceeds the distance to z_bar
     assert len(far) > 5
     torch.testing.assert_close(
-        flow_step(far, d, bank, 0.1, 0.3, 0.5, adaptive=True), flow_step(far, d, bank, 0.1, 0.3, 0.5)
+        flow_step(far, d, bank, _flow(alpha=0.1, beta=0.3, sigma_ker=0.5, adaptive=True)),
+        flow_step(far, d, bank, _flow(alpha=0.1, beta=0.3, sigma_ker=0.5)),
     )
     near = bank + 0.05 * torch.randn(bank.shape, generator=rng)
-    step = flow_step(near, d, bank, 0.0, 0.3, 0.5, adaptive=True) - near
+    step = flow_step(near, d, bank, _flow(alpha=0.0, beta=0.3, sigma_ker=0.5, adaptive=True)) - near
     assert (step.norm(dim=1) <= 0.3 * d(near).detach().clamp_min(0) + 1e-6).all()
 
 

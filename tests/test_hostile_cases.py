@@ -190,7 +190,7 @@ def test_a_very_large_image_gets_one_line_of_ours_and_no_raw_pillow_warning(tmp_
     said = " ".join(done.stderr.split())
     assert done.returncode == 0 and "Warning" not in done.stderr and "warnings.warn" not in done.stderr, done.stderr
     assert f"note: {src} is 2000x1000 (2 megapixels, over Pillow's decompression-bomb threshold of 2)" in said, said
-    assert "restoring it takes about 8 s and band by band, about 1.0 GiB of memory" in said
+    assert "restoring it takes about 8 s and strip by strip, about 1.0 GiB of memory" in said
     assert (tmp_path / "out.png").is_file()
     assert said.index("is 2000x1000") < said.index("model: photos")  # said before the restoring begins
 
@@ -206,7 +206,7 @@ def _restore_with_threshold(src: Path, out: Path, threshold: int) -> subprocess.
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "I;16"])
 def test_a_very_large_png_restored_band_by_band_equals_the_whole_image_restoration(tmp_path, mode):
-    """Over the threshold a PNG -> PNG restore goes band by band (files/bands.py), memory bounded by a
+    """Over the threshold a PNG -> PNG restore goes strip by strip (files/strips.py), memory bounded by a
     band of tiles; its result is the whole-image path's in the input's mode, to the last unit (the luma
     of a row and of the whole image may round apart in one pixel of 100,000)."""
     yy, xx = np.mgrid[0:300, 0:410]
@@ -219,10 +219,10 @@ def test_a_very_large_png_restored_band_by_band_equals_the_whole_image_restorati
     else:
         Image.fromarray(np.rint(noisy * 255).astype(np.uint8), mode).save(src)
     whole = _restore_with_threshold(src, tmp_path / "whole.png", 10**9)
-    banded = _restore_with_threshold(src, tmp_path / "banded.png", 80_000)  # 123,000 pixels: over it
-    assert whole.returncode == 0 and banded.returncode == 0, banded.stderr
-    assert "band by band" in " ".join(banded.stderr.split()) and "band by band, about" not in whole.stderr
-    a, b = Image.open(tmp_path / "whole.png"), Image.open(tmp_path / "banded.png")
+    in_strips = _restore_with_threshold(src, tmp_path / "in_strips.png", 80_000)  # 123,000 pixels: over it
+    assert whole.returncode == 0 and in_strips.returncode == 0, in_strips.stderr
+    assert "strip by strip" in " ".join(in_strips.stderr.split()) and "strip by strip, about" not in whole.stderr
+    a, b = Image.open(tmp_path / "whole.png"), Image.open(tmp_path / "in_strips.png")
     assert a.mode == b.mode and a.size == b.size == (410, 300)
     gap = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
     assert gap.max() <= 1 and (gap > 0).mean() < 1e-3  # at most a last-unit rounding of the luma sum

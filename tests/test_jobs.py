@@ -4,7 +4,9 @@ from conftest import write_png
 from PIL import Image
 
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.files.jobs import generate_files, plan_outputs, restore_files
+from lmppm_cli.files.generate_files import generate_files
+from lmppm_cli.files.plan import plan_outputs
+from lmppm_cli.files.restore_files import restore_files
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.methods import restorer
 
@@ -152,7 +154,7 @@ def test_outputs_get_normal_permissions(tiny_model_file, tmp_path):
 def test_read_ahead_keeps_order_reports_errors_in_place_and_reads_one_batch_ahead(tmp_path, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from lmppm_cli.files import jobs as jobs_module
+    from lmppm_cli.files import io_pool as jobs_module
 
     for i in range(7):
         _img(tmp_path / "in" / f"{i}.png", size=(10 + i, 10))

@@ -146,7 +146,7 @@ def _alive(pid: int) -> bool:
 def test_a_folder_restore_killed_mid_run_finishes_with_skip_existing(tmp_path):
     proc, src, out = _restore_until_50_written(tmp_path, 0, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
-    assert len(workers) == 2  # the I/O worker processes (jobs._io_pool)
+    assert len(workers) == 2  # the I/O worker processes (io_pool.io_pool)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10

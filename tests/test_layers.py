@@ -54,7 +54,7 @@ def test_a_new_method_is_one_registered_module(tmp_path):
             "identity",
             "returns the input",
             model=None,
-            restorer=lambda model, seed, start, flow: lambda x, keep=False: plain(x),
+            restorer=lambda model, options: lambda x, keep=False: plain(x),
         )
     )
     try:

@@ -27,7 +27,7 @@ def _convs(net) -> int:
     return sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
 
 
-@pytest.mark.parametrize("depth", [1, 2, 4])
+@pytest.mark.parametrize("depth", [2, 3, 4])
 def test_depth_sets_the_convolutions_per_block_and_keeps_shapes(depth):
     net = _unet(depth=depth).eval()
     assert _convs(net) == 2 * 2 * depth + 1  # two levels, encoder and decoder blocks, and the head
@@ -88,16 +88,32 @@ def test_a_camera_share_replaces_that_share_of_gaussian_samples():
     torch.testing.assert_close(noisy(x, (0.1, 0.1, 1.0, 0.0), torch.Generator().manual_seed(1)), plain)
 
 
-@pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier"])
+@pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier", "relative"])
 def test_pixel_losses(kind):
     class Identity:
         def decode(self, z, skips):
             return z
 
     out, target = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.2)
-    value = float(denoising_error(Identity(), out, (), target, kind))
-    expected = {"l2": 4 * 0.09, "l1": 4 * 0.3, "charbonnier": 4 * (0.09 + 1e-6) ** 0.5}[kind]
+    noisy_input = torch.full((2, 1, 2, 2), 0.8)  # the input's error: 0.6 per pixel
+    value = float(denoising_error(Identity(), out, (), target, kind, noisy_input))
+    relative = 0.09 / (0.36 + (2 / 255) ** 2)  # the error left as a share of the input's
+    expected = {"l2": 4 * 0.09, "l1": 4 * 0.3, "charbonnier": 4 * (0.09 + 1e-6) ** 0.5, "relative": relative}[kind]
     assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_the_relative_loss_weighs_every_noise_level_alike():
+    """Halving the error at noise 0.05 and at 0.2 lowers the relative loss by the same amount."""
+
+    class Identity:
+        def decode(self, z, skips):
+            return z
+
+    x = torch.zeros(1, 1, 8, 8)
+    loss = lambda out, sigma: float(denoising_error(Identity(), out, (), x, "relative", x + sigma))  # noqa: E731
+    for sigma in (0.05, 0.2):
+        gain = loss(x + sigma / 2, sigma) - loss(x + sigma / 4, sigma)
+        assert gain == pytest.approx(0.25 - 0.0625, rel=0.05)
 
 
 def _dae_config():

@@ -4,6 +4,7 @@ model trained and restoring a whole photo in tiles through the real command line
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -63,28 +64,18 @@ def test_unshuffle_needs_divisible_sizes_and_a_large_enough_image():
         photo_unet(size=4, widths=(4, 8, 8))
 
 
-def test_unshuffle_and_residual_are_refused_for_the_conv_architecture():
-    from lmppm_cli.training import build_configs
+def test_unet_options_are_refused_for_the_conv_architecture_and_bad_training_options_in_one_sentence():
+    from lmppm_cli.core.config import AutoencoderConfig
+    from lmppm_cli.core.train_config import TrainConfig
+    from lmppm_cli.training import model_config
 
-    common = dict(
-        channels=3,
-        height=16,
-        width=16,
-        latent_dim=4,
-        lambdas=(1,) * 6,
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        lr_distance=1e-3,
-        sigma_d=0.2,
-        patience=3,
-        neighbours="exact",
-        seed=0,
-    )
-    with pytest.raises(LmppmError, match="options of the unet"):
-        build_configs(**common, residual=True)
+    conv = AutoencoderConfig(channels=3, height=16, width=16, latent_dim=4)
+    for option, value in (("residual", True), ("unshuffle", 2), ("depth", 3), ("noise_map", True)):
+        with pytest.raises(LmppmError, match=f"--{option.replace('_', '-')} is an option of the unet"):
+            model_config("dae", dataclasses.replace(conv, **{option: value}))
+    assert model_config("dae", dataclasses.replace(conv, arch="unet", widths=None, residual=True)).autoencoder.widths
     with pytest.raises(LmppmError, match="lr-schedule"):
-        build_configs(**common, arch="unet", lr_schedule="linear")
+        TrainConfig(lr_schedule="linear")
 
 
 def test_crops_are_new_every_epoch_the_same_for_the_same_seed_and_epoch(rng):
@@ -342,7 +333,8 @@ def test_a_tiny_photo_model_trains_on_photo_crops_and_restores_a_whole_photo_in_
 
 
 def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
-    from lmppm_cli.experiments.bench.photos import compare, degraded_by, markdown, noise_levels, pick_table, score_photo
+    from lmppm_cli.experiments.bench.photo_pick import pick_table, pooled
+    from lmppm_cli.experiments.bench.photos import compare, degraded_by, markdown, noise_levels, score_photo
 
     ramp = torch.linspace(0.2, 0.8, 32)
     clean = (
@@ -357,9 +349,13 @@ def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
     assert len(by[0.1, "LMPPM"]["psnr"]) == 2 and by[0.0, "BM3D (blind)"]["psnr"][0] == 100.0  # exact: the PSNR cap
     diff = by[0.1, "BM3D (blind)"]["psnr_minus_lmppm"]
     assert diff["low"] > 0  # the exact method is ahead of the half-way one in every draw
-    table = pick_table(cells, "m", "abc")
+    scenes = [c | {"scene": s} for s in ("a", "b") for c in cells]  # two scenes, the same figures
+    table = pick_table(scenes, "m", "abc", ["a", "b"])
     assert table["sigma"] == [0.0, 0.1] and table["estimated_noise"][1] > table["estimated_noise"][0]
+    assert table["bm3d_ssim"][1] > table["model_ssim"][1]
     assert domain.photo_method(0.1, table)[0] == "bm3d"
+    rows = {(r["degradation"], r["method"]): r for r in pooled(scenes)}
+    assert rows["noise 0.1", "BM3D (blind)"]["versus"]["psnr"].low > 0  # paired over scenes and draws
     assert "win" in markdown(cells)
     scribbled = score_photo(clean, methods, {"scribbles 6": (None, degraded_by("scribbles", 6))}, seed=0, draws=1)
     assert scribbled[0]["sigma"] is None and scribbled[0]["psnr"][0] < 40 and scribbled[1]["psnr"][0] == 100.0

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 import lmppm_cli
 from lmppm_cli.cli import app
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.core.restoration import autocast, everywhere, restore
+from lmppm_cli.core.precision import autocast
+from lmppm_cli.core.restoration import everywhere, restore
 from lmppm_cli.files.data import lfw_faces, mnist_5k
 
 
@@ -38,9 +39,9 @@ def test_half_precision_restoration_matches_fp32(name, dtype):
 
 def test_half_precision_is_refused_on_cpu_with_one_sentence(tmp_path, monkeypatch):
     """On a CPU without native bf16 (the flags are hidden here), bf16 and fp16 are refused up front."""
-    import lmppm_cli.core.restoration as restoration
+    import lmppm_cli.core.precision as precision
 
-    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
     with pytest.raises(LmppmError, match="needs a GPU"):
         autocast(torch.device("cpu"), "bf16")
     with pytest.raises(LmppmError, match="unknown precision"):
@@ -81,9 +82,9 @@ def test_top_k_flow_equals_the_exact_flow_when_k_covers_the_bank_and_stays_close
 def test_bf16_runs_on_a_cpu_with_native_bf16_and_fp16_stays_refused_there(monkeypatch):
     """With AMX / AVX-512 BF16 flags, CPU autocast in bf16 is allowed (issue 20) and gives the fp32
     restoration to within 35 dB; fp16 is still refused on any CPU."""
-    import lmppm_cli.core.restoration as restoration
+    import lmppm_cli.core.precision as precision
 
-    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     net = lmppm_cli.load("faces", device="cpu").net
     x = (
         lfw_faces().test.images[:8] + 0.2 * torch.randn(8, 1, 25, 25, generator=torch.Generator().manual_seed(0))
@@ -99,7 +100,7 @@ def test_bf16_runs_on_a_cpu_with_native_bf16_and_fp16_stays_refused_there(monkey
 def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
     import builtins
 
-    import lmppm_cli.core.restoration as restoration
+    import lmppm_cli.core.precision as precision
 
     real_open = builtins.open
     for flags, expected in (("fpu sse2 avx512f", False), ("fpu avx512_bf16 amx_tile", True), ("fpu amx_bf16", True)):
@@ -110,4 +111,4 @@ def test_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
             "open",
             lambda path, *a, info=info, **k: real_open(info if path == "/proc/cpuinfo" else path, *a, **k),
         )
-        assert restoration.cpu_has_bf16() is expected
+        assert precision.cpu_has_bf16() is expected

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
+from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.core.degradations import DEGRADATIONS, degrade
 from lmppm_cli.core.flow import run_flow
 from lmppm_cli.core.restoration import restore
@@ -87,9 +88,13 @@ def test_the_flow_stays_finite_for_any_latent_and_bank(d, n, scale, alpha, beta,
     flat = lambda z: z.sum(1) * 0.0  # noqa: E731  a distance whose gradient vanishes everywhere
     bowl = lambda z: (z - bank[0]).pow(2).sum(1).sqrt()  # noqa: E731
     for distance in (flat, bowl):
-        result = run_flow(z, distance, bank, alpha=alpha, beta=beta, sigma_ker=0.5, steps=4, adaptive=True)
+        result = run_flow(
+            z, distance, bank, FlowConfig(alpha=alpha, beta=beta, sigma_ker=0.5, steps=4, tol=0.0, adaptive=True)
+        )
         assert result.z.shape == z.shape and torch.isfinite(result.z).all()
-    one = run_flow(z, bowl, bank[:1], alpha=0.0, beta=0.5, sigma_ker=1e-3, steps=3)  # a bank of one point
+    one = run_flow(
+        z, bowl, bank[:1], FlowConfig(alpha=0.0, beta=0.5, sigma_ker=1e-3, steps=3, tol=0.0)
+    )  # a bank of one point
     assert torch.isfinite(one.z).all() and (one.z - bank[0]).norm(dim=1).max() < (z - bank[0]).norm(dim=1).max() + 1e-4
 
 

@@ -1,14 +1,17 @@
+import dataclasses
 import json
 
 import pytest
 import torch
 from conftest import tiny_config
 
+from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
-from lmppm_cli.training import build_configs, train
+from lmppm_cli.options import floats
+from lmppm_cli.training import model_config, train
 
 
 def _tcfg(**kw):
@@ -97,37 +100,21 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
     assert train(tiny_config(), renamed, _tcfg(epochs=2), tmp_path / "run", device, resume=True)["epochs_run"] == 2
 
 
-def test_build_configs_validates_lambdas():
-    kw = dict(
-        channels=1,
-        height=28,
-        width=28,
-        latent_dim=18,
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        lr_distance=1e-3,
-        sigma_d=0.4,
-        patience=3,
-        neighbours="exact",
-        seed=0,
-    )
-    cfg, tcfg = build_configs(lambdas=(1, 2, 3, 4, 5, 6), **kw)
-    assert tcfg.weights.shift_recon == 6.0 and cfg.autoencoder.latent_dim == 18
-    for bad in ((1, 2), (1, 1, 1, 1, 1, -1), (1, 1, float("nan"), 1, 1, 1), (1, float("inf"), 1, 1, 1, 1)):
+def test_the_configs_check_themselves_naming_the_option():
+    assert LossWeights(1, 2, 3, 4, 5, 6).shift_recon == 6.0
+    for bad in ((1, 1, 1, 1, 1, -1), (1, 1, float("nan"), 1, 1, 1), (1, float("inf"), 1, 1, 1, 1)):
         with pytest.raises(LmppmError, match="lambdas"):
-            build_configs(lambdas=bad, **kw)
-    nonsense = {
-        "lr": float("inf"),
-        "lr_distance": 0.0,
-        "sigma_d": float("nan"),
-        "latent_dim": 0,
-        "height": 10**7,
-        "channels": 2,
-    }
-    for key, value in nonsense.items():  # refused up front, naming the option or the field
-        with pytest.raises(LmppmError, match="lr|sigma-d|latent_dim|height|channels"):
-            build_configs(lambdas=(1, 2, 3, 4, 5, 6), **{**kw, key: value})
+            LossWeights(*bad)
+    with pytest.raises(LmppmError, match="lambda-denoise"):
+        LossWeights(denoise=-1.0)
+    for key, value in {"lr": float("inf"), "lr_distance": -1.0, "sigma_d": float("nan")}.items():
+        with pytest.raises(LmppmError, match=key.replace("_", "-")):
+            TrainConfig(**{key: value})
+    for key, value in {"latent_dim": 0, "height": 10**7, "channels": 2}.items():  # the model's fields, by name
+        with pytest.raises(LmppmError, match=f"the options give autoencoder.{key}|channels = 2"):
+            model_config("lmppm", AutoencoderConfig(**{key: value}))
+    with pytest.raises(LmppmError, match="--lambdas needs 6 finite numbers"):
+        floats("1,2", "--lambdas", 6)
 
 
 def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
@@ -144,41 +131,23 @@ def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
     assert 0.08 < (noisy(x, (0.0, 0.2, 1.0), rng) - x).flatten(1).std(1).median() < 0.12  # power 1: uniform
 
 
-def test_build_configs_takes_the_noise_range_and_the_denoising_weight():
-    kw = dict(
-        channels=1,
-        height=28,
-        width=28,
-        latent_dim=18,
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        lambdas=(1,) * 6,
-        lr_distance=1e-3,
-        sigma_d=0.4,
-        patience=3,
-        neighbours="exact",
-        seed=0,
-    )
-    _, tcfg = build_configs(sigma_range=(0, 0.9), lambda_denoise=2.0, **kw)
-    assert (
-        tcfg.sigma_range == (0.0, 0.9) and tcfg.training_noise == (0.0, 0.9, 1.0, 0.0) and tcfg.weights.denoise == 2.0
-    )
-    assert build_configs(sigma_range=(0, 0.3), sigma_power=2.0, **kw)[1].training_noise == (0.0, 0.3, 2.0, 0.0)
+def test_train_config_takes_the_noise_range_and_the_denoising_weight():
+    tcfg = TrainConfig(sigma_range=(0, 0.9), weights=LossWeights(denoise=2.0))
+    assert tcfg.training_noise == (0.0, 0.9, 1.0, 0.0) and tcfg.weights.denoise == 2.0
+    assert TrainConfig(sigma_range=(0, 0.3), sigma_power=2.0).training_noise == (0.0, 0.3, 2.0, 0.0)
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(LmppmError, match="sigma-power"):
-            build_configs(sigma_range=(0, 0.3), sigma_power=bad, **kw)
-    assert build_configs(**kw)[1].training_noise == 0.4
+            TrainConfig(sigma_range=(0, 0.3), sigma_power=bad)
+    assert TrainConfig().training_noise == 0.4
     assert TrainConfig.from_dict(tcfg.to_dict()) == tcfg  # survives the JSON of a checkpoint
     for bad in ((0.9, 0.1), (-1, 1)):
         with pytest.raises(LmppmError, match="sigma-range"):
-            build_configs(sigma_range=bad, **kw)
-    from lmppm_cli.cli import _sigma_range
-
-    assert _sigma_range("0,0.9") == (0.0, 0.9) and _sigma_range(None) is None
-    for bad in ("0.5", "0.9,0.1", "-1,1", "a,b", "0,inf"):  # the command line's own parsing
+            TrainConfig(sigma_range=bad)
+    parse = next(f for f in dataclasses.fields(TrainConfig) if f.name == "sigma_range").metadata["parse"]
+    assert parse("0,0.9") == (0.0, 0.9)
+    for bad in ("0.5", "a,b", "0,inf"):  # the command line's own parsing
         with pytest.raises(LmppmError, match="sigma-range"):
-            _sigma_range(bad)
+            parse(bad)
 
 
 def test_training_with_a_noise_range_and_the_denoising_term(blob_dataset, tmp_path, device):
@@ -234,25 +203,12 @@ def test_warm_start_copies_the_autoencoder_and_refuses_another_architecture(blob
     assert summary["train_config"]["init"].endswith("model.safetensors")
     with pytest.raises(LmppmError, match="autoencoder differs"):
         LmppmObjective(tiny_config(latent_dim=6), blob_dataset, _tcfg(), device, base=dae)
-    kw = dict(
-        channels=1,
-        height=12,
-        width=12,
-        latent_dim=4,
-        lambdas=(1,) * 6,
-        epochs=1,
-        batch_size=8,
-        lr=1e-3,
-        lr_distance=1e-3,
-        sigma_d=0.4,
-        patience=3,
-        neighbours="exact",
-        seed=0,
-    )
+    from lmppm_cli import methods
+
     with pytest.raises(LmppmError, match="lmppm or dae"):
-        build_configs(method="ldm", init="x", **kw)
+        methods.check_training("ldm", True, False)
     with pytest.raises(LmppmError, match="--method lmppm only"):
-        build_configs(method="dae", init="x", freeze_init=True, **kw)
+        methods.check_training("dae", True, True)
 
 
 def test_a_dae_continues_from_another_dae(blob_dataset, tmp_path, device):
@@ -300,22 +256,7 @@ def test_freeze_init_trains_d_alone_and_keeps_the_autoencoder_bit_for_bit(blob_d
         assert torch.equal(frozen.autoencoder.state_dict()[key], value), key
     assert history[-1]["train"]["distance"] < history[0]["train"]["distance"]  # D learns
     with pytest.raises(LmppmError, match="give --init"):
-        build_configs(
-            channels=1,
-            height=12,
-            width=12,
-            latent_dim=4,
-            lambdas=(1,) * 6,
-            epochs=1,
-            batch_size=8,
-            lr=1e-3,
-            lr_distance=1e-3,
-            sigma_d=0.4,
-            patience=3,
-            neighbours="exact",
-            seed=0,
-            freeze_init=True,
-        )
+        TrainConfig(freeze_init=True)
 
 
 def test_a_diverging_run_stops_names_the_term_keeps_its_checkpoint_and_writes_no_model(
@@ -410,26 +351,11 @@ def test_ctrl_c_keeps_the_last_epoch_and_says_how_to_resume(blob_dataset, tmp_pa
 def test_bf16_training_is_refused_on_cpu_and_fp16_for_training_in_one_sentence(
     blob_dataset, tmp_path, device, monkeypatch
 ):
-    import lmppm_cli.core.restoration as restoration
+    import lmppm_cli.core.precision as precision
 
-    monkeypatch.setattr(restoration, "cpu_has_bf16", lambda: False)  # a CPU without native bf16
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)  # a CPU without native bf16
     with pytest.raises(LmppmError, match="fp16 would need loss scaling"):
-        build_configs(
-            channels=1,
-            height=12,
-            width=12,
-            latent_dim=4,
-            lambdas=(1,) * 6,
-            epochs=1,
-            batch_size=8,
-            lr=1e-3,
-            lr_distance=1e-3,
-            sigma_d=0.4,
-            patience=3,
-            neighbours="exact",
-            seed=0,
-            precision="fp16",
-        )
+        TrainConfig(precision="fp16")
     if device.type == "cpu":
         with pytest.raises(LmppmError, match="needs a GPU"):
             train(tiny_config(), blob_dataset, _tcfg(precision="bf16"), tmp_path / "run", device)

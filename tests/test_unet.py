@@ -146,7 +146,7 @@ def test_flow_follows_appendix_b_encoding_each_new_image_again():
     z, skips = ae.encode(x)
     from lmppm_cli.core.flow import flow_step
 
-    z2 = flow_step(z, model.distance, model.bank, 0.3, 0.3, step.sigma_ker)
+    z2 = flow_step(z, model.distance, model.bank, step)
     assert torch.allclose(restore(model, x, step).images, ae.decode(z2, skips), atol=1e-5)
 
 
@@ -171,7 +171,7 @@ def test_with_projections_the_restored_image_follows_z():
 
 def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dropout(tmp_path):
     from lmppm_cli.core.restoration import sample_seeds, start_latents
-    from lmppm_cli.files.jobs import generate_files
+    from lmppm_cli.files.generate_files import generate_files
 
     model = _unet_model()
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "latent")
@@ -179,6 +179,6 @@ def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dr
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "pixel")
     assert [s.shape[-1] for s in skips] == [16, 8]  # those of the noise image
     report = generate_files(model, 3, tmp_path / "a", seed=0)
-    assert len(report.written) == 4 and any("--skip-dropout" in n for n in report.notes)
+    assert len(report.written) == 4 and any("--skip-dropout" in str(n) for n in report.notes)
     trained_with_dropout = _unet_model(skip_dropout=0.5)
     assert not generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0).notes

@@ -9,7 +9,7 @@ import torch
 from lmppm_cli.core.neighbours import nearest, nearest_k, squared_distances
 
 # Shifted logits below this are clamped to it before exp: exp(-80) ~ 2e-35 is still a normal float32, where
-# exp(-88) and below are denormals that run ~18x slower and weigh nothing beside the max weight exp(0) = 1.
+# exp(-88) and below are denormals that run far slower (docs/speed.md) and weigh nothing beside the max weight exp(0) = 1.
 EXP_FLOOR = -80.0
 
 

@@ -28,6 +28,7 @@ from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.neighbours import nearest
 from lmppm_cli.core.noise import noisy
 from lmppm_cli.core.restoration import restore_steps, single_pass
+from lmppm_cli.core.train_config import CALIBRATION_GRIDS
 
 ALPHAS = (0.05, 0.15, 0.3, 0.45, 0.6)
 BETAS = (0.03, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -40,6 +41,7 @@ GRIDS = {
     "full": (ALPHAS, BETAS, STEPS, KERNEL_MULTIPLIERS),
     "small": ((0.05, 0.15, 0.3), (0.03, 0.1), (1, 2, 3), (1.0,)),
 }
+assert tuple(GRIDS) == CALIBRATION_GRIDS  # the names TrainConfig offers
 
 
 def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):

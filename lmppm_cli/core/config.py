@@ -7,9 +7,31 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from lmppm_cli.core.errors import ModelError
+from lmppm_cli.core.errors import LmppmError, ModelError
 
 FORMAT_VERSION = 1
+
+
+def option(default, help: str, **meta):
+    """A configuration field a user may set: an option of the CLI (lmppm_cli/options.py builds it from
+    the field: its name, type, default and `help`), and for FlowConfig a keyword of the API. `meta`:
+    min, max (bounds the CLI checks); parse (text -> value, for tuples given as comma lists); shown
+    (the CLI's default where the field's is not the user's); everywhere (FlowConfig: given, it applies
+    to every regime of a blind rule instead of turning the rule off, restoration.flow_settings)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def _numbers(text: str, kind, flag: str, count: int | None = None) -> tuple:
+    """Numbers separated by commas (COUNT of them, if given), each positive for whole numbers."""
+    try:
+        values = tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    ok = values and (count is None or len(values) == count) and all(math.isfinite(v) for v in values)
+    if not ok or (kind is int and min(values) < 1):
+        what = "positive whole numbers" if kind is int else f"{count} finite numbers" if count else "finite numbers"
+        raise LmppmError(f"{flag} needs {what} separated by commas, not {text!r}.")
+    return values
 
 
 @dataclass(frozen=True)
@@ -19,18 +41,36 @@ class AutoencoderConfig:
     in size; `widths` are the channels per level. `skip_dropout` makes the U-Net's decoder work from z alone
     for a share of the training samples, so that z (and the flow) still matters when skips are present."""
 
-    arch: str = "conv"
+    arch: str = option("conv", "conv (Table 8) or unet (Table 9, with latent-to-skip projections).")
     channels: int = 1
     height: int = 28
     width: int = 28
-    latent_dim: int = 18
-    widths: tuple[int, ...] = (32, 64)
-    projections: bool = True
-    skip_dropout: float = 0.0  # unet, training only: chance that a sample's encoder skips are zeroed
-    unshuffle: int = 1  # unet: pixel-unshuffle factor r, the convolutions run at 1/r^2 of the pixels
-    residual: bool = False  # unet: G corrects the encoded image, x + head(h), instead of a sigmoid
-    depth: int = 2  # unet: Conv-BN-LReLU layers per encoder and decoder block (Table 9: 2)
-    noise_map: bool = False  # unet: F reads the image's estimated noise level as an extra input channel
+    latent_dim: int = option(18, "Latent dimension d (MNIST: 18).", min=1)
+    widths: tuple[int, ...] = option(
+        (32, 64),
+        "Channels per level, comma separated [default: the architecture's; conv 32,64, unet 32,64,128,256].",
+        parse=lambda text: _numbers(text, int, "--widths"),
+        shown=None,
+    )
+    projections: bool = option(True, "unet: add the latent-to-skip projections (off: the ablation).")
+    skip_dropout: float = option(
+        0.0, "unet: chance a training sample's skips are zeroed, so z must carry the image.", min=0.0, max=1.0
+    )
+    unshuffle: int = option(
+        1, "unet: pixel-unshuffle factor r; convolutions run at 1/r^2 of the pixels (not in the paper).", min=1, max=8
+    )
+    residual: bool = option(
+        False, "unet: G corrects the encoded image instead of ending in a sigmoid (not in the paper)."
+    )
+    depth: int = option(
+        2,
+        "unet: convolutions per encoder and decoder block, those beyond 2 residual (Table 9: 2; not in the paper).",
+        min=2,
+        max=16,
+    )
+    noise_map: bool = option(
+        False, "unet: F reads the image's estimated noise level as an input channel (FFDNet; not in the paper)."
+    )
 
 
 @dataclass(frozen=True)
@@ -43,28 +83,33 @@ class DistanceConfig:
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Defaults of the restoration flow (Alg. 4); every field can be overridden at inference.
+    """Defaults of the restoration flow (Alg. 4). The fields made by `option` are the user's settings:
+    a new one is one field here plus its use in flow.flow_step, and it reaches the CLI and the API.
 
-    alpha: step along the normalised distance gradient; beta: weight of the kernel mean z_bar (Eq. 21);
-    steps: step budget; tol: stop a sample when ||z^{n+1} - z^n|| / ||z^n|| < tol;
-    sigma_ker: kernel width of Eq. 21 (set from the bank when the model is trained);
-    schedule: `constant` (the paper) or `growing` (step sizes ramp up linearly to alpha, beta).
-    adaptive: cap the kernel step's length at the learned distance D (flow.flow_step; not in the paper).
-    top_k: the kernel mean over only the k bank points nearest to z^n (0: all, as Eq. 21; for large banks).
-    far, far_residual (ours, issue 21): an image whose reconstruction residual RMS(x - G(F(x))) is above
+    far, far_residual (ours): an image whose reconstruction residual RMS(x - G(F(x))) is above
     far_residual lies far from the data and gets the `far` flow instead, which may have a far flow of its
     own; before that, an image whose estimated noise is above noisy_above takes `noisy`
-    (restoration.flow_bands; 0 or none: one flow for all).
+    (restoration.blind_rule; 0 or none: one flow for all).
     """
 
-    alpha: float = 0.15
-    beta: float = 0.1
-    steps: int = 8
-    tol: float = 0.005
-    sigma_ker: float = 1.0
-    schedule: str = "constant"
-    adaptive: bool = False
-    top_k: int = 0
+    alpha: float = option(
+        0.15, "Distance-gradient step of Alg. 4 (0 with --no-adaptive: D unused, Ablation_lmppm).", min=0.0, max=1.0
+    )
+    beta: float = option(0.1, "Weight of the kernel mean z_bar of Eq. 21.", min=0.0, max=1.0)
+    steps: int = option(8, "Flow step budget.", min=0)
+    tol: float = option(0.005, "Stop a sample once its relative latent update is below this.", everywhere=True, min=0.0)
+    sigma_ker: float = option(1.0, "Kernel width of Eq. 21 (set from the bank in training).", min=1e-6)
+    schedule: str = option("constant", "Step sizes: constant (the paper) or growing (a linear ramp up).")
+    adaptive: bool = option(
+        False,
+        "Cap the kernel step at the learned distance D, so images on the manifold move little (not in the paper).",
+    )
+    top_k: int = option(
+        0,
+        "Kernel mean over the k nearest bank points only, for large banks (0: all, as Eq. 21).",
+        everywhere=True,
+        min=0,
+    )
     far_residual: float = 0.0
     far: FlowConfig | None = None
     noisy_above: float = 0.0
@@ -72,24 +117,22 @@ class FlowConfig:
 
 
 GENERATION = FlowConfig(alpha=0.15, beta=0.1, steps=16, tol=0.0)  # Fig. 9: the paper's alpha and beta, 16 steps
+FLOW_OPTIONS = tuple(f for f in dataclasses.fields(FlowConfig) if "help" in f.metadata)
 
 
-@dataclass(frozen=True)
-class FlowOverride:
-    """The flow settings a user asked for (None: the model's own). Any of ONE_FLOW given turns a blind
-    rule off; top_k and tol apply to every band of it (restoration.flow_settings)."""
+def _given(self) -> dict:
+    return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
-    alpha: float | None = None
-    beta: float | None = None
-    steps: int | None = None
-    sigma_ker: float | None = None
-    schedule: str | None = None
-    adaptive: bool | None = None
-    top_k: int | None = None
-    tol: float | None = None
 
-    def given(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+FlowOverride = dataclasses.make_dataclass(
+    "FlowOverride",
+    [(f.name, f"{f.type} | None", field(default=None)) for f in FLOW_OPTIONS],
+    namespace={
+        "given": _given,
+        "__doc__": "The flow settings a user asked for, one per FlowConfig option (None: the model's own).",
+    },
+    frozen=True,
+)
 
 
 @dataclass(frozen=True)
@@ -197,7 +240,7 @@ LIMITS = {
     "features": (1, SIZE_LIMIT),
     "steps": (0, 100_000),
     "unshuffle": (1, 8),
-    "depth": (1, 16),
+    "depth": (2, 16),
 }
 CHOICES = {"schedule": ("constant", "growing")}
 

@@ -1,6 +1,6 @@
 """The restoration flow of Alg. 4 in latent space, as pure functions of (D_S, bank).
 
-Notation -> paper:
+Notation -> paper (the settings are one FlowConfig, passed whole):
     z            z^n, the current latent (B, d)
     distance     D_S, the learned distance to the set S of training latents
     bank         S = {F(x_j)}, the training latents (N, d)
@@ -12,12 +12,14 @@ Notation -> paper:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from lmppm_cli.core.bank import kernel_mean
+from lmppm_cli.core.config import FlowConfig
 
 GRAD_EPS = 1e-12
 
@@ -43,31 +45,24 @@ def latent_shift(distance, z: torch.Tensor, create_graph: bool = False) -> torch
     return z - d.unsqueeze(1) * g
 
 
-def flow_step(
-    z,
-    distance,
-    bank,
-    alpha: float,
-    beta: float,
-    sigma_ker: float,
-    adaptive: bool = False,
-    top_k: int | None = None,
-    index=None,
-) -> torch.Tensor:
-    """One step of Alg. 4: z^{n+1} = (1 - beta) z^n + beta z_bar(z^n) - alpha D_S(z^n) grad_hat D_S(z^n),
+def flow_step(z, distance, bank, flow: FlowConfig, index=None) -> torch.Tensor:
+    """One step of Alg. 4 with the step's settings `flow` (alpha, beta, sigma_ker, adaptive, top_k):
+    z^{n+1} = (1 - beta) z^n + beta z_bar(z^n) - alpha D_S(z^n) grad_hat D_S(z^n),
     i.e. z^n + beta (z_bar - z^n) - alpha D grad_hat D.
 
-    `adaptive` (beyond the paper): the kernel step's length is capped at the learned distance,
+    `adaptive` (beyond the paper; needs D): the kernel step's length is capped at the learned distance,
     z^n + beta min(D, ||z_bar - z^n||) (z_bar - z^n) / ||z_bar - z^n||, so that, like the distance step,
     it vanishes where D says z^n is on the data manifold (D <= 0) and equals the paper's step far from it.
     `top_k`: the kernel mean over the k nearest bank points only, found through `index` if given (bank.kernel_mean)."""
+    alpha, beta = flow.alpha, flow.beta
+    adaptive = flow.adaptive and distance is not None
     d = g = None
     if alpha or (beta and adaptive):
         d, g = normalized_gradient(distance, z)
         d = d.detach().unsqueeze(1)  # (B, 1)
     z_next = z
     if beta:
-        pull = kernel_mean(z, bank, sigma_ker, top_k=top_k, index=index) - z  # (B, d)
+        pull = kernel_mean(z, bank, flow.sigma_ker, top_k=flow.top_k or None, index=index) - z  # (B, d)
         if adaptive:
             pull = pull * (d.clamp_min(0.0) / pull.norm(dim=1, keepdim=True).clamp_min(GRAD_EPS)).clamp(max=1.0)
         z_next = z_next + beta * pull
@@ -76,14 +71,16 @@ def flow_step(
     return z_next.detach()
 
 
-def step_sizes(alpha: float, beta: float, steps: int, schedule: str) -> list[tuple[float, float]]:
-    """(alpha_n, beta_n) per step. `constant` is the paper; `growing` ramps both linearly up to
-    (alpha, beta) over the budget (small careful steps first, as in the authors' code)."""
-    if schedule == "constant":
-        return [(alpha, beta)] * steps
-    if schedule == "growing":
-        return [(alpha * (n + 1) / steps, beta * (n + 1) / steps) for n in range(steps)]
-    raise ValueError(f"unknown step schedule {schedule!r}; expected 'constant' or 'growing'.")
+def step_schedule(flow: FlowConfig) -> list[FlowConfig]:
+    """The settings of each of the flow's steps. `constant` is the paper; `growing` ramps alpha and beta
+    linearly up to flow.alpha and flow.beta over the budget (small careful steps first, as in the
+    authors' code)."""
+    if flow.schedule == "constant":
+        return [flow] * flow.steps
+    if flow.schedule == "growing":
+        ramp = lambda n: dataclasses.replace(flow, alpha=flow.alpha * n / flow.steps, beta=flow.beta * n / flow.steps)  # noqa: E731
+        return [ramp(n + 1) for n in range(flow.steps)]
+    raise ValueError(f"unknown step schedule {flow.schedule!r}; expected 'constant' or 'growing'.")
 
 
 @dataclass
@@ -103,37 +100,31 @@ def run_flow(
     z,
     distance,
     bank,
+    flow: FlowConfig,
     *,
-    alpha,
-    beta,
-    sigma_ker,
-    steps,
-    tol=0.0,
-    schedule="constant",
     keep_trajectory=False,
     reencode: Reencode | None = None,
-    adaptive: bool = False,
-    top_k: int | None = None,
     index=None,
 ) -> FlowResult:
-    """Alg. 4's loop. A sample stops once ||z^{n+1} - z^n|| / ||z^n|| < tol, so each sample's result is
-    independent of the other samples in its batch. `reencode` (U-Nets, Appendix B) maps each step's
-    z^{n+1} to the latent of its decoded image, F(G(...)), from which the next step starts. The
-    tolerance measures the flow's own update z^{n+1} - z^n (z^n = F(x^n)), as in Alg. 4: near the
-    data the D and kernel steps are small and the sample stops, far from it it goes on."""
+    """Alg. 4's loop over `flow`'s steps (step_schedule). A sample stops once ||z^{n+1} - z^n|| / ||z^n||
+    < flow.tol, so each sample's result is independent of the other samples in its batch. `reencode`
+    (U-Nets, Appendix B) maps each step's z^{n+1} to the latent of its decoded image, F(G(...)), from
+    which the next step starts. The tolerance measures the flow's own update z^{n+1} - z^n (z^n =
+    F(x^n)), as in Alg. 4: near the data the D and kernel steps are small and the sample stops, far
+    from it it goes on. `index`: a search structure over the bank for a top-k kernel mean."""
     active = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
     taken = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
     trajectory = [z.clone()] if keep_trajectory else []
-    for a, b in step_sizes(alpha, beta, steps, schedule):
+    for step in step_schedule(flow):
         if not active.any():
             break
         idx = active.nonzero().squeeze(1)
-        z_new = flow_step(z[idx], distance, bank, a, b, sigma_ker, adaptive, top_k, index)
+        z_new = flow_step(z[idx], distance, bank, step, index)
         change = (z_new - z[idx]).norm(dim=1) / z[idx].norm(dim=1).clamp_min(GRAD_EPS)
         z = z.clone()
         z[idx] = z_new if reencode is None else reencode(z_new, idx)
         taken[idx] += 1
-        active[idx[change < tol]] = False
+        active[idx[change < flow.tol]] = False
         if keep_trajectory:
             trajectory.append(z.clone())
     return FlowResult(z=z, steps_taken=taken, trajectory=trajectory)

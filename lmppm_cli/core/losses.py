@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from lmppm_cli.core.flow import latent_shift
+from lmppm_cli.core.train_config import PIXEL_LOSSES, TERM_NAMES, LossWeights
 
-TERM_NAMES = ("distance", "recon", "boundary", "positivity", "shift", "shift_recon")  # Eq. 20
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """lambda_1..lambda_6 of Eq. 20 (the paper gives no values; the authors' code uses 1 for all), and
-    lambda_7 of our denoising term (not in the paper; 0 gives Eq. 20 exactly, see `lmppm_loss`)."""
-
-    distance: float = 1.0
-    recon: float = 1.0
-    boundary: float = 1.0
-    positivity: float = 1.0
-    shift: float = 1.0
-    shift_recon: float = 1.0
-    denoise: float = 0.0
+__all__ = ["PIXEL_LOSSES", "TERM_NAMES", "LossWeights", "denoising_error", "lmppm_loss"]
 
 
 def lmppm_loss(autoencoder, distance, x_clean, x_noisy, x_star, weights: LossWeights):
@@ -57,14 +42,20 @@ def lmppm_loss(autoencoder, distance, x_clean, x_noisy, x_star, weights: LossWei
     return total, terms
 
 
-PIXEL_LOSSES = ("l2", "l1", "charbonnier")
 CHARBONNIER_EPS = 1e-3
+RELATIVE_FLOOR = 2 / 255  # noise below two 8-bit steps counts as none
 
 
-def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean, kind: str = "l2") -> torch.Tensor:
+def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean, kind: str = "l2", x_noisy=None) -> torch.Tensor:
     """||x^clean - G(F(x_i))||^2 summed over pixels, mean over the batch: the DAE's loss, and term (7).
-    `kind` (not in the paper, for the DAE): l1 sums |.|, charbonnier sqrt(.^2 + eps^2) instead."""
+    `kind` (not in the paper, for the DAE): l1 sums |.|, charbonnier sqrt(.^2 + eps^2) instead;
+    relative divides each sample's squared error by its input's, ||x_i - x^clean||^2 (plus a floor of
+    RELATIVE_FLOOR per pixel): the error left as a share of the noise, so that every noise level counts
+    alike, as in a mean of PSNRs, where plain L2 is ruled by the strongest noise of the batch."""
     diff = autoencoder.decode(z_noisy, skips_noisy).float() - x_clean
+    if kind == "relative":
+        noise = (x_noisy.float() - x_clean).pow(2).flatten(1).sum(1) + RELATIVE_FLOOR**2 * diff[0].numel()
+        return (diff.pow(2).flatten(1).sum(1) / noise).mean()
     if kind == "l1":
         per_pixel = diff.abs()
     elif kind == "charbonnier":

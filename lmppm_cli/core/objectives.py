@@ -4,10 +4,8 @@ the method registry (lmppm_cli/methods) says which objective each method trains.
 (config, data, tcfg, device, base): `base` a loaded model whose F and G start the run (--init), or
 the DAE an LDM is built on.
 
-Interface: `.model`; `param_groups()`; `loss(x, labels, generator, validation, share) -> (total, {term: value})`
-(the generator gives every random draw, so validation with a re-seeded one is the same each epoch;
-`share` = (rank, size) under torchrun, see `noisy`);
-`finish(loop) -> dict` of summary entries (it may update `model.config`).
+Every objective is an `Objective` (core/objective.py): its interface, with the defaults of a method
+that lacks a part.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 from lmppm_cli.core.noise import noisy
+from lmppm_cli.core.objective import Objective
 from lmppm_cli.core.pixels import place, rows
 
 AUTO_EXACT_LIMIT = 20_000  # pool size up to which `auto` searches exactly (chunked, on the device)
@@ -96,7 +95,7 @@ class NearestClean:
         return f"nearest clean image x* ({len(self.pool)} images): {self.reason}{measured}"
 
 
-class LmppmObjective:
+class LmppmObjective(Objective):
     """Eq. 20 with x* searched over the training images (over train + validation when validating)."""
 
     def __init__(self, config, data, tcfg, device, base=None):
@@ -107,7 +106,7 @@ class LmppmObjective:
         self.val, self.device = place(data.val.images, device), device
         self.gen = torch.Generator(device).manual_seed(tcfg.seed + 4)
         self.new_training_images(place(data.train.images, device), data.joint)
-        self.notes = [self.nearest_train.describe()]
+        self.notes = (self.nearest_train.describe(),)
 
     def new_training_images(self, train: torch.Tensor, joint: torch.Tensor | None = None) -> None:
         """x* is searched over these training images (over them and the validation images when validating);
@@ -150,7 +149,7 @@ def warm_start(model: LMPPM, source) -> None:
     model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
 
-class DaeObjective:
+class DaeObjective(Objective):
     """The DAE baseline: the same autoencoder, L2 from noisy to clean, the same noise."""
 
     def __init__(self, config, data, tcfg, device, base=None):
@@ -164,8 +163,9 @@ class DaeObjective:
 
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         ae = self.model.autoencoder
-        z, skips = ae.encode(noisy(x, self.tcfg.training_noise, generator, share))
-        recon = denoising_error(ae, z, skips, x, self.tcfg.loss)
+        x_noisy = noisy(x, self.tcfg.training_noise, generator, share)
+        z, skips = ae.encode(x_noisy)
+        recon = denoising_error(ae, z, skips, x, self.tcfg.loss, x_noisy)
         return recon, {"recon": recon}
 
     def finish(self, loop) -> dict:
@@ -222,7 +222,7 @@ def top_k_error(model: LMPPM, clean: torch.Tensor, sigma_ker: float) -> dict:
     }
 
 
-class ClassifierObjective:
+class ClassifierObjective(Objective):
     """Cross-entropy on labelled clean images, with small random affine jitter while training."""
 
     def __init__(self, config, data, tcfg, device, base=None):

@@ -2,50 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from lmppm_cli.core.config import FlowConfig, FlowOverride
+from lmppm_cli.core.config import FLOW_OPTIONS, FlowConfig, FlowOverride
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.flow import run_flow
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.noise_level import noise_levels
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16, from /proc/cpuinfo's flags)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return any(flag in flags for flag in CPU_BF16_FLAGS)
-
-
-def autocast(device: torch.device, precision: str):
-    """The context that runs the networks at `precision`: nothing for fp32, torch.autocast for bf16/fp16.
-    The latent state of the flow and the kernel mean's log-sum-exp stay float32 (bank.kernel_mean).
-    On CPU only bf16, and only where the CPU has it natively (`cpu_has_bf16`): there a photo U-Net trained
-    2.0x faster than in fp32 (issue 20); without it autocast made restoration 3-8x slower (2026-11-24)."""
-    if precision not in PRECISIONS:
-        raise LmppmError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}.")
-    if PRECISIONS[precision] is None:
-        return contextlib.nullcontext()
-    kind = torch.device(device).type
-    if kind == "cpu" and (precision != "bf16" or not cpu_has_bf16()):
-        raise LmppmError(
-            f"precision {precision} needs a GPU or a CPU with native bf16 ({' or '.join(CPU_BF16_FLAGS)}); "
-            "fp32 is the only choice on this one."
-        )
-    return torch.autocast(kind, dtype=PRECISIONS[precision])
 
 
 @dataclass
@@ -56,17 +22,17 @@ class Restored:
     latents: list[torch.Tensor] = dataclasses.field(default_factory=list)  # [z^1, ..., z^N] when asked for
 
 
-ONE_FLOW = ("alpha", "beta", "steps", "sigma_ker", "schedule", "adaptive")  # a flow asked for runs on every image
+EVERYWHERE = tuple(f.name for f in FLOW_OPTIONS if f.metadata.get("everywhere"))  # the bank search and the stop
 
 
 def flow_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowConfig:
-    """The model's saved flow defaults with the fields `override` gives replaced, checked. Any of
-    ONE_FLOW given turns a blind rule off (flow_bands): the flow asked for restores every image;
-    top_k and tol apply to every band of the rule."""
+    """The model's saved flow defaults with the fields `override` gives replaced, checked. A setting
+    given turns a blind rule off (blind_rule): the flow asked for restores every image; those of
+    EVERYWHERE (top_k, tol) apply to every regime of the rule instead."""
     given = (override or FlowOverride()).given()
-    if any(k in given for k in ONE_FLOW):
+    if any(k not in EVERYWHERE for k in given):
         given = {"far": None, "noisy": None, **given}
-    shared = {k: given.pop(k) for k in ("top_k", "tol") if k in given}  # the bank search and the stop: every band
+    shared = {k: given.pop(k) for k in EVERYWHERE if k in given}
     flow = dataclasses.replace(everywhere(model.config.flow, **shared), **given)
     check_flow(flow)
     return flow
@@ -74,7 +40,7 @@ def flow_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowCon
 
 def everywhere(flow: FlowConfig, **changes) -> FlowConfig:
     """`flow` with `changes` made to it and to its nested flows alike (an ablation removes a part from
-    every band of a blind rule)."""
+    every regime of a blind rule)."""
     nested = {
         k: None if getattr(flow, k) is None else everywhere(getattr(flow, k), **changes) for k in ("far", "noisy")
     }
@@ -104,12 +70,12 @@ def check_flow(flow: FlowConfig) -> None:
 @torch.no_grad()
 def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_trajectory=False) -> Restored:
     """Alg. 4, Reconstruction: z^1 = F(x), N flow steps, return G(z^N). x: (B, C, H, W) in [0, 1].
-    With a blind rule (FlowConfig.noisy / far), each image takes its band's flow (flow_bands)."""
+    With a blind rule (FlowConfig.noisy / far), each image takes its regime's flow (blind_rule)."""
     model.eval()
     flow = flow or model.config.flow
     x = x.to(model.device)
     z, skips = model.autoencoder.encode(x)  # (B, d)
-    parts = flow_bands(model, x, z, skips, flow)
+    parts = blind_rule(model, x, z, skips, flow)
     if len(parts) == 1:
         return _flow_and_decode(model, z, skips, parts[0][1], keep_trajectory)
     parts = [
@@ -118,8 +84,8 @@ def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_
     return _merge(parts, len(x))
 
 
-def flow_bands(model: LMPPM, x: torch.Tensor, z, skips, flow: FlowConfig) -> list[tuple[torch.Tensor, FlowConfig]]:
-    """[(rows (B,) bool, the flow for those rows)]: ours (issue 21), the blind rule. An image whose
+def blind_rule(model: LMPPM, x: torch.Tensor, z, skips, flow: FlowConfig) -> list[tuple[torch.Tensor, FlowConfig]]:
+    """[(rows (B,) bool, the flow for those rows)]: ours, the blind rule. An image whose
     estimated noise is above flow.noisy_above takes flow.noisy. Of the others, one whose reconstruction
     residual RMS(x - G(F(x))) is above flow.far_residual takes flow.far, and so on down the chain of far
     flows (each threshold above the last). Warps, blur, missing pixels and sharpening leave a small
@@ -170,21 +136,9 @@ def _flow_and_decode(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: 
 def _run(model: LMPPM, z, skips, flow: FlowConfig, keep_trajectory: bool):
     z = z.float()  # under autocast F gives bf16/fp16 latents; the flow's state stays float32
     skip_flow = SkipFlow(model.autoencoder, z, skips, keep_trajectory) if skips else None
+    index = model.bank_index() if flow.top_k else None
     result = run_flow(
-        z,
-        model.distance,
-        model.bank,
-        alpha=flow.alpha,
-        beta=flow.beta,
-        sigma_ker=flow.sigma_ker,
-        steps=flow.steps,
-        tol=flow.tol,
-        schedule=flow.schedule,
-        keep_trajectory=keep_trajectory,
-        reencode=skip_flow,
-        adaptive=flow.adaptive and model.distance is not None,
-        top_k=flow.top_k or None,
-        index=model.bank_index() if flow.top_k else None,
+        z, model.distance, model.bank, flow, keep_trajectory=keep_trajectory, reencode=skip_flow, index=index
     )
     return result, skip_flow
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -26,68 +25,14 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import Interrupted, LmppmError, TrainingError
-from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.pixels import as_floats, place, rows
-from lmppm_cli.core.restoration import autocast
+from lmppm_cli.core.precision import autocast
+from lmppm_cli.core.summary import finish
+from lmppm_cli.core.train_config import LR_SCHEDULES, NEIGHBOURS, TRAIN_PRECISIONS, TrainConfig
 from lmppm_cli.core.world import World
 
-NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 CALIBRATION_IMAGES = 2000
-TRAIN_PRECISIONS = ("fp32", "bf16")
-LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Table 11 (MNIST): Adam, lr 1e-3 (F and G; the LDM's denoiser; the classifier), batch 128,
-    200 epochs, patience 10. D's lr is 1e-3, not Table 11's 1e-5 for MNIST: with 1e-5 D stayed
-    nearly constant on mnist-5k and its flow step changed nothing (docs/reproduction.md, "Choices")."""
-
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_distance: float = 1e-3
-    sigma_d: float = 0.4  # training noise (clamped to [0, 1]); 0.4 digits, 0.2 faces
-    sigma_range: tuple[float, float] | None = None  # per-sample noise level ~ U(low, high) instead of sigma_d
-    sigma_power: float = 1.0  # with sigma_range: level = low + (high - low) u^power, u ~ U(0, 1); >1 favours low noise
-    init: str = ""  # model file whose F and G start this run (objectives.warm_start); "" = random init
-    freeze_init: bool = False  # keep F and G at `init`: Eq. 20 then trains D alone (objectives.LmppmObjective)
-    workers: int = 2  # DataLoader processes reading a streamed folder's batches (files/stream.py)
-    precision: str = "fp32"  # or bf16: F and G under CUDA autocast (D stays float32, models/distance.py)
-    patience: int = 10
-    lr_schedule: str = "constant"  # or cosine: every group's lr * (0.01 + 0.99 (1 + cos(pi epoch / epochs)) / 2)
-    seed: int = 0
-    neighbours: str = "exact"  # x* search: NEIGHBOURS (objectives.NearestClean)
-    calibrate: bool = True  # choose the flow defaults on the validation split (calibrate.py)
-    calibration_grid: str = "full"  # or small (calibrate.GRIDS): for networks whose flow step is costly
-    weights: LossWeights = field(default_factory=LossWeights)
-    camera: float = 0.0  # share of training samples with camera-like Poisson-Gaussian noise (core/noise.py)
-    loss: str = "l2"  # the DAE's pixel loss: losses.PIXEL_LOSSES
-    ema: float = 0.0  # decay of an exponential moving average of the weights, validated and kept (0: off)
-
-    @property
-    def training_noise(self):
-        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power, camera)
-        when a range or a camera share is set."""
-        if not self.sigma_range and not self.camera:
-            return self.sigma_d
-        low, high = self.sigma_range or (self.sigma_d, self.sigma_d)
-        return (low, high, self.sigma_power, self.camera)
-
-    @property
-    def reference_sigma(self) -> float:
-        """The one level that stands for the training noise where a single level is needed (the flow's
-        calibration at 1x and 1.75x of it, the LDM's start step, the recall check of an approximate x*
-        search): sigma_d, which --sigma-range does not replace."""
-        return self.sigma_d
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, raw: dict) -> TrainConfig:
-        sigma_range = tuple(raw["sigma_range"]) if raw.get("sigma_range") else None
-        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), "sigma_range": sigma_range})
+__all__ = ["LR_SCHEDULES", "NEIGHBOURS", "TRAIN_PRECISIONS", "TrainConfig", "fit"]
 
 
 @dataclass
@@ -124,7 +69,7 @@ def fit(
     loop = _Loop(make_objective(), data, tcfg, device, world)
     if resume:
         loop.restore(store, tcfg.epochs)
-    for note in getattr(loop.objective, "notes", []):
+    for note in loop.objective.notes:
         progress.on_note(note)
     progress.on_start(loop.tcfg.epochs, loop.batches_per_epoch)
     while not loop.finished():
@@ -149,7 +94,7 @@ def fit(
         if world.main:
             loop.save(store)
         progress.on_epoch(record)
-    return _finish(loop, store) if world.main else None
+    return finish(loop, store) if world.main else None
 
 
 class NonFiniteLoss(TrainingError):
@@ -232,8 +177,7 @@ class _Loop:
             return
         self.train_x = place(self.data.draw(self.epoch_no), self.device)
         self.batches = _batches(self.train_x, self.train_y, self.sampler, self.tcfg, self.device)
-        if hasattr(self.objective, "new_training_images"):
-            self.objective.new_training_images(self.train_x)
+        self.objective.new_training_images(self.train_x)
 
     def set_learning_rate(self) -> None:
         """The schedule's factor for this epoch applied to every group's starting rate."""
@@ -244,7 +188,7 @@ class _Loop:
             group["lr"] = group["initial_lr"] * factor
 
     def epoch(self, progress: Progress) -> dict:
-        getattr(self.objective, "train_mode", self.model.train)()
+        self.objective.train_mode()
         if self.epoch_no > 0:
             self.draw()
         self.set_learning_rate()
@@ -446,70 +390,3 @@ def _batches(images, labels, sampler, tcfg: TrainConfig, device: torch.device) -
 
 def _copy_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _finish(loop: _Loop, store) -> dict:
-    """Best weights, then the objective's additions (bank, calibration, accuracy); write model and summary."""
-    model = loop.model
-    model.load_state_dict(loop.best_state)
-    model.eval()
-    train_seconds = loop.elapsed()
-    extras = loop.objective.finish(loop)
-    model.config = dataclasses.replace(model.config, dataset=loop.data.name)
-    summary = {
-        "method": model.config.method,
-        "dataset": loop.data.name,
-        "train_images": len(loop.train_x),
-        "val_images": len(loop.val_x),
-        "skipped_files": list(loop.data.skipped),
-        "epochs_run": loop.epoch_no,
-        "best_epoch": loop.best_epoch,
-        "best_val_loss": loop.best_loss,
-        "stopped_early": loop.epoch_no < loop.tcfg.epochs,
-        "seconds": round(loop.elapsed(), 1),
-        "seconds_per_epoch": round(train_seconds / max(loop.epoch_no, 1), 2),
-        **_peak_memory(loop.device),
-        "device": str(loop.device),
-        "train_config": loop.tcfg.to_dict(),
-        "notes": getattr(loop.objective, "notes", []),
-        "model_config": json.loads(model.config.to_json()),
-        "final": loop.history[-1] if loop.history else None,
-        **extras,
-    }
-    store.save_model(model, {"lmppm.training": json.dumps(summary)})
-    store.write_text("summary.json", json.dumps(summary | {"history": loop.history}, indent=2))
-    store.write_text("summary.md", _summary_markdown(summary))
-    return summary
-
-
-def _peak_memory(device: torch.device) -> dict:
-    """Peak GPU memory the process allocated (CUDA only), for the README's time-and-memory figures."""
-    if device.type != "cuda":
-        return {}
-    return {"peak_gpu_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1)}
-
-
-def _summary_markdown(s: dict) -> str:
-    final = s["final"] or {"train": {}, "val": {}}
-    rows = "\n".join(f"| {k} | {v:.4f} | {final['val'].get(k, float('nan')):.4f} |" for k, v in final["train"].items())
-    lines = [
-        f"# lmppm training run ({s['method']})",
-        "",
-        f"- data: `{s['dataset']}` ({s['train_images']} train / {s['val_images']} val images)",
-        f"- epochs: {s['epochs_run']} (best {s['best_epoch']}, early stop: {s['stopped_early']}), {s['seconds']} s on {s['device']}",
-        f"- {s['seconds_per_epoch']} s per training epoch"
-        + (f", peak GPU memory {s['peak_gpu_memory_mib']} MiB" if "peak_gpu_memory_mib" in s else ""),
-    ]
-    if "flow" in s:
-        lines.append(
-            "- flow defaults: " + ", ".join(f"{k} {s['flow'][k]:.4g}" for k in ("alpha", "beta", "steps", "sigma_ker"))
-        )
-        t = s["top_k_kernel_mean"]
-        lines.append(
-            f"- top-{t['k']} kernel mean ({t['search']}): {100 * t['relative_error']:.2f}% of the kernel step from the exact one, on {t['queries']} validation latents"
-        )
-    if "start_step" in s:
-        lines.append(f"- restoration start step: {s['start_step']} of {s['model_config']['diffusion']['steps']}")
-    if "test_accuracy" in s:
-        lines.append(f"- accuracy on {s['test_images']} held-out images: {100 * s['test_accuracy']:.2f}%")
-    return "\n".join(lines) + f"\n\nLoss terms in the last epoch:\n\n| term | train | val |\n|---|---|---|\n{rows}\n"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from lmppm_cli.core.config import FlowConfig
 from lmppm_cli.core.flow import FlowResult, latent_shift, run_flow
 
 MPPM_TERMS = ("distance", "recon", "boundary", "positivity", "shift")
@@ -103,14 +104,7 @@ def restore(net: Mppm, x, samples, sigma_d: float, *, tol=None, keep_trajectory=
     """Eq. 15 until the relative update is below tol or max_steps: x <- (1 - beta) x + beta G_bar(x)
     - alpha D(x) grad_hat D(x), G_bar from `samples` (g_bar_samples) with width sigma_d."""
     cfg = net.cfg
-    return run_flow(
-        x,
-        net.distance,
-        samples,
-        alpha=cfg.alpha,
-        beta=cfg.beta,
-        sigma_ker=sigma_d,
-        steps=cfg.max_steps,
-        tol=cfg.tol if tol is None else tol,
-        keep_trajectory=keep_trajectory,
+    flow = FlowConfig(
+        alpha=cfg.alpha, beta=cfg.beta, sigma_ker=sigma_d, steps=cfg.max_steps, tol=cfg.tol if tol is None else tol
     )
+    return run_flow(x, net.distance, samples, flow, keep_trajectory=keep_trajectory)

@@ -72,7 +72,7 @@ def views(x: torch.Tensor, model) -> torch.Tensor:
 @torch.no_grad()
 def scores(model, x: torch.Tensor) -> Scores:
     """Scores of one image (C, H, W) in [0, 1] under `model` (see the module docstring)."""
-    import torchvision.transforms.functional as TF  # here: torchvision costs ~1.5 s of start-up (issue 14)
+    import torchvision.transforms.functional as TF  # here: torchvision slows every start-up (docs/speed.md)
 
     v = views(x, model).to(model.device)
     z, skips = model.autoencoder.encode(v)

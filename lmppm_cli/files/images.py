@@ -128,15 +128,15 @@ def _no_bomb_warning():
         yield
 
 
-# measured on 2 CPU cores (docs/speed.md, 2026-12-03): gray 2 and 8 Mpx images through the default pick
-# (whole), and gray 2, 8 and 32 Mpx PNGs restored band by band (files/bands.py), whose memory stays near 1 GB
+# measured (docs/speed.md): gray 2 and 8 Mpx images through the default pick
+# (whole), and gray 2, 8 and 32 Mpx PNGs restored strip by strip (files/strips.py), whose memory stays near 1 GB
 SECONDS_PER_MPX, MIB_PER_MPX, MIB_BASE, MIB_BANDED = 3.8, 42, 990, 1050
 
 
-def large_images(paths: list[Path], banded=lambda path: False) -> list[str]:
+def large_images(paths: list[Path], in_strips=lambda path: False) -> list[str]:
     """One sentence for each image over Pillow's decompression-bomb threshold (which Pillow would only
-    warn about, up to twice it): its size and what restoring it will take (`banded(path)`: whether it
-    is restored band by band). Headers only."""
+    warn about, up to twice it): its size and what restoring it will take (`in_strips(path)`: whether it
+    is restored strip by strip). Headers only."""
     said = []
     for path in paths:
         try:
@@ -149,9 +149,9 @@ def large_images(paths: list[Path], banded=lambda path: False) -> list[str]:
             seconds = mpx * SECONDS_PER_MPX
             took = f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
             memory = (
-                f"band by band, about {MIB_BANDED / 1024:.1f} GiB of memory"
-                if banded(path)
-                else f"{(MIB_BASE + mpx * MIB_PER_MPX) / 1024:.1f} GiB of memory (PNG to PNG goes band by band)"
+                f"strip by strip, about {MIB_BANDED / 1024:.1f} GiB of memory"
+                if in_strips(path)
+                else f"{(MIB_BASE + mpx * MIB_PER_MPX) / 1024:.1f} GiB of memory (PNG to PNG goes strip by strip)"
             )
             said.append(
                 f"{path} is {width}x{height} ({mpx:.0f} megapixels, over Pillow's decompression-bomb threshold "
@@ -212,7 +212,7 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Antialiased bilinear resize of (..., C, H, W), clamped back to [0, 1] (torch's own interpolate, which
-    torchvision's resize calls too; torchvision is not imported on the restore path: it costs ~1.5 s)."""
+    torchvision's resize calls too; torchvision is not imported on the restore path: it slows start-up)."""
     if tuple(x.shape[-2:]) == (height, width):
         return x
     flat = x.reshape(-1, *x.shape[-3:])
@@ -330,3 +330,11 @@ def tensor_to_image(x: torch.Tensor) -> Image.Image:
     """(C, H, W) in [0, 1] -> 8-bit L or RGB image (grids, strips, generated samples)."""
     arr = np.rint(x.detach().clamp(0, 1).cpu().permute(1, 2, 0).numpy() * 255.0).astype(np.uint8)
     return Image.fromarray(arr[:, :, 0], "L") if arr.shape[2] == 1 else Image.fromarray(arr, "RGB")
+
+
+def grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
+    """torchvision's make_grid, kept single-channel for gray images."""
+    from torchvision.utils import make_grid  # here: torchvision adds seconds to every start-up
+
+    out = make_grid(images, nrow=per_row, padding=2)
+    return out[:1] if images.shape[1] == 1 else out

@@ -5,13 +5,15 @@ bounded by the batch (plus two full-size float buffers for the sums), not by the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import torch
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models import architecture
-from lmppm_cli.files.images import resize
+from lmppm_cli.files.images import resize, to_channels
 
 
 def resolve(tile: int | None, overlap: int | None, model) -> tuple[int, int]:
@@ -91,3 +93,63 @@ def restore_tiled(
             total[:, y : y + th, x : x + tw] += weight * resize(t, th, tw)
             norm[:, y : y + th, x : x + tw] += weight
     return total / norm
+
+
+@dataclass
+class Restoration:
+    """One image as `lmppm restore` gives it back: in the input's channels and size."""
+
+    image: torch.Tensor  # (C, H, W)
+    steps: float | None  # the flow's steps (mean over tiles); None for a method without a model
+    seconds: float
+    frames: list[torch.Tensor] = field(default_factory=list)  # the image after each step (whole images, on request)
+
+
+@torch.no_grad()
+def restore_images(
+    model, restorer, images: list[torch.Tensor], tiles: tuple[int, int], batch_size: int, trajectory=False
+):
+    """Each image (C, H, W) restored as the CLI and the API restore it, -> [Restoration]. With no model
+    (a classical method): whole, at its own size and channels. An image larger than the model's input,
+    with tiling on (`in_tiles`): tile by tile. Any other: resized to the model's input and back, all
+    such images of the call in one batch (with `trajectory`, each keeps its frames)."""
+    if model is None:
+        return [_timed(lambda x=x: (restorer(x.unsqueeze(0), False).images[0], None)) for x in images]
+    ae = model.config.autoencoder
+    tiled = [in_tiles(x, tiles, model) for x in images]
+    whole = [x for x, t in zip(images, tiled) if not t]
+    started = time.perf_counter()
+    batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]) if whole else None
+    result = restorer(batch.to(model.device), trajectory) if whole else None
+    share = (time.perf_counter() - started) / max(len(whole), 1)
+    out, k = [], 0
+    for x, t in zip(images, tiled):
+        if t:
+            steps = []
+            tile_fn = lambda b, steps=steps: _tile(model, restorer, b, steps)  # noqa: E731
+            done = _timed(
+                lambda x=x, f=tile_fn, s=steps: (
+                    restore_tiled(to_channels(x, ae.channels), f, (ae.height, ae.width), *tiles, batch_size),
+                    s,
+                )
+            )
+            done.steps = float(torch.cat(done.steps).float().mean())
+        else:
+            frames = [f[k] for f in result.trajectory] if result.trajectory else []
+            image = resize(result.images[k].cpu(), *x.shape[-2:])
+            done, k = Restoration(image, float(result.steps_taken[k]), share, frames), k + 1
+        done.image = to_channels(done.image, x.shape[0])
+        out.append(done)
+    return out
+
+
+def _tile(model, restorer, b: torch.Tensor, steps: list) -> torch.Tensor:
+    result = restorer(b.to(model.device), False)
+    steps.append(result.steps_taken.cpu())
+    return result.images
+
+
+def _timed(work) -> Restoration:
+    started = time.perf_counter()
+    image, steps = work()
+    return Restoration(image, steps, time.perf_counter() - started)

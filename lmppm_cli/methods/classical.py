@@ -84,7 +84,7 @@ _DENOISERS = {"bm3d": _bm3d, "nlmeans": _nlmeans, "wavelet": _wavelet}
 
 
 def _restorer(name: str):
-    return lambda model, seed, start_step, flow: lambda x, keep=False: plain(denoise(x, name))
+    return lambda model, options=None: lambda x, keep=False: plain(denoise(x, name))
 
 
 for _name, _summary in (

@@ -10,7 +10,7 @@ from lmppm_cli.methods import lmppm
 from lmppm_cli.methods.registry import Method, plain, register
 
 
-def restorer(model, seed, start_step, flow):
+def restorer(model, options=None):
     return lambda x, keep=False: plain(single_pass(model, x))
 
 

@@ -7,10 +7,12 @@ generation runs the full chain from N(0, I).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 
 from lmppm_cli.core.models import LatentDiffusion, encode_all
+from lmppm_cli.core.objective import Objective
 from lmppm_cli.methods.ddpm import diffusion_loss, noise_matched_step, restore_from, reverse, schedule
 from lmppm_cli.methods.registry import Method, plain, register
 
@@ -49,7 +51,7 @@ def generate(model: LatentDiffusion, seeds: list[int]) -> torch.Tensor:
     )
 
 
-class LdmObjective:
+class LdmObjective(Objective):
     """Alg. 2 on the latents of a trained DAE, whose F and G are copied in and kept frozen."""
 
     def __init__(self, config, data, tcfg, device, base):
@@ -121,9 +123,18 @@ def matched_start_step(model: LatentDiffusion, clean: torch.Tensor, noisy: torch
     return noise_matched_step(schedule(model.config.diffusion, clean.device), float(err.pow(2).mean().sqrt()))
 
 
-def restorer(model, seed, start_step, flow):
-    gen = torch.Generator().manual_seed(seed)
-    return lambda x, keep=False: plain(restore(model, x, gen, start_step))
+@dataclass(frozen=True)
+class LdmOptions:
+    """The LDM's own restoration options: the seed of its sampling noise and the step its reverse chain
+    starts from (None: the model's, chosen on validation by SDEdit's rule)."""
+
+    seed: int = 0
+    start_step: int | None = None
+
+
+def restorer(model, options: LdmOptions):
+    gen = torch.Generator().manual_seed(options.seed)
+    return lambda x, keep=False: plain(restore(model, x, gen, options.start_step))
 
 
 def generator(model, seeds, flow, keep_trajectory=False, start="latent"):
@@ -137,6 +148,7 @@ register(
         model="ldm",
         default_model="mnist-ldm",
         restorer=restorer,
+        options=LdmOptions,
         generator=generator,
         objective=LdmObjective,
         container=lambda config, bank=0: LatentDiffusion(config),

@@ -4,12 +4,13 @@ noise by the same flow (Fig. 9)."""
 
 from __future__ import annotations
 
+from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.models import LMPPM
 from lmppm_cli.core.restoration import flow_settings, generate, generation_settings, restore
 from lmppm_cli.methods.registry import Method, register
 
 
-def restorer(model, seed, start_step, flow):
+def restorer(model, flow: FlowOverride | None):
     settings = flow_settings(model, flow)
     return lambda x, keep=False: restore(model, x, settings, keep)
 
@@ -31,6 +32,7 @@ register(
         model="lmppm",
         default_model="mnist",
         restorer=restorer,
+        options=FlowOverride,
         generator=generator,
         objective=_objective,
         container=lambda config, bank=0: LMPPM(config, bank),

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.errors import LmppmError, ModelError
-from lmppm_cli.core.restoration import Restored, autocast
+from lmppm_cli.core.precision import autocast
+from lmppm_cli.core.restoration import Restored
 
 Restorer = Callable[[torch.Tensor, bool], Restored]
 
@@ -22,7 +22,9 @@ class Method:
     """name: as in --method; summary: one line for --help and the docs.
     model: the kind of model file it restores with (a trained method's name), None: it needs none.
     default_model: the bundled model used when no --model is given.
-    restorer(model, seed, start_step, flow: FlowOverride | None) -> Restorer; None: it does not restore.
+    restorer(model, options) -> Restorer; None: it does not restore. `options` is the method's own
+    options object, of the type `options` names (FlowOverride for the flow methods, ldm.LdmOptions for
+    the LDM), or None; a method with no options gets None.
     generator(model, seeds, flow: FlowOverride | None, keep_trajectory, start) -> Restored; None: it
     does not generate. The trained kinds also give objective(config, data, tcfg, device, base) (the
     loss, core/objectives.py) and container(config) (the model, empty, for loading a file).
@@ -34,6 +36,7 @@ class Method:
     model: str | None
     default_model: str | None = None
     restorer: Callable[..., Restorer] | None = None
+    options: type | None = None
     generator: Callable | None = None
     objective: Callable | None = None
     container: Callable | None = None
@@ -114,17 +117,20 @@ def check_training(method: str, init: bool, freeze_init: bool, processes: int = 
         )
 
 
-def restorer(
-    model,
-    method: str | None = None,
-    seed: int = 0,
-    start_step: int | None = None,
-    precision: str = "fp32",
-    flow: FlowOverride | None = None,
-) -> Restorer:
+def own_options(method: Method, options) -> object | None:
+    """Of `options` (one options object or several), the one of the type `method` declares (its
+    default when none was given); None for a method without options."""
+    if method.options is None:
+        return None
+    given = options if isinstance(options, (tuple, list)) else (options,)
+    return next((o for o in given if isinstance(o, method.options)), None) or method.options()
+
+
+def restorer(model, method: str | None = None, options=(), precision: str = "fp32") -> Restorer:
     """A function (images, keep_trajectory) -> Restored for `method` (None: the model's own method).
-    `flow` overrides the flow defaults of flow methods; `precision` (fp32, bf16, fp16) is the
-    networks' (restoration.autocast). A method that needs no model takes `model=None`."""
+    `options`: options objects (a FlowOverride, an LdmOptions); the method takes those of its own type
+    (own_options). `precision` (fp32, bf16, fp16) is the networks' (precision.autocast). A method that
+    needs no model takes `model=None`."""
     found = get(method or model.config.method)
     if found.restorer is None:
         raise ModelError(
@@ -135,10 +141,10 @@ def restorer(
             raise LmppmError(
                 f"--precision {precision} applies to learned models; {found.name} runs in float64/float32."
             )
-        return found.restorer(None, seed, start_step, flow)
+        return found.restorer(None, own_options(found, options))
     if model.config.method != found.model:
         raise ModelError(f"method {found.name} needs a {found.model} model, but this is a {model.config.method} model.")
-    fn = found.restorer(model, seed, start_step, flow)
+    fn = found.restorer(model, own_options(found, options))
     if precision == "fp32":
         return fn
     context = functools.partial(autocast, model.device, precision)

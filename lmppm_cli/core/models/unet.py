@@ -18,14 +18,15 @@ did: replacing z by another training latent changed its output by 0.003 on avera
 Size rule: each side must be at least 2^levels pixels; a pooling of an odd size drops the last row or
 column and the decoder pads it back (replicating its edge), so any size from that minimum up works.
 
-Beyond the paper, for photos on CPUs (issue 20), two options keep the cost per pixel low:
+Beyond the paper, for photos on CPUs, two options keep the cost per pixel low:
 - `unshuffle` r > 1: F starts with a pixel-unshuffle (C x H x W -> C r^2 x H/r x W/r, lossless) and G ends
   with the matching pixel-shuffle, so every convolution runs at 1/r^2 of the pixels (as FFDNet does);
 - `residual`: G adds its output to the image F encoded, G(S, z) = clamp(x + head(h), 0, 1); F's skips
   then end with x itself, which the flow keeps like any skip (x^{n+1} = x^n + G's correction). A
   latent alone (generation) decodes as a correction of a mid-gray image.
-And, for photo noise (issue 33):
-- `depth`: Conv-BN-LReLU layers per encoder block and per decoder block (Table 9: 2);
+And, for photo noise:
+- `depth`: convolutions per encoder block and per decoder block (Table 9: 2), the ones beyond the pair
+  residual (`_Residual`);
 - `noise_map`: F appends FFDNet's noise-level map to its input, one channel holding the image's own
   estimated noise (core/noise_level.py, Donoho's MAD). It is computed from x inside F, so F stays a
   function of the image, training sees exactly the estimates inference sees, and the flow's re-encoding
@@ -47,10 +48,23 @@ def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2)]
 
 
+class _Residual(nn.Module):
+    """h + Conv-BN-LReLU(h): a layer that starts near the identity, so a deeper block trains as fast as
+    Table 9's pair at first (plain extra layers trained markedly slower, docs/reproduction.md)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(*_conv_bn(width, width))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.body(h)
+
+
 def _stack(cin: int, cout: int, depth: int, last: int | None = None) -> nn.Sequential:
-    """`depth` Conv-BN-LReLU layers, cin -> cout -> ... -> cout (-> last): Table 9's pair when depth is 2."""
-    widths = [cin, *[cout] * (depth - 1), cout if last is None else last]
-    return nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in _conv_bn(a, b)])
+    """Table 9's pair of Conv-BN-LReLU layers, cin -> cout -> cout (or last), with depth - 2 residual
+    layers of width cout between them."""
+    extra = [_Residual(cout) for _ in range(depth - 2)]
+    return nn.Sequential(*_conv_bn(cin, cout), *extra, *_conv_bn(cout, cout if last is None else last))
 
 
 def _sizes(size: int, levels: int) -> list[int]:

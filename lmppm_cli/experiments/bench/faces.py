@@ -20,7 +20,7 @@ from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, des
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, suite
 from lmppm_cli.files.data import conform, lfw_faces
 from lmppm_cli.methods import restorer
-from lmppm_cli.methods.ldm import START_STEPS, psnr_best_start_step
+from lmppm_cli.methods.ldm import START_STEPS, LdmOptions, psnr_best_start_step
 
 TABLE_2 = {
     "noise": (0.2, 0.25, 0.3),
@@ -43,10 +43,10 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
     methods = {
         "degraded input": lambda x: x,
         "DAE": images_of(restorer(dae, "dae")),
-        "LDM": images_of(restorer(ldm_model, "ldm", seed=seed)),
-        "LDM, PSNR-best start": images_of(restorer(ldm_model, "ldm", seed=seed, start_step=tuned)),
+        "LDM": images_of(restorer(ldm_model, "ldm", LdmOptions(seed=seed))),
+        "LDM, PSNR-best start": images_of(restorer(ldm_model, "ldm", LdmOptions(seed=seed, start_step=tuned))),
         "LDM, full chain": images_of(
-            restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)
+            restorer(ldm_model, "ldm", LdmOptions(seed=seed, start_step=ldm_model.config.diffusion.steps - 1))
         ),
         "LMPPM": images_of(restorer(model)),
         "single pass G(F(x))": lambda x: single_pass(model, x),

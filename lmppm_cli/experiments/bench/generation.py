@@ -1,4 +1,4 @@
-"""Suite `generation` (Fig. 9, issue 21): digits made from pure noise by the default generator (the
+"""Suite `generation` (Fig. 9): digits made from pure noise by the default generator (the
 LMPPM flow from a latent Gaussian, restoration.generate) beside the LDM's full reverse chain (2000
 steps of Alg. 3) and the DAE's kernel-only flow, scored by the bundled digit classifier.
 
@@ -31,6 +31,7 @@ from lmppm_cli.experiments.bench.intervals import (
 )
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k
+from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import ldm
 
@@ -46,11 +47,10 @@ def run_generation(
     limit: int | None = None,
     on_stage=lambda s: None,
     draws: int = DRAWS,
-    device: str = "cpu",
-    **_,
+    device: str = "auto",
 ) -> dict:
     """Write results.json and results.md into out_dir; returns {method: {metric: mean}}."""
-    dev = torch.device(device)
+    dev = pick_device(device)
     nets = {k: load_model(resolve_model(v), dev) for k, v in MODELS.items()}
     n = limit or SAMPLES
     data = mnist_5k()

@@ -1,4 +1,4 @@
-"""95% intervals for the bench tables (issue 21), and the rule that reads them.
+"""95% intervals for the bench tables, and the rule that reads them.
 
 Scores come on a grid of (draw, image): the same held-out images degraded with the same seeded draws
 for every method, so a difference between two methods is taken cell by cell (paired). Intervals are

@@ -11,9 +11,10 @@ from lmppm_cli.experiments.bench.noise import ablation_rows, classical_rows, des
 from lmppm_cli.experiments.bench.runner import Suite, at_strength, check_same_input, degradation_kinds, spread, suite
 from lmppm_cli.files.data import conform, mnist_5k
 from lmppm_cli.methods import restorer
+from lmppm_cli.methods.ldm import LdmOptions
 
 SSIM_SLACK = 0.02  # the issue's target: LMPPM's SSIM no more than this below the DAE's
-BM3D_IMAGES = 50  # BM3D (about 1 s an image) on 50 of the digits in each of the 12 cells
+BM3D_IMAGES = 50  # BM3D (slow: docs/speed.md) on 50 of the digits in each of the 12 cells
 
 
 @suite(
@@ -40,9 +41,9 @@ def mnist(
     methods = {
         "degraded input": lambda x: x,
         "DAE": images_of(restorer(dae, "dae")),
-        "LDM": images_of(restorer(ldm_model, "ldm", seed=seed)),
+        "LDM": images_of(restorer(ldm_model, "ldm", LdmOptions(seed=seed))),
         "LDM, full chain": images_of(
-            restorer(ldm_model, "ldm", seed=seed, start_step=ldm_model.config.diffusion.steps - 1)
+            restorer(ldm_model, "ldm", LdmOptions(seed=seed, start_step=ldm_model.config.diffusion.steps - 1))
         ),
         "LMPPM": images_of(restorer(lmppm, "lmppm")),
         **ablation_rows(lmppm),
@@ -109,4 +110,4 @@ def target_checks(cells) -> list[str]:
             f"{gap['mean']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] | {'yes' if gap['low'] >= -SSIM_SLACK else 'no'} | "
             f"{100 * kept['mean']:+.1f} [{100 * kept['low']:+.1f}, {100 * kept['high']:+.1f}] {kept['verdict']} |"
         )
-    return ["Targets (issue 3), LMPPM's verdicts by the interval rule:", "", *lines]
+    return ["Targets, LMPPM's verdicts by the interval rule:", "", *lines]

@@ -39,12 +39,12 @@ ABLATION_LMPPM = "Ablation_lmppm (D off: alpha 0, no adaptive step)"
 
 
 def ablation_rows(model) -> dict:
-    """What D and the kernel mean each contribute (issue 21), every row the model's flow with one part
+    """What D and the kernel mean each contribute, every row the model's flow with one part
     removed, from its far flow too where it has one: D off entirely (alpha 0 and no adaptive step: D is
     never evaluated; the paper's Ablation_lmppm), the kernel step off (beta 0), both off (Appendix B's
     re-encoding alone, the model's step count, no early stop), and the paper's flow as written (alpha
     0.15, beta 0.1, 8 steps, no adaptive step, the bank's default sigma_ker without the calibrated
-    multiple, one flow for every image). A model with the blind rule (restoration.flow_bands) adds the
+    multiple, one flow for every image). A model with the blind rule (restoration.blind_rule) adds the
     rule off: its near flow, and its noisy flow, each for every image."""
     from lmppm_cli.core.bank import default_sigma_ker
 
@@ -63,14 +63,14 @@ def ablation_rows(model) -> dict:
         ),
     }
     blind = flow.far is not None or flow.noisy is not None
-    for band in [b for b in (flow, flow.noisy) if b is not None] if blind else []:
-        one = replace(band, far=None, noisy=None)  # the blind rule off: one band's flow for every image
+    for regime in [b for b in (flow, flow.noisy) if b is not None] if blind else []:
+        one = replace(regime, far=None, noisy=None)  # the blind rule off: one regime's flow for every image
         rows[f"one flow for all ({described(one)})"] = _flow_row(model, one)
     return rows
 
 
 def described(f) -> str:
-    """A flow in words, its blind rule's bands included."""
+    """A flow in words, its blind rule's regimes included."""
     text = f"alpha {f.alpha:g}, beta {f.beta:g}, {f.steps} steps{', adaptive step' if f.adaptive else ''}, sigma_ker {f.sigma_ker:.3g}"
     if f.noisy is not None and f.noisy_above > 0:
         text += f"; estimated noise above {f.noisy_above:g}: {described(f.noisy)}"
@@ -107,7 +107,7 @@ def describe(model, name: str) -> str:
     return f"{name} flow defaults: alpha {f.alpha:g}, beta {f.beta:g}, steps {f.steps}, sigma_ker {f.sigma_ker:.4g}, tol {f.tol:g}."
 
 
-MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits (about 1 s each)
+MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits (BM3D is slow: docs/speed.md)
 
 
 @suite("mnist-noise", needs={"lmppm": "mnist", "dae": "mnist-dae"})

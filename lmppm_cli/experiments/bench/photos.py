@@ -1,26 +1,23 @@
-"""Suites `photos` and `photo-pick`: Gaussian noise on one whole held-out photo, restored as `lmppm
-restore` restores a file (the noisy photo and every result rounded to 8 bits, as a PNG holds them;
-U-Net models in blended tiles), beside the classical blind denoisers a user would otherwise run.
+"""Suite `photos`: noise and the paper's other degradations on one whole held-out photo (coffee), restored
+as `lmppm restore` restores a file (the degraded photo and every result rounded to 8 bits, as a PNG holds
+them; U-Net models in blended tiles), beside the classical blind denoisers a user would otherwise run.
+photo_pick.py scores the validation scenes with the same parts.
 
-photos      the test photo (coffee) at noise 0, 0.1 and 0.2, and (blind: the model never saw them) at
-            Table 6's mild missing pixels, scribbles, downsampling and over-sharpening. Rows: the noisy input, the single pass
-            G(F(x)), the DAE, LMPPM (the model's default flow), LMPPM with D switched off entirely
-            (alpha 0 and the paper's plain kernel step, so D is never evaluated), blind BM3D and
-            NL-means; PSNR, SSIM and seconds per megapixel. The noisy input row is "nothing".
-photo-pick  the validation photo (chelsea) at noise 0 to 0.3: LMPPM's default flow against blind BM3D,
-            with each noisy photo's estimated noise. `weights/photos-vs-bm3d.json` is this table for
-            the bundled `photos` model; `lmppm restore` with no --model sends a colour photo to the
-            learned model only where it is ahead there (domain.photo_method).
+Degradations: none (a clean photo must come back as it was), Gaussian noise at 0.02 to 0.3, camera-like
+noise (Poisson-Gaussian, Var = a x + b) and the same saved as a JPEG of quality 90, and (blind: the model
+never saw them) Table 6's mild missing pixels, scribbles, downsampling and over-sharpening. Rows: the
+input, the default (what `lmppm restore photo.png` runs: the pick of files/domain.py), the single pass
+G(F(x)), LMPPM (the model's own flow), LMPPM with D off entirely, the DAE, blind BM3D and NL-means; PSNR,
+SSIM and seconds per megapixel.
 
-Intervals: every figure is a mean over `draws` noise draws (seeds seed..seed+draws-1; the same draws for
-every method), and every row's difference to LMPPM is paired by draw, with a 95% Student-t interval.
-One photo and a few draws give intervals over the noise only, not over photos; a difference is a win or
-a loss only when its interval excludes 0.
+Intervals: every figure is a mean over `draws` draws (seeds seed..seed+draws-1; the same draws for every
+method), and every row's difference to LMPPM is paired by draw, with a 95% Student-t interval. One photo
+and a few draws give intervals over the noise only, not over photos; a difference is a win or a loss only
+when its interval excludes 0.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import time
@@ -38,15 +35,14 @@ from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo
+from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.domain import estimate_noise
-from lmppm_cli.files.tiling import resolve
+from lmppm_cli.files.tiling import resolve, restore_images
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import restorer
 from lmppm_cli.methods.classical import denoise
 
-TEST_LEVELS = (0.0, 0.1, 0.2)
 BEYOND_NOISE = {"missing-pixels": 0.04, "scribbles": 6, "downsample": 0.5, "sharpen": 8}  # Table 6, mild
-PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 DRAWS = 3
 CAMERA = (0.004, 2e-4)  # (a, b) of the camera-like rows, Var = a x + b: std 0.047 at mid-gray, 0.024 at 0.1
 CAMERA_JPEG = 90
@@ -62,22 +58,36 @@ def noisy_photo(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
     return quantised(clean + sigma * torch.randn(clean.shape, generator=g))
 
 
+def whole(net, fn):
+    """A restorer of batches as `lmppm restore` runs it on one photo: (C, H, W) -> (C, H, W)."""
+    tiles = resolve(None, None, net) if net is not None else (0, 0)
+    return lambda x: restore_images(net, fn, [x], tiles, 64)[0].image
+
+
+def default_row(device) -> dict:
+    """What `lmppm restore photo.png` runs with no --model: the pick (service.DomainModels.choose) of
+    the bundled models for each photo, then that model's default restorer (or BM3D where picked)."""
+    from lmppm_cli.service import DomainModels
+
+    bundle = DomainModels.load(device)
+
+    def run(x):
+        choice = bundle.choose(x)
+        net = bundle.nets.get(choice.name)
+        return whole(net, restorer(net, choice.method))(x)
+
+    return {"default (no --model)": run}
+
+
 def learned_rows(model, dae) -> dict:
     """The learned restorers of the table, each (C, H, W) -> (C, H, W) as `lmppm restore` runs them."""
-    from lmppm_cli.api import restore_one  # the API's whole-image path: tiles exactly as restore does
-
-    tiles = resolve(None, None, model)
-
-    def whole(net, fn):
-        return lambda x: restore_one(net, fn, x, tiles, 64)
-
     rows = {
         "single pass G(F(x))": whole(
             model, lambda b, keep=False: Restored(single_pass(model, b), torch.zeros(len(b)), [])
         ),
         "LMPPM": whole(model, restorer(model)),
         "LMPPM, D off (alpha 0, plain kernel step)": whole(
-            model, restorer(model, flow=FlowOverride(alpha=0.0, adaptive=False))
+            model, restorer(model, options=FlowOverride(alpha=0.0, adaptive=False))
         ),
     }
     if dae is not None:
@@ -167,11 +177,11 @@ def noise_levels(levels) -> dict:
 
 
 PHOTO_LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3)
-PHOTO_DEGRADATIONS = {  # what a photo brings: Gaussian noise over a photo's range, and a camera's noise
-    **noise_levels(PHOTO_LEVELS),
+CAMERA_ROWS = {  # a camera's noise, as it leaves the sensor and as a JPEG
     "camera": (None, camera_like(*CAMERA)),
     f"camera, JPEG {CAMERA_JPEG}": (None, camera_like(*CAMERA, jpeg=CAMERA_JPEG)),
 }
+PHOTO_DEGRADATIONS = {**noise_levels(PHOTO_LEVELS), **CAMERA_ROWS}  # what a photo brings
 
 
 def compare(cells: list[dict], reference: str = "LMPPM") -> list[dict]:
@@ -195,69 +205,28 @@ def run_photos(
     seed: int,
     limit: int | None = None,
     on_stage=lambda s: None,
-    model: str | None = None,
-    dae: str | None = None,
+    models: dict | None = None,
     classical: bool = True,
     draws: int = DRAWS,
-    device: str = "cpu",
+    device: str = "auto",
 ) -> dict:
-    """The `photos` suite on the whole test photo; writes results.json and results.md into out_dir."""
-    dev = torch.device(device)
-    net = load_model(resolve_model(model or "photos"), dev)
-    dae_net = load_model(resolve_model(dae or "photos-dae"), dev)
+    """The `photos` suite on the whole test photo; writes results.json and results.md into out_dir.
+    `models`: the lmppm and dae models by kind (default: photos and photos-dae)."""
+    dev, models = pick_device(device), models or {}
+    net = load_model(resolve_model(models.get("lmppm") or "photos"), dev)
+    dae_net = load_model(resolve_model(models.get("dae") or "photos-dae"), dev)
     clean = photo_tensor(shipped_photo("coffee"), limit=None)
-    methods = {"noisy input": lambda x: x, **learned_rows(net, dae_net), **classical_rows(classical)}
+    methods = {"input": lambda x: x, **default_row(dev), **learned_rows(net, dae_net), **classical_rows(classical)}
     degradations = {
-        **noise_levels(TEST_LEVELS),
+        **noise_levels((0.0, *PHOTO_LEVELS)),
+        **CAMERA_ROWS,
         **{f"{k} {v:g}": (None, degraded_by(k, v)) for k, v in BEYOND_NOISE.items()},
     }
-    cells = compare(score_photo(clean, methods, degradations, seed, limit or draws, on_stage))
-    header = f"# lmppm bench: photos\n\nThe whole test photo (scikit-image's coffee, {clean.shape[-1]}x{clean.shape[-2]}), never trained on or used to choose anything; {limit or draws} noise draws (seeds {seed}..{seed + (limit or draws) - 1}), 8-bit in and out.\n"
+    n = limit or draws
+    cells = compare(score_photo(clean, methods, degradations, seed, n, on_stage))
+    size = f"{clean.shape[-1]}x{clean.shape[-2]}"
+    header = f"# lmppm bench: photos\n\nThe whole test photo (scikit-image's coffee, {size}), never trained on or used to choose anything; {n} draws (seeds {seed}..{seed + n - 1}), 8-bit in and out.\n"
     return _write(Path(out_dir), "photos", cells, header, seed)
-
-
-def run_photo_pick(
-    out_dir,
-    *,
-    seed: int,
-    limit: int | None = None,
-    on_stage=lambda s: None,
-    model: str | None = None,
-    draws: int = DRAWS,
-    device: str = "cpu",
-    **_,
-) -> dict:
-    """The `photo-pick` table on the validation photo: LMPPM's default flow against blind BM3D."""
-    path = resolve_model(model or "photos")
-    net = load_model(path, torch.device(device))
-    clean = photo_tensor(shipped_photo("chelsea"), limit=None)
-    methods = {
-        "LMPPM": learned_rows(net, None)["LMPPM"],
-        **{k: v for k, v in classical_rows().items() if k.startswith("BM3D")},
-    }
-    cells = compare(score_photo(clean, methods, noise_levels(PICK_LEVELS), seed, limit or draws, on_stage))
-    table = pick_table(cells, model or "photos", hashlib.sha256(Path(path).read_bytes()).hexdigest())
-    write_text(Path(out_dir) / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
-    header = f"# lmppm bench: photo-pick\n\nThe whole validation photo (scikit-image's chelsea); {limit or draws} noise draws per level. `photos-vs-bm3d.json` here is the table the default pick reads.\n"
-    return _write(Path(out_dir), "photo-pick", cells, header, seed)
-
-
-def pick_table(cells: list[dict], name: str, sha256: str) -> dict:
-    """What domain.photo_method reads: per level, the mean estimated noise of the noisy validation photos
-    and the mean PSNR of the learned model and of blind BM3D."""
-    by = {(c["sigma"], c["method"]): c for c in cells}
-    levels = sorted({c["sigma"] for c in cells})
-    mean = lambda v: sum(v) / len(v)  # noqa: E731
-    return {
-        "_about": "lmppm bench --suite photo-pick: the learned photo model's default flow against blind BM3D on the validation photo (chelsea), by noise level.",
-        "model": name,
-        "sha256": sha256,
-        "photo": "chelsea",
-        "estimated_noise": [mean(by[s, "LMPPM"]["estimated_noise"]) for s in levels],
-        "model_psnr": [mean(by[s, "LMPPM"]["psnr"]) for s in levels],
-        "bm3d_psnr": [mean(by[s, "BM3D (blind)"]["psnr"]) for s in levels],
-        "sigma": levels,
-    }
 
 
 def _write(out_dir: Path, name: str, cells: list[dict], header: str, seed: int) -> dict:

@@ -1,4 +1,4 @@
-"""Suite `speed` (issue 14): how fast each restorer runs on one device, side by side in one process.
+"""Suite `speed`: how fast each restorer runs on one device, side by side in one process.
 
 Rows: images/s restoring noisy held-out digits (mnist-5k test split, sigma 0.4) with LMPPM (the bundled
 flow), Ablation_lmppm (alpha = 0), the DAE's single pass, the LDM's default restoration and the LDM as the
@@ -25,7 +25,7 @@ import torch
 
 from lmppm_cli.core.bank import kernel_mean
 from lmppm_cli.core.flow import normalized_gradient
-from lmppm_cli.core.restoration import PRECISIONS
+from lmppm_cli.core.precision import PRECISIONS
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k, photo_tensor
 from lmppm_cli.files.devices import pick_device
@@ -33,6 +33,7 @@ from lmppm_cli.files.images import resize
 from lmppm_cli.files.tiling import resolve, restore_tiled
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import restorer
+from lmppm_cli.methods.ldm import LdmOptions
 
 BATCHES = (1, 64, 1024)
 NOISE = 0.4
@@ -95,8 +96,12 @@ def _methods(nets: dict, seed: int) -> dict[str, Callable]:
         "LMPPM": restorer(nets["lmppm"]),
         "Ablation_lmppm": restorer(nets["lmppm"], "ablation-lmppm"),
         "DAE single pass": restorer(nets["dae"], "dae"),
-        f"LDM default ({nets['ldm'].config.diffusion.start_step} steps)": restorer(nets["ldm"], "ldm", seed=seed),
-        f"LDM full chain ({full_chain + 1} steps)": restorer(nets["ldm"], "ldm", seed=seed, start_step=full_chain),
+        f"LDM default ({nets['ldm'].config.diffusion.start_step} steps)": restorer(
+            nets["ldm"], "ldm", LdmOptions(seed=seed)
+        ),
+        f"LDM full chain ({full_chain + 1} steps)": restorer(
+            nets["ldm"], "ldm", LdmOptions(seed=seed, start_step=full_chain)
+        ),
     }
     return {name: (lambda x, fn=fn: fn(x).images) for name, fn in fns.items()}
 

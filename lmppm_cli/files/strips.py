@@ -1,6 +1,6 @@
-"""Very large PNG images restored band by band: rows are decoded (pypng), restored one row of tiles at a
+"""Very large PNG images restored strip by strip: rows are decoded (pypng), restored one row of tiles at a
 time, blended exactly as tiling.restore_tiled does, and encoded (pypng) as soon as no later tile
-touches them. Memory is bounded by a band of tiles (tile height x image width), not by the image.
+touches them. Memory is bounded by a strip of tiles (tile height x image width), not by the image.
 
 Taken for a PNG -> PNG job of a tiling model over BAND_PIXELS, gray or RGB, 8 or 16 bits, without
 alpha or an EXIF orientation; every other job goes the whole-image way (jobs.restore_files).
@@ -20,25 +20,25 @@ from lmppm_cli.files.images import _no_bomb_warning, resize, to_channels
 from lmppm_cli.files.tiling import ramp, tile_starts
 
 
-def band_pixels() -> int:
+def strip_pixels() -> int:
     """Images above Pillow's decompression-bomb threshold (89 Mpx) are streamed."""
     return Image.MAX_IMAGE_PIXELS or 89_478_485
 
 
 def streamable(source: Path, target: Path) -> bool:
-    """A PNG -> PNG job over band_pixels() that pypng reads as plain gray or RGB rows."""
+    """A PNG -> PNG job over strip_pixels() that pypng reads as plain gray or RGB rows."""
     if source.suffix.lower() != ".png" or target.suffix.lower() != ".png":
         return False
     try:
         with _no_bomb_warning(), Image.open(source) as img:
             plain = img.mode in ("L", "I", "I;16", "I;16B", "RGB") and "transparency" not in img.info
             bare = not img.info.get("icc_profile") and not img.getexif()  # pypng writes neither back
-            return plain and bare and img.width * img.height > band_pixels()
+            return plain and bare and img.width * img.height > strip_pixels()
     except (OSError, ValueError, Image.DecompressionBombError):
         return False
 
 
-def restore_png_in_bands(
+def restore_png_in_strips(
     source: Path, target: Path, restore: Callable, channels: int, model_hw, tile: int, overlap: int, batch_size: int
 ) -> int:
     """`source` restored into `target` (atomically) in the source's own channels and bit depth (8 for
@@ -78,17 +78,17 @@ def _blend_rows(
     for k, y in enumerate(ys):
         while first + len(buffer) < y + th:
             buffer.append(next(rows))
-        band = convert(torch.stack(buffer[y - first : y - first + th], dim=1))  # (C, th, W)
+        strip = convert(torch.stack(buffer[y - first : y - first + th], dim=1))  # (C, th, W)
         grow = y + th - done - (0 if total is None else total.shape[1])
         if total is None:
-            total, norm = torch.zeros(band.shape[0], y + th - done, width), torch.zeros(1, y + th - done, width)
+            total, norm = torch.zeros(strip.shape[0], y + th - done, width), torch.zeros(1, y + th - done, width)
         elif grow > 0:
             total = torch.cat([total, torch.zeros(total.shape[0], grow, width)], 1)
             norm = torch.cat([norm, torch.zeros(1, grow, width)], 1)
         boxes = list(xs)
         for i in range(0, len(boxes), batch_size):
             chunk = boxes[i : i + batch_size]
-            restored = restore(torch.stack([resize(band[:, :, x : x + tw], *model_hw) for x in chunk])).cpu()
+            restored = restore(torch.stack([resize(strip[:, :, x : x + tw], *model_hw) for x in chunk])).cpu()
             for x, t in zip(chunk, restored):
                 total[:, y - done : y - done + th, x : x + tw] += weight * resize(t, th, tw)
                 norm[:, y - done : y - done + th, x : x + tw] += weight

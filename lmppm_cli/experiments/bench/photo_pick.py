@@ -1,0 +1,127 @@
+"""Suite `photo-pick`: the photo model against blind BM3D on the whole validation scenes (photo-crops'
+`validation_photos`: fur, a face, foliage, a building, a smooth sky, a landscape), at Gaussian noise 0
+to 0.3 and at the camera-like rows, each photo 8-bit in and out as `lmppm restore` writes it.
+
+It writes, beside results.json and results.md, `photos-vs-bm3d.json`: per noise level, the mean over the
+scenes of the estimated noise (as it comes out of clipped 8-bit photos) and of each method's PSNR and
+SSIM. For the bundled `photos` model that file is in weights/, and `lmppm restore` with no --model sends
+a colour photo to the learned model wherever it is ahead there at the photo's estimated noise
+(domain.photo_method). Differences are paired by scene and draw, with a 95% Student-t interval over them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lmppm_cli.experiments.bench.intervals import t_interval
+from lmppm_cli.experiments.bench.photos import CAMERA_ROWS, classical_rows, learned_rows, noise_levels, score_photo
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.files.data import validation_photos
+from lmppm_cli.files.devices import pick_device
+from lmppm_cli.files.weights import load_model, resolve_model
+
+PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+MODEL, BM3D, SINGLE = "LMPPM", "BM3D (blind)", "single pass G(F(x))"
+
+
+def run_photo_pick(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda s: None,
+    models: dict | None = None,
+    draws: int = 1,
+    device: str = "auto",
+    extra_photos: str | None = None,
+) -> dict:
+    """The model's default restorer, its single pass and blind BM3D on every validation scene (the first
+    `limit` of them); writes results.json, results.md and photos-vs-bm3d.json into out_dir."""
+    model = (models or {}).get("lmppm") or "photos"
+    path = resolve_model(model)
+    net = load_model(path, pick_device(device))
+    rows = learned_rows(net, None)
+    methods = {MODEL: rows[MODEL], SINGLE: rows[SINGLE], BM3D: classical_rows()[BM3D]}
+    scenes = dict(list(validation_photos(extra_photos).items())[:limit])
+    degradations = {**noise_levels(PICK_LEVELS), **CAMERA_ROWS}
+    cells = []
+    for name, clean in scenes.items():
+        stage = lambda s, name=name: on_stage(f"{name}, {s}")  # noqa: E731
+        cells += [c | {"scene": name} for c in score_photo(clean, methods, degradations, seed, draws, stage)]
+    table = pick_table(cells, model, hashlib.sha256(Path(path).read_bytes()).hexdigest(), list(scenes))
+    out = Path(out_dir)
+    write_text(out / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
+    write_text(out / "results.json", json.dumps({"suite": "photo-pick", "seed": seed, "cells": cells}, indent=2))
+    write_text(out / "results.md", markdown(cells, list(scenes), draws))
+    return {f"{row['degradation']}: {row['method']}": row["means"] for row in pooled(cells)}
+
+
+def pooled(cells: list[dict]) -> list[dict]:
+    """Per (degradation, method): the mean PSNR and SSIM over scenes and draws, and the paired difference
+    to LMPPM (this row minus LMPPM) with its interval over every (scene, draw)."""
+    keys = list(dict.fromkeys((c["degradation"], c["method"]) for c in cells))
+    by = {(c["degradation"], c["method"], c["scene"]): c for c in cells}
+    scenes = list(dict.fromkeys(c["scene"] for c in cells))
+    out = []
+    for deg, method in keys:
+        row = {"degradation": deg, "method": method, "means": {}, "versus": {}}
+        for metric in ("psnr", "ssim"):
+            values = [v for s in scenes for v in by[deg, method, s][metric]]
+            row["means"][metric] = sum(values) / len(values)
+            if method != MODEL:
+                ref = [v for s in scenes for v in by[deg, MODEL, s][metric]]
+                row["versus"][metric] = t_interval([a - b for a, b in zip(values, ref)])
+        out.append(row)
+    return out
+
+
+def pick_table(cells: list[dict], name: str, sha256: str, scenes: list[str]) -> dict:
+    """What domain.photo_method reads: per Gaussian noise level, the mean over the scenes of the noisy
+    photos' estimated noise and of the model's and blind BM3D's PSNR and SSIM."""
+    gaussian = [c for c in cells if c["sigma"] is not None]
+    levels = sorted({c["sigma"] for c in gaussian})
+
+    def mean(sigma, method, key):
+        values = [v for c in gaussian if c["sigma"] == sigma and c["method"] == method for v in c[key]]
+        return sum(values) / len(values)
+
+    return {
+        "_about": "lmppm bench --suite photo-pick: the photo model's default restorer against blind BM3D, mean over the validation scenes, by noise level.",
+        "model": name,
+        "sha256": sha256,
+        "scenes": scenes,
+        "sigma": levels,
+        "estimated_noise": [mean(s, MODEL, "estimated_noise") for s in levels],
+        "model_psnr": [mean(s, MODEL, "psnr") for s in levels],
+        "bm3d_psnr": [mean(s, BM3D, "psnr") for s in levels],
+        "model_ssim": [mean(s, MODEL, "ssim") for s in levels],
+        "bm3d_ssim": [mean(s, BM3D, "ssim") for s in levels],
+    }
+
+
+def markdown(cells: list[dict], scenes: list[str], draws: int) -> str:
+    lines = [
+        "# lmppm bench: photo-pick",
+        "",
+        f"The validation scenes ({', '.join(scenes)}), whole, {draws} draw(s) each, 8-bit in and out. "
+        "Mean over the scenes; the difference to LMPPM is paired by scene and draw (95% interval).",
+        "",
+        "| degradation | method | PSNR | SSIM | PSNR - LMPPM | SSIM - LMPPM |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in pooled(cells):
+        v = row["versus"]
+        diff = [f"{v[m].text(d, True)} {v[m].verdict}" if m in v else "" for m, d in (("psnr", 2), ("ssim", 4))]
+        means = row["means"]
+        lines.append(
+            f"| {row['degradation']} | {row['method']} | {means['psnr']:.2f} | {means['ssim']:.4f} | {diff[0]} | {diff[1]} |"
+        )
+    lines += ["", "LMPPM minus blind BM3D, PSNR by scene:", "", "| degradation | " + " | ".join(scenes) + " |"]
+    lines.append("|---" * (len(scenes) + 1) + "|")
+    by = {(c["degradation"], c["method"], c["scene"]): c for c in cells}
+    for deg in dict.fromkeys(c["degradation"] for c in cells):
+        gaps = [sum(by[deg, MODEL, s]["psnr"]) / draws - sum(by[deg, BM3D, s]["psnr"]) / draws for s in scenes]
+        lines.append(f"| {deg} | " + " | ".join(f"{g:+.2f}" for g in gaps) + " |")
+    return "\n".join(lines) + "\n\nwin / loss: the row is ahead of / behind LMPPM with the interval excluding 0.\n"

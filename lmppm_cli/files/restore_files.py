@@ -1,0 +1,162 @@
+"""Restoring files: batches of decoded images through a method's restorer (tiling.restore_images), read
+and written by the I/O pool beside the model; very large PNGs strip by strip. A file that fails to read,
+restore or write is reported and the rest go on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files.images import DEEP_SUFFIXES, grid, save_image, tensor_to_image, to_array
+from lmppm_cli.files.io_pool import Done, Inline, io_pool, read_ahead, split, write_many
+from lmppm_cli.files.plan import Job, trajectory_path
+from lmppm_cli.files.reports import CHANNELS, Report, row
+from lmppm_cli.files.strips import restore_png_in_strips, streamable
+from lmppm_cli.files.tiling import resolve, restore_images
+
+
+def restore_files(
+    model,
+    jobs: list[Job],
+    restorer: Callable,
+    batch_size: int = 64,
+    trajectory: bool = False,
+    on_done: Callable[[Job], None] = lambda job: None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    report_as: dict | None = None,
+) -> Report:
+    """Restore every job with `restorer` (methods.restorer), as tiling.restore_images restores an image.
+    With `report_as` (e.g. {"model": ..., "method": ...}), each written image adds those fields and its
+    scores (`row`) to `report.rows`."""
+    report = Report()
+    tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
+    if tiles[0] > 0 and not trajectory and report_as is None:
+        in_strips = [job for job in jobs if streamable(job.source, job.target)]
+        _restore_in_strips(model, in_strips, restorer, tiles, batch_size, report, on_done)
+        jobs = [job for job in jobs if job not in in_strips]
+    with io_pool(len(jobs) > batch_size) as pool:
+        batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as, pool)
+        for chunk in read_ahead(pool, jobs, batch_size):
+            pending = []
+            for job, read in chunk:
+                if isinstance(read, LmppmError):
+                    report.failed.append((job.source, str(read)))
+                    on_done(job)
+                else:
+                    pending.append((job, *read))
+            if pending:
+                batch.run(pending)
+        batch.finish()
+    if model is not None:
+        report.fold_channel_notes(model.config.autoencoder.channels)
+    return report
+
+
+def _restore_in_strips(model, jobs: list[Job], restorer, tiles, batch_size, report: Report, on_done) -> None:
+    """Very large PNGs, strip by strip (files/strips.py): memory bounded by a strip of tiles."""
+    import png
+
+    ae = model.config.autoencoder
+    tile_fn = lambda b: restorer(b.to(model.device), False).images  # noqa: E731
+    for job in jobs:
+        try:
+            planes = restore_png_in_strips(
+                job.source, job.target, tile_fn, ae.channels, (ae.height, ae.width), *tiles, batch_size
+            )
+            report.written.append(job.target)
+            if planes != ae.channels:
+                report.note(
+                    f"{planes}-channel input converted for a {ae.channels}-channel model.", job.source, CHANNELS
+                )
+        except (LmppmError, OSError, ValueError, png.Error) as exc:
+            report.failed.append((job.source, f"could not be restored in strips ({exc})"))
+        on_done(job)
+
+
+@dataclass
+class _Batch:
+    """Restores a batch of read images and hands the results to the pool's writers."""
+
+    model: object
+    restorer: Callable
+    trajectory: bool
+    report: Report
+    on_done: Callable
+    tiles: tuple[int, int]
+    batch_size: int
+    report_as: dict | None
+    pool: object = field(default_factory=lambda: Inline())  # encodes and writes results (io_pool)
+    staged: list = field(default_factory=list)  # (job, result array, info, report row or None) of this batch
+    writing: list = field(default_factory=list)  # ([(job, report row)], future of their write errors)
+
+    def run(self, pending) -> None:
+        done_before = self.writing
+        self._run(pending)
+        self.writing = [
+            (
+                [(job, line) for job, _, _, line in part],
+                self.pool.submit(write_many, [(job.target, arr, info) for job, arr, info, _ in part]),
+            )
+            for part in split(self.staged)
+        ]
+        self.staged = []
+        self._settle(done_before)  # at most two batches of results are in flight
+
+    def finish(self) -> None:
+        self._settle(self.writing)
+        self.writing = []
+
+    def _run(self, pending) -> None:
+        images = [x for _, x, _ in pending]
+        results = restore_images(self.model, self.restorer, images, self.tiles, self.batch_size, self.trajectory)
+        for (job, x, info), done in zip(pending, results):
+            if self._done(job, x, done.image, info, done.steps, done.seconds) and done.frames:
+                self._strip(job, done.frames)
+            if self.model is not None and x.shape[0] != self.model.config.autoencoder.channels:
+                channels = self.model.config.autoencoder.channels
+                self.report.note(
+                    f"{x.shape[0]}-channel input converted for a {channels}-channel model.", job.source, CHANNELS
+                )
+            for note in info.notes:
+                self.report.note(f"{note}.", job.source)
+            if info.bits == 16 and job.target.suffix.lower() not in DEEP_SUFFIXES:
+                self.report.note(
+                    f"16-bit colour written with 8 bits per channel ({job.target.suffix} holds 8; .png or .tif keep 16).",
+                    job.source,
+                )
+
+    def _done(self, job, x, out, info, steps, seconds) -> bool:
+        """Stage one result for the pool's writers (settled later, in order), or write it here when a
+        trajectory strip must follow only a successful write. -> written (True while in flight)."""
+        line = (
+            row(job, self.report_as, self.model, x, out.cpu(), steps, seconds) if self.report_as is not None else None
+        )
+        if not self.trajectory:
+            self.staged.append((job, to_array(out), info, line))
+            return True
+        return self._settle([([(job, line)], Done(write_many([(job.target, to_array(out), info)])))])
+
+    def _settle(self, writing) -> bool:
+        ok = True
+        for items, future in writing:
+            for (job, line), error in zip(items, future.result()):
+                if error is None:
+                    self.report.written.append(job.target)
+                    if line is not None:
+                        self.report.rows.append(line)
+                else:
+                    self.report.failed.append((job.source, error))
+                    ok = False
+                self.on_done(job)
+        return ok
+
+    def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
+        strip = grid(torch.stack(frames).cpu(), len(frames))
+        try:
+            save_image(tensor_to_image(strip), trajectory_path(job.target))
+        except LmppmError as exc:
+            self.report.failed.append((job.source, str(exc)))

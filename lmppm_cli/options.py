@@ -1,0 +1,232 @@
+"""Options the CLI's commands share, declared once: the model reference, the device, and the flow
+settings, which come from FlowConfig's own fields (config.FLOW_OPTIONS) so that a new flow setting
+becomes an option of `restore` and `generate` with no change here."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import typing
+from typing import Annotated
+
+import typer
+
+from lmppm_cli.core.config import FLOW_OPTIONS, FlowConfig, FlowOverride
+
+FLOW_PANEL = "Flow (Alg. 4) [default: the model's]"
+
+
+def _opt(*decls, **kw):
+    return typer.Option(*decls, **kw)
+
+
+Files = Annotated[
+    list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns.", show_default=False)
+]
+Output = Annotated[str, _opt("--output", "-o", help="Output file (one input) or folder.", show_default=False)]
+OutputFolder = Annotated[str, _opt("--output", "-o", help="Folder to write.", show_default=False)]
+ModelOpt = Annotated[str, _opt("--model", "-m", help="Model file, bundled model name, or Hugging Face Hub repo id.")]
+PickedModelOpt = Annotated[
+    str | None,
+    _opt(
+        "--model",
+        "-m",
+        help="Model file, bundled name or Hub repo id [default: the method's bundled model; for the flow, each image's domain model].",
+    ),
+]
+MethodOpt = Annotated[str | None, _opt(help="A restoring method of `lmppm methods` [default: the model's own].")]
+RevisionOpt = Annotated[str | None, _opt(help="Hub revision (branch, tag or commit) for a Hub model.")]
+OfflineOpt = Annotated[bool, _opt("--offline", help="Use only the local Hub cache, never the network.")]
+DeviceOpt = Annotated[str, _opt(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
+BatchOpt = Annotated[int, _opt(min=1, help="Images (or tiles) per forward pass.")]
+PrecisionOpt = Annotated[
+    str,
+    _opt(
+        help="Network precision: fp32, or bf16 / fp16 on a GPU (bf16 also on CPUs with native bf16); the flow's latents stay fp32."
+    ),
+]
+SeedOpt = Annotated[int, _opt(help="Seed; the same seed gives the same output.")]
+StartStepOpt = Annotated[int | None, _opt(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")]
+LdmSeedOpt = Annotated[int, _opt(help="ldm only: seed of its sampling noise.")]
+TrajectoryOpt = Annotated[bool, _opt(help="Also write NAME.trajectory.png: the image after each step.")]
+TileOpt = Annotated[
+    int | None,
+    _opt(
+        min=0,
+        help="Tiles of N pixels for images larger than the model (0: resize whole images) [default: a U-Net's input size, 0 for conv models].",
+    ),
+]
+OverlapOpt = Annotated[
+    int | None, _opt(min=0, help="Pixels shared by neighbouring tiles [default: a quarter of the tile].")
+]
+ReportOpt = Annotated[
+    str | None,
+    _opt(help="Also write per-image scores (D and residual before and after, steps, time) to this .csv or .json file."),
+]
+StrictOpt = Annotated[
+    bool, _opt(help="With no --model: stop, writing nothing, when an image is far from the picked model's data.")
+]
+SkipExistingOpt = Annotated[
+    bool, _opt(help="Leave out the files whose result already exists (to finish an interrupted run).")
+]
+KindOpt = Annotated[
+    str, _opt(help="noise, elastic, downsample, missing-pixels, scribbles or sharpen.", show_default=False)
+]
+SeverityOpt = Annotated[str, _opt(help="mild, severe (Table 6) or an explicit strength.")]
+DomainOpt = Annotated[str, _opt(help="Which Table 6 presets: digits or faces (they differ for noise).")]
+CountOpt = Annotated[int, _opt("--n", min=1, help="Number of images.")]
+ProgressionOpt = Annotated[bool, _opt(help="Also write progression.png: the first 8 samples after each step.")]
+StartOpt = Annotated[str, _opt(help="latent: Gaussian noise in latent space; pixel: F(noise image).")]
+# train
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        help="Folder of images (recursive) or a built-in dataset: mnist-5k, mnist, lfw-faces, photo-patches, photo-crops.",
+        show_default=False,
+    ),
+]
+RunOpt = Annotated[
+    str, _opt("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)
+]
+TrainMethodOpt = Annotated[str, _opt(help="What to train: a trained method of `lmppm methods` (lmppm, or a baseline).")]
+BaseOpt = Annotated[str | None, _opt(help="ldm only: the trained DAE whose latent space it models.")]
+InitOpt = Annotated[
+    str | None, _opt(help="lmppm or dae: start F and G from this model's autoencoder (not in the paper).")
+]
+LambdasOpt = Annotated[str, _opt(help="lambda_1..lambda_6 of Eq. 20, comma separated.")]
+LambdaDenoiseOpt = Annotated[
+    float, _opt(min=0.0, help="Weight of ||x - G(F(x_noisy))||^2 added to Eq. 20 (not in the paper).")
+]
+ImageSizeOpt = Annotated[
+    str | None,
+    _opt(help="Model input size, N or HxW [default: 32 photo-patches, 64 photo-crops, 25 lfw-faces, else 28]."),
+]
+ChannelsOpt = Annotated[int | None, _opt(min=1, max=4, help="1 (gray) or 3 (RGB) [default: from the data].")]
+ExtraPhotosOpt = Annotated[
+    str | None,
+    _opt(help="photo-crops: a folder of whole photos (Debian's wallpapers; bash examples/wallpapers.sh DIR)."),
+]
+DataDirOpt = Annotated[str | None, _opt(help="Download folder for torchvision datasets.")]
+StreamOpt = Annotated[
+    bool, _opt(help="Folder only: decode the images once into a memory-mapped cache and train from it.")
+]
+CacheOpt = Annotated[str | None, _opt(help="--stream: folder for the decoded cache [default: RUN/cache].")]
+ResumeOpt = Annotated[bool, _opt(help="Continue the run in -o exactly where it stopped.")]
+# bench
+SuiteOpt = Annotated[
+    str,
+    _opt(
+        help="mnist (Table 1), mnist-noise, photo-noise, photos, photo-pick, faces (Table 2), circle (Figs. 4-7), generation (Fig. 9) or speed.",
+        show_default=False,
+    ),
+]
+BenchOutputOpt = Annotated[str, _opt("--output", "-o", help="Folder for results.json, results.md and grids.")]
+LimitOpt = Annotated[
+    int | None, _opt(min=2, help="Use only N test images, spread over the classes; speed: batch sizes up to N.")
+]
+DrawsOpt = Annotated[int, _opt(min=1, max=20, help="Seeded draws of every degradation (the same for every method).")]
+DegradationsOpt = Annotated[str | None, _opt(help="Comma-separated kinds to run [default: all of the suite].")]
+SuiteModelOpt = Annotated[str | None, _opt("--model", "-m", help="The LMPPM model [default: the suite's bundled one].")]
+AblationOpt = Annotated[str | None, _opt(help="The LMPPM model without latent-to-skip projections.")]
+DaeOpt = Annotated[str | None, _opt(help="The DAE baseline (and Ablation_dae).")]
+LdmOpt = Annotated[str | None, _opt(help="The LDM baseline.")]
+ClassifierOpt = Annotated[str | None, _opt(help="The domain classifier for FID and accuracy.")]
+ClassicalOpt = Annotated[bool, _opt(help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet).")]
+SplitOpt = Annotated[str, _opt(help="mnist: the test digits (every reported figure) or the validation digits.")]
+
+
+def _parameter(f, owner, panel: str | None, flow: bool = False) -> inspect.Parameter:
+    """The typer option of one config field (config.option): its name, type, default, help and bounds.
+    A flow setting defaults to None (the model's own); a field with `parse` is read as text."""
+    kind = typing.get_type_hints(owner)[f.name]
+    meta = f.metadata
+    limits = {k: meta[k] for k in ("min", "max") if k in meta}
+    flag = f.name.replace("_", "-")
+    decls = (f"--{flag}/--no-{flag}",) if kind is bool else ()
+    default = None if flow else meta.get("shown", f.default)
+    if "parse" in meta:
+        kind, default = str, None if default is None else ",".join(map(str, default))
+    option = typer.Option(*decls, help=meta["help"], rich_help_panel=panel, show_default=not flow, **limits)
+    annotation = Annotated[kind | None, option] if default is None else Annotated[kind, option]
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _extend(command, name: str, added: list[inspect.Parameter], collect):
+    """`command` with `added` options in its signature; their values reach it as `name` = collect(values)."""
+    signature = inspect.signature(command, eval_str=True)
+    names = [p.name for p in added]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        given = {n: kwargs.pop(n, None) for n in names}
+        return command(*args, **kwargs, **{name: collect(given)})
+
+    own = [p for p in signature.parameters.values() if p.name != name]
+    parameters = [*own, *added]
+    wrapper.__signature__ = signature.replace(parameters=parameters)
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}  # evaluated: typer reads them here
+    del wrapper.__wrapped__  # typer reads the new signature, not the command's
+    return wrapper
+
+
+def flow_options(command):
+    """Give a command one option per user setting of FlowConfig (config.FLOW_OPTIONS), passed on whole
+    as `flow` (a FlowOverride)."""
+    added = [_parameter(f, FlowConfig, FLOW_PANEL, flow=True) for f in FLOW_OPTIONS]
+    return _extend(command, "flow", added, lambda given: FlowOverride(**given))
+
+
+def config_options(*classes, panel: str | None = None):
+    """Give a command one option per field of these config classes that has a help text (config.option),
+    passed on as `configs`: {class: {field: value}} (text parsed where the field says how)."""
+
+    def fields_of(cls):
+        return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+    def collect(given: dict) -> dict:
+        out = {}
+        for cls in classes:
+            values = {f.name: given[f.name] for f in fields_of(cls)}
+            for f in fields_of(cls):
+                if "parse" in f.metadata and isinstance(values[f.name], str):
+                    values[f.name] = f.metadata["parse"](values[f.name])
+            out[cls] = values
+        return out
+
+    def decorate(command):
+        added = [_parameter(f, cls, panel) for cls in classes for f in fields_of(cls)]
+        return _extend(command, "configs", added, collect)
+
+    return decorate
+
+
+def floats(text: str, option: str, count: int) -> tuple[float, ...]:
+    """COUNT finite numbers separated by commas."""
+    import math
+
+    from lmppm_cli.core.errors import LmppmError
+
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise LmppmError(f"{option} needs {count} finite numbers separated by commas, not {text!r}.")
+    return values
+
+
+def image_size_of(data: str, text: str | None, channels: int | None) -> tuple[int, int, int]:
+    """(height, width, channels) of `lmppm train`: --image-size N or HxW (default: the dataset's native
+    size), --channels (default: sniffed from the data)."""
+    from lmppm_cli.core.errors import LmppmError
+    from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels
+
+    default = NATIVE_SIZE.get(data, 28)
+    try:
+        parts = [int(p) for p in text.lower().split("x")] if text is not None else [default]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise LmppmError(f"--image-size must be N or HxW with positive integers, not {text!r}.")
+    return parts[0], parts[-1], channels or sniff_channels(data)

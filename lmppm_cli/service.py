@@ -1,0 +1,209 @@
+"""The restore service behind `lmppm restore` and the Python API: a typed request goes in, a report comes
+out. Planning the outputs, the per-image pick of a bundled model (or classical method), the restorer of
+each group, batching and tiling, reports, the output manifest and torchrun's shares live here once; the
+CLI only parses options into a RestoreRequest and shows what `Hooks` tell it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from lmppm_cli import methods
+from lmppm_cli.core.config import FlowOverride
+from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.files import domain, shards
+from lmppm_cli.files.devices import pick_device
+from lmppm_cli.files.images import large_images, read_image
+from lmppm_cli.files.plan import Job, plan_outputs, record_outputs, written_paths
+from lmppm_cli.files.reports import REPORT_SUFFIXES, Report, write_rows
+from lmppm_cli.files.restore_files import restore_files
+from lmppm_cli.files.strips import streamable
+from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
+from lmppm_cli.methods.ldm import LdmOptions
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """tile: side of the tiles (None: the model's input for U-Nets, 0: resize whole images); overlap:
+    pixels shared by neighbouring tiles (None: a quarter of the tile); batch_size: tiles or images per pass."""
+
+    tile: int | None = None
+    overlap: int | None = None
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What to restore, with what, and where the results go (the options of `lmppm restore`)."""
+
+    inputs: tuple[str, ...]
+    output: str
+    model: str | None = None  # None: the method's bundled model, or for the flow the pick per image
+    method: str | None = None  # None: the model's own method
+    flow: FlowOverride = field(default_factory=FlowOverride)
+    ldm: LdmOptions = field(default_factory=LdmOptions)
+    revision: str | None = None
+    offline: bool = False
+    device: str = "auto"
+    precision: str = "fp32"
+    tiling: Tiling = field(default_factory=Tiling)
+    report: str | None = None  # a .csv or .json file for per-image rows
+    trajectory: bool = False  # also write NAME.trajectory.png
+    strict: bool = False  # with the pick: stop, writing nothing, when an image is in doubt
+    skip_existing: bool = False
+
+
+@dataclass
+class Hooks:
+    """What the service tells its caller; the CLI shows it, the API ignores it."""
+
+    on_start: Callable[[int], None] = lambda files: None
+    on_file: Callable[[Job], None] = lambda job: None
+    on_choices: Callable[[list[tuple[str, int, list[str]]], list[str]], None] = lambda counts, warnings: None
+    on_note: Callable[[str], None] = lambda text: None
+
+
+@dataclass
+class Group:
+    """Files restored alike: a model (None for a classical method) and the method to run."""
+
+    net: object
+    method: str | None
+    jobs: list[Job] = field(default_factory=list)
+
+
+def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
+    """Restore every input of `request` and write the results; -> the run's report (on every rank,
+    the report of all ranks). Under torchrun each rank restores its share of the files."""
+    hooks = hooks or Hooks()
+    if request.report is not None and Path(request.report).suffix.lower() not in REPORT_SUFFIXES:
+        raise LmppmError(f"--report {request.report} must end in .csv or .json.")
+    world = shards.world_from_env()
+    device = shards.rank_device(pick_device(request.device), world)
+    planned = plan_outputs(list(request.inputs), request.output, request.trajectory, request.skip_existing)
+    if not planned:
+        if world.main:
+            hooks.on_note("every result already exists; nothing to do.")
+        return Report()
+    jobs = shards.share(planned, world)
+    targets = {job.source: job.target for job in jobs}
+    for sentence in large_images(list(targets), lambda src: streamable(src, targets[src])) if world.main else []:
+        hooks.on_note(f"note: {sentence}.")
+    shards.start(world, device)
+    try:
+        groups, result = _groups(jobs, request, device)
+        fns = {
+            name: methods.restorer(g.net, g.method, (request.flow, request.ldm), request.precision)
+            for name, g in groups.items()
+        }
+        summaries = shards.gather(_choice_summary(groups, result.choices), world)
+        if world.main:
+            hooks.on_choices(*_merged(summaries))
+        hooks.on_start(len(jobs))
+        for name, group in groups.items():
+            result.report.extend(_restore_group(name, group, fns[name], request, hooks))
+        merged = Report()
+        for part in shards.gather(result.report, world):
+            merged.extend(part)
+        if request.report is not None and world.main:
+            write_rows(merged.rows, request.report)
+        return merged
+    finally:
+        if world.main:  # also when stopped: every result there now is whole and this tool's
+            written = [p for job in planned for p in written_paths(job, request.trajectory)]
+            record_outputs(list(request.inputs), request.output, written)
+        shards.stop()
+
+
+def _restore_group(name: str, group: Group, fn, request: RestoreRequest, hooks: Hooks) -> Report:
+    label = None
+    if request.report:
+        label = {"model": name if group.net is not None else "", "method": group.method or group.net.config.method}
+    t = request.tiling
+    return restore_files(
+        group.net, group.jobs, fn, t.batch_size, request.trajectory, hooks.on_file, t.tile, t.overlap, label
+    )
+
+
+@dataclass
+class _Picked:
+    report: Report  # the files that could not be read to pick a model for them
+    choices: dict[Path, domain.Choice] = field(default_factory=dict)
+
+
+def _groups(jobs: list[Job], request: RestoreRequest, device: torch.device) -> tuple[dict[str, Group], _Picked]:
+    """{name: Group}: the model the request names (or the method's bundled one) for every file, or
+    with no --model and a method that picks, each file's bundled domain model (`pick`)."""
+    method = request.method
+    if request.model is None and methods.get(method or methods.DEFAULT).picks:
+        return _picked_groups(jobs, request, device)
+    reference = request.model or methods.default_model(method or methods.DEFAULT)
+    net = _load(reference, request, device) if reference else None
+    return {reference: Group(net, method, list(jobs))}, _Picked(Report())
+
+
+def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[dict[str, Group], _Picked]:
+    """Each file's bundled domain model (domain.choose), grouped; with --strict, an error if any image is in doubt."""
+    bundle = DomainModels.load(device, request.revision, request.offline)
+    picked, groups = _Picked(Report()), {}
+    for job in jobs:
+        try:
+            x, _ = read_image(job.source)
+        except LmppmError as exc:
+            picked.report.failed.append((job.source, str(exc)))
+            continue
+        choice = bundle.choose(x)
+        picked.choices[job.source] = choice
+        net = bundle.nets.get(choice.name)
+        method = request.method if choice.method is None else choice.method
+        groups.setdefault(choice.name, Group(net, method)).jobs.append(job)
+    doubts = [f"{src}: {w}" for src, c in picked.choices.items() for w in c.warnings]
+    if request.strict and doubts:
+        raise LmppmError(f"{doubts[0]} (--strict: nothing written; pass --model to restore it anyway).")
+    return groups, picked
+
+
+@dataclass
+class DomainModels:
+    """The bundled domain models, their training summaries and the photo pick table: what `choose` needs."""
+
+    nets: dict
+    training: dict
+    photo_table: dict | None
+
+    @classmethod
+    def load(cls, device, revision=None, offline=False) -> DomainModels:
+        paths = {n: resolve_model(n, revision=revision, offline=offline) for n in domain.DOMAIN_MODELS}
+        nets = {n: load_model(p, device) for n, p in paths.items()}
+        training = {n: domain.training_summary(model_metadata(p)) for n, p in paths.items()}
+        return cls(nets, training, domain.pick_table(paths[domain.GENERAL]))
+
+    def choose(self, x: torch.Tensor) -> domain.Choice:
+        """The one pick of the CLI and the API: domain.choose over the bundled models."""
+        return domain.choose(x, self.nets, self.training, self.photo_table)
+
+
+def _load(reference: str, request: RestoreRequest, device):
+    return load_model(resolve_model(reference, revision=request.revision, offline=request.offline), device)
+
+
+def _choice_summary(groups: dict[str, Group], choices: dict) -> tuple[dict, list[str]]:
+    """({name: (files, reasons)}, warnings) of one rank's share."""
+    counts = {
+        name: (len(g.jobs), sorted({choices[j.source].reason for j in g.jobs if j.source in choices}))
+        for name, g in groups.items()
+    }
+    return counts, [f"{src}: {w}" for src, c in choices.items() for w in c.warnings]
+
+
+def _merged(summaries) -> tuple[list[tuple[str, int, list[str]]], list[str]]:
+    """The choices of every rank: [(name, files, reasons)] and every warning."""
+    counts: dict[str, tuple[int, set]] = {}
+    for part, _ in summaries:
+        for name, (n, reasons) in part.items():
+            total, seen = counts.get(name, (0, set()))
+            counts[name] = (total + n, seen | set(reasons))
+    return [(n, c, sorted(r)) for n, (c, r) in counts.items()], [w for _, ws in summaries for w in ws]
