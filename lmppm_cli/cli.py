@@ -24,7 +24,7 @@ from lmppm_cli.display import err, out  # noqa: E402
 from lmppm_cli.options import config_options, flow_options  # noqa: E402
 
 app = typer.Typer(
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Learned, manifold-aware image restoration and generation (LMPPM).\n\nExit codes: "
@@ -32,6 +32,17 @@ app = typer.Typer(
     + ".",
 )
 _state = {"debug": bool(os.environ.get("LMPPM_DEBUG"))}
+
+
+def _usage_error(self, file=None) -> None:
+    """A mistyped command, option or value: one sentence, as every other error (click's own would add
+    the usage line and a hint around it)."""
+    err.print(f"[red]error:[/red] {self.format_message()}", highlight=False, soft_wrap=True)
+
+
+# typer's click (vendored since typer 0.22) raises these; reached through a public class of typer's
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+UsageError.show = _usage_error  # errors are formatted once, here and in `friendly`
 
 
 def _version(value: bool) -> None:
@@ -109,11 +120,15 @@ def restore(
     report: o.ReportOpt = None,
     strict: o.StrictOpt = False,
     skip_existing: o.SkipExistingOpt = False,
+    overwrite: o.OverwriteOpt = True,
+    suffix: o.SuffixOpt = "",
+    quiet: o.QuietOpt = False,
     flow: FlowOverride = None,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
     from lmppm_cli import display, service
+    from lmppm_cli.files.plan import OutputRules
     from lmppm_cli.methods.ldm import LdmOptions
 
     request = service.RestoreRequest(
@@ -129,11 +144,10 @@ def restore(
         precision=precision,
         tiling=service.Tiling(tile, tile_overlap, batch_size),
         report=report,
-        trajectory=save_trajectory,
+        outputs=OutputRules(save_trajectory, skip_existing, overwrite, suffix),
         strict=strict,
-        skip_existing=skip_existing,
     )
-    display.run_restore(service.restore, request)
+    display.run_restore(service.restore, request, quiet)
 
 
 @app.command()
@@ -145,15 +159,17 @@ def degrade(
     severity: o.SeverityOpt = "severe",
     domain: o.DomainOpt = "digits",
     seed: o.SeedOpt = 0,
+    overwrite: o.OverwriteOpt = True,
+    suffix: o.SuffixOpt = "",
 ) -> None:
     """Degrade images reproducibly (Appendix B.2), to build test sets."""
     from lmppm_cli import display
     from lmppm_cli.core.degradations import strength
     from lmppm_cli.files.degrade_files import degrade_files
-    from lmppm_cli.files.plan import plan_outputs, record_outputs
+    from lmppm_cli.files.plan import OutputRules, plan_outputs, record_outputs
 
     value = strength(kind, severity, domain)
-    jobs = plan_outputs(inputs, output)
+    jobs = plan_outputs(inputs, output, OutputRules(overwrite=overwrite, suffix=suffix))
     with display.bar() as progress:
         task = progress.add_task(f"{kind} {value:g}", total=len(jobs))
         result = degrade_files(jobs, kind, value, seed, lambda job: progress.advance(task))
@@ -218,13 +234,14 @@ def train(
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
-    from lmppm_cli import display, training
-    from lmppm_cli.core.losses import LossWeights
+    from lmppm_cli.core.train_config import LossWeights
 
-    height, width, ch = o.image_size_of(data, image_size, channels)
-    ae = AutoencoderConfig(channels=ch, height=height, width=width, **configs[AutoencoderConfig])
     weights = LossWeights(*o.floats(lambdas, "--lambdas", 6), denoise=lambda_denoise)
-    tcfg = TrainConfig(**configs[TrainConfig], init=init or "", weights=weights)
+    tcfg = TrainConfig(**configs[TrainConfig], init=init or "", weights=weights)  # checked before torch loads
+    height, width, ch = o.image_size_of(data, image_size, channels)
+    from lmppm_cli import display, training
+
+    ae = AutoencoderConfig(channels=ch, height=height, width=width, **configs[AutoencoderConfig])
     source = training.DataSource(data, data_dir, stream, cache, tcfg.workers, extra_photos)
     display.run_training(training.run, method, ae, tcfg, source, output, device, resume, base)
 
@@ -246,6 +263,7 @@ def bench(
     classical: o.ClassicalOpt = True,
     split: o.SplitOpt = "test",
     extra_photos: o.ExtraPhotosOpt = None,
+    quick: o.QuickOpt = False,
     revision: o.RevisionOpt = None,
     offline: o.OfflineOpt = False,
     device: o.DeviceOpt = "auto",
@@ -267,6 +285,7 @@ def bench(
         extra_photos=extra_photos,
         revision=revision,
         offline=offline,
+        quick=quick,
     )
     display.bench(suite, output, options, run_bench)
 

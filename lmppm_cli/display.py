@@ -3,6 +3,8 @@ training epochs and bench tables (rich). Everything here prints; nothing here co
 
 from __future__ import annotations
 
+import shutil
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -16,6 +18,19 @@ def bar(quiet: bool = False) -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+        disable=quiet,
+    )
+
+
+def megapixel_bar(quiet: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.2f}/{task.total:.2f} Mpx"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
@@ -47,13 +62,14 @@ def choices(counts: list[tuple[str, int, list[str]]], warnings: list[str]) -> No
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
 
 
-def report(result, verb: str, quiet: bool = False) -> None:
-    """A run's notes, failures and counts (`quiet`: say nothing, as torchrun's ranks other than 0);
-    exit code 1 if any file failed."""
+def report(result, verb: str, quiet: bool = False, failures: bool | None = None) -> None:
+    """A run's notes, failures and counts (`quiet`: none of them, as torchrun's ranks other than 0;
+    `failures`: the failed files all the same, as --quiet); exit code 1 if any file failed."""
     for note in [] if quiet else result.notes:
         say(f"note: {note}")
-    for path, reason in [] if quiet else result.failed:
-        err.print(f"[red]failed:[/red] {path}: {reason}", highlight=False, soft_wrap=True)
+    for path, reason in result.failed if (not quiet if failures is None else failures) else []:
+        named = reason if str(path) in reason else f"{path}: {reason}"  # the path once
+        err.print(f"[red]failed:[/red] {named}", highlight=False, soft_wrap=True)
     if not quiet:
         failed = f", {len(result.failed)} failed" if result.failed else ""
         out.print(f"{verb} {len(result.written)} file(s){failed}.")
@@ -102,26 +118,61 @@ def rows_table(rows: dict) -> None:
     out.print(table)
 
 
-def run_restore(restore, request) -> None:
-    """`restore(request, hooks)` with a progress bar of its files, shown once the files are planned (an
-    error before that is one sentence alone), then its report; under torchrun, rank 0 alone speaks."""
+class FileProgress:
+    """A bar in megapixels over a run's files (their sizes read from the headers), moved tile by tile
+    within a large image and set exactly as each file finishes; its label counts the files."""
+
+    def __init__(self, progress: Progress):
+        self.progress, self.task, self.sizes = progress, None, {}
+        self.files, self.count, self.finished, self.partial = 0, 0, 0.0, 0.0
+
+    def on_start(self, jobs) -> None:
+        from lmppm_cli.files.images import pixel_size
+
+        self.sizes = {job.source: pixel_size(job.source)[0] * pixel_size(job.source)[1] / 1e6 for job in jobs}
+        self.files = len(jobs)
+        self.progress.start()
+        self.task = self.progress.add_task(self._label(0), total=max(sum(self.sizes.values()), 1e-9))
+
+    def on_pixels(self, n: float) -> None:
+        self.partial += n / 1e6
+        self.progress.update(self.task, completed=self.finished + self.partial)
+
+    def on_file(self, job) -> None:
+        done = self.sizes.get(job.source, 0.0)
+        self.finished, self.partial = self.finished + done, max(0.0, self.partial - done)
+        count = int(self.progress.tasks[0].fields.get("files", 0)) + 1
+        self.progress.update(
+            self.task, completed=self.finished + self.partial, description=self._label(count), files=count
+        )
+
+    def _label(self, count: int) -> str:
+        return f"restoring {count}/{int(self.files)} files"
+
+
+def run_restore(restore, request, quiet: bool = False) -> None:
+    """`restore(request, hooks)` with a progress bar (megapixels, with the time left), shown once the
+    files are planned (an error before that is one sentence alone), then its report; under torchrun,
+    rank 0 alone speaks."""
     from lmppm_cli.files.shards import world_from_env
     from lmppm_cli.service import Hooks
 
-    main = world_from_env().main
-    progress = bar(quiet=not main)
-    tasks = []
-
-    def on_start(n: int) -> None:
-        progress.start()
-        tasks.append(progress.add_task("restoring", total=n))
-
-    hooks = Hooks(on_start=on_start, on_file=lambda job: progress.advance(tasks[0]), on_choices=choices, on_note=say)
+    main = world_from_env().main and not quiet
+    progress = megapixel_bar(quiet=not main)
+    files = FileProgress(progress)
+    silent = lambda *a: None  # noqa: E731
+    hooks = Hooks(
+        on_start=files.on_start,
+        on_file=files.on_file,
+        on_pixels=files.on_pixels,
+        on_choices=choices if main else silent,
+        on_note=say if main else silent,
+    )
     try:
         result = restore(request, hooks)
     finally:
         stop(progress)
-    report(result, "restored", quiet=not main)
+    report(result, "restored", quiet=not main, failures=world_from_env().main)
 
 
 def run_training(run, method, autoencoder, tcfg, source, output, device, resume, base) -> None:
@@ -143,10 +194,9 @@ def run_training(run, method, autoencoder, tcfg, source, output, device, resume,
 
 
 def bench(suite: str, output: str, options, run_bench) -> None:
-    """Run a bench suite with a progress line, then its table and where the results went."""
+    """Run a bench suite with a progress line (cells of a known total, or the stage of a standalone
+    suite), then a short summary; the full table is in the results files."""
     from pathlib import Path
-
-    from rich.table import Table
 
     from lmppm_cli.experiments.bench import STANDALONE, check_options
 
@@ -156,51 +206,69 @@ def bench(suite: str, output: str, options, run_bench) -> None:
             rows = run_bench(suite, output, options, on_stage=lambda stage: status.update(f"{suite}: {stage}"))
         rows_table(rows)
     else:
-        table = Table("degradation", "method", "PSNR", "SSIM", "FID", "acc %", "ms / image")
         with bar() as progress:
-            task = progress.add_task(suite, total=None)
+            task = progress.add_task(f"{suite} cells", total=None)
+            cells = run_bench(
+                suite,
+                output,
+                options,
+                on_cell=lambda c: progress.advance(task),
+                on_start=lambda n: progress.update(task, total=n),
+            )
+        bench_summary(cells)
+    out.print(f"full tables: {Path(output) / 'results.md'} (and results.json, grid_*.png).")
 
-            def on_cell(c):
-                progress.advance(task)
-                fid = "" if c.fid is None else f"{c.fid:.2f}"
-                acc = "" if c.accuracy is None else f"{100 * c.accuracy:.1f}"
-                ms = f"{1000 * c.seconds_per_image:.3f}"
-                table.add_row(c.degradation, c.method, f"{c.psnr:.2f}", f"{c.ssim:.3f}", fid, acc, ms)
 
-            run_bench(suite, output, options, on_cell=on_cell)
-        out.print(table)
-    out.print(f"results written to {Path(output) / 'results.json'} and {Path(output) / 'results.md'}.")
+def bench_summary(cells) -> None:
+    """One line per degradation: LMPPM's PSNR and SSIM, and its verdicts against every other row."""
+    by = {}
+    for c in cells:
+        by.setdefault(c.degradation, []).append(c)
+    for degradation, row in by.items():
+        ours = next((c for c in row if c.method == "LMPPM"), None)
+        if ours is None:
+            continue
+        tally = {}
+        for c in row:
+            v = c.versus.get("psnr", {}).get("verdict")
+            if v and c.method != "LMPPM":
+                tally[v] = tally.get(v, 0) + 1
+        verdicts = ", ".join(f"{n} {k}" for k, n in sorted(tally.items()))
+        text = f"{degradation}: LMPPM {ours.psnr:.2f} dB / SSIM {ours.ssim:.3f}" + (
+            f" ({verdicts} in PSNR)" if verdicts else ""
+        )
+        out.print(text, highlight=False, soft_wrap=True)
 
 
 def models(rows: list[dict]) -> None:
-    """`lmppm models`: one row per model file."""
-    from rich.table import Table
+    """`lmppm models`: each model as a line of what it is and lines of its data and figure, wrapped to
+    the terminal (a table of ten columns cannot be read at 80 columns)."""
+    import textwrap
 
-    from lmppm_cli.files.catalog import COLUMNS
-
-    table = Table(*COLUMNS)
-    table.columns[0].no_wrap = True
+    width = max(40, min(out.width, shutil.get_terminal_size().columns))
     for row in rows:
-        table.add_row(*(str(row[c]) for c in COLUMNS))
-    out.print(table)
-    out.print("with no --model, `lmppm restore` picks mnist, faces or photos by the image's channels and size.")
+        facts = [row["source"], row["method"], row["arch"], row["input CxHxW"], f"{row['MB']} MB"]
+        facts.append("generates" if row["generates"] == "yes" else "does not generate")
+        if row["auto-pick for"]:
+            facts.append(f"picked for {row['auto-pick for']}")
+        head = textwrap.fill(f"{row['name']}: {', '.join(facts)}", width, subsequent_indent="    ")
+        out.print(head, highlight=False, markup=False)
+        for text in (f"data: {row['training data']}", row["headline"]):
+            if text:
+                out.print(textwrap.fill(text, width, initial_indent="  ", subsequent_indent="  "), highlight=False)
+    out.print("With no --model, `lmppm restore` picks mnist, faces or photos by the image's channels and size.")
 
 
 def methods(registry, default_model) -> None:
-    """`lmppm methods`: the registry, one row per method."""
-    from rich.table import Table
+    """`lmppm methods`: each method of the registry as a line of what it needs and does, and its summary."""
+    import textwrap
 
-    table = Table("method", "what it does", "model it needs", "default model", "restores", "trains", "generates")
-    table.columns[0].no_wrap = True
+    width = max(40, min(out.width, shutil.get_terminal_size().columns))
     for m in registry:
-        yes = lambda part: "yes" if part is not None else ""  # noqa: E731
-        table.add_row(
-            m.name,
-            m.summary,
-            m.model or "none",
-            default_model(m.name) or "",
-            yes(m.restorer),
-            yes(m.objective),
-            yes(m.generator),
-        )
-    out.print(table)
+        does = [
+            part for part, fn in (("restores", m.restorer), ("trains", m.objective), ("generates", m.generator)) if fn
+        ]
+        needs = f"needs a {m.model} model (default {default_model(m.name)})" if m.model else "needs no model"
+        head = textwrap.fill(f"{m.name}: {needs}; {', '.join(does)}", width, subsequent_indent="    ")
+        out.print(head, highlight=False, markup=False)
+        out.print(textwrap.fill(m.summary, width, initial_indent="  ", subsequent_indent="  "), highlight=False)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import re
 import typing
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from lmppm_cli import names
 from lmppm_cli.core.config import FLOW_OPTIONS, FlowConfig, FlowOverride
 
 FLOW_PANEL = "Flow (Alg. 4) [default: the model's]"
@@ -19,6 +21,21 @@ FLOW_PANEL = "Flow (Alg. 4) [default: the model's]"
 
 def _opt(*decls, **kw):
     return typer.Option(*decls, **kw)
+
+
+def _one_of(choices: tuple[str, ...], optional: bool = False, *decls, **kw):
+    """An option whose value must be one of `choices` (a Literal type: click checks it before any of our
+    modules loads)."""
+    kind = Literal[choices]
+    return Annotated[kind | None if optional else kind, typer.Option(*decls, **kw)]
+
+
+def _device(spec: str) -> str:
+    """--device auto|cpu|mps|cuda|cuda:N, its spelling checked before torch loads (files/devices.py
+    checks that it exists)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", spec.strip().lower()):
+        raise typer.BadParameter(f"{spec!r} is not a device; use auto, cpu, mps, cuda or cuda:N.")
+    return spec
 
 
 Files = Annotated[
@@ -35,21 +52,27 @@ PickedModelOpt = Annotated[
         help="Model file, bundled name or Hub repo id [default: the method's bundled model; for the flow, each image's domain model].",
     ),
 ]
-MethodOpt = Annotated[str | None, _opt(help="A restoring method of `lmppm methods` [default: the model's own].")]
+MethodOpt = _one_of(
+    names.RESTORING,
+    True,
+    metavar="METHOD",
+    help=f"{', '.join(names.RESTORING)}: see `lmppm methods` [default: the model's own].",
+)
 RevisionOpt = Annotated[str | None, _opt(help="Hub revision (branch, tag or commit) for a Hub model.")]
 OfflineOpt = Annotated[bool, _opt("--offline", help="Use only the local Hub cache, never the network.")]
-DeviceOpt = Annotated[str, _opt(help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
+DeviceOpt = Annotated[str, _opt(callback=_device, help="auto (cuda, then mps, then cpu), cpu, mps, cuda or cuda:N.")]
 BatchOpt = Annotated[int, _opt(min=1, help="Images (or tiles) per forward pass.")]
-PrecisionOpt = Annotated[
-    str,
-    _opt(
-        help="Network precision: fp32, or bf16 / fp16 on a GPU (bf16 also on CPUs with native bf16); the flow's latents stay fp32."
-    ),
-]
+PrecisionOpt = _one_of(
+    names.PRECISIONS,
+    False,
+    help="Network precision: fp32, or bf16 / fp16 on a GPU (bf16 also on CPUs with native bf16); the flow's latents stay fp32.",
+)
 SeedOpt = Annotated[int, _opt(help="Seed; the same seed gives the same output.")]
 StartStepOpt = Annotated[int | None, _opt(min=0, max=1999, help="ldm only: the step its reverse chain starts from.")]
 LdmSeedOpt = Annotated[int, _opt(help="ldm only: seed of its sampling noise.")]
-TrajectoryOpt = Annotated[bool, _opt(help="Also write NAME.trajectory.png: the image after each step.")]
+TrajectoryOpt = Annotated[
+    bool, _opt("--save-trajectory", help="Also write NAME.trajectory.png: the image after each step.")
+]
 TileOpt = Annotated[
     int | None,
     _opt(
@@ -65,19 +88,30 @@ ReportOpt = Annotated[
     _opt(help="Also write per-image scores (D and residual before and after, steps, time) to this .csv or .json file."),
 ]
 StrictOpt = Annotated[
-    bool, _opt(help="With no --model: stop, writing nothing, when an image is far from the picked model's data.")
+    bool,
+    _opt("--strict", help="With no --model: stop, writing nothing, when an image is far from the picked model's data."),
 ]
 SkipExistingOpt = Annotated[
-    bool, _opt(help="Leave out the files whose result already exists (to finish an interrupted run).")
+    bool,
+    _opt("--skip-existing", help="Leave out the files whose result already exists (to finish an interrupted run)."),
 ]
-KindOpt = Annotated[
-    str, _opt(help="noise, elastic, downsample, missing-pixels, scribbles or sharpen.", show_default=False)
+OverwriteOpt = Annotated[
+    bool,
+    _opt(
+        "--overwrite/--no-overwrite",
+        help="Replace results that exist (the run says how many), or refuse the run before writing anything.",
+    ),
 ]
+SuffixOpt = Annotated[
+    str, _opt(help="Added to each result's name in an output folder, e.g. _clean: a.png -> a_clean.png.")
+]
+QuietOpt = Annotated[bool, _opt("--quiet", "-q", help="Say nothing but errors and failed files.")]
+KindOpt = _one_of(names.DEGRADATIONS, False, help="Which degradation (Table 6).", show_default=False)
 SeverityOpt = Annotated[str, _opt(help="mild, severe (Table 6) or an explicit strength.")]
-DomainOpt = Annotated[str, _opt(help="Which Table 6 presets: digits or faces (they differ for noise).")]
+DomainOpt = _one_of(names.DOMAINS, False, help="Which Table 6 presets (they differ for noise).")
 CountOpt = Annotated[int, _opt("--n", min=1, help="Number of images.")]
 ProgressionOpt = Annotated[bool, _opt(help="Also write progression.png: the first 8 samples after each step.")]
-StartOpt = Annotated[str, _opt(help="latent: Gaussian noise in latent space; pixel: F(noise image).")]
+StartOpt = _one_of(names.STARTS, False, help="latent: Gaussian noise in latent space; pixel: F(noise image).")
 # train
 DataArg = Annotated[
     str,
@@ -89,7 +123,7 @@ DataArg = Annotated[
 RunOpt = Annotated[
     str, _opt("--output", "-o", help="Run folder: checkpoint, model.safetensors, summary.", show_default=False)
 ]
-TrainMethodOpt = Annotated[str, _opt(help="What to train: a trained method of `lmppm methods` (lmppm, or a baseline).")]
+TrainMethodOpt = _one_of(names.TRAINED, False, help="What to train: LMPPM, or a baseline.")
 BaseOpt = Annotated[str | None, _opt(help="ldm only: the trained DAE whose latent space it models.")]
 InitOpt = Annotated[
     str | None, _opt(help="lmppm or dae: start F and G from this model's autoencoder (not in the paper).")
@@ -114,13 +148,13 @@ StreamOpt = Annotated[
 CacheOpt = Annotated[str | None, _opt(help="--stream: folder for the decoded cache [default: RUN/cache].")]
 ResumeOpt = Annotated[bool, _opt(help="Continue the run in -o exactly where it stopped.")]
 # bench
-SuiteOpt = Annotated[
-    str,
-    _opt(
-        help="mnist (Table 1), mnist-noise, photo-noise, photos, photo-pick, faces (Table 2), circle (Figs. 4-7), generation (Fig. 9) or speed.",
-        show_default=False,
-    ),
-]
+SuiteOpt = _one_of(
+    names.SUITES,
+    False,
+    metavar="SUITE",
+    help="mnist (Table 1), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9), photos, photo-pick, mnist-noise, photo-noise or speed.",
+    show_default=False,
+)
 BenchOutputOpt = Annotated[str, _opt("--output", "-o", help="Folder for results.json, results.md and grids.")]
 LimitOpt = Annotated[
     int | None, _opt(min=2, help="Use only N test images, spread over the classes; speed: batch sizes up to N.")
@@ -133,7 +167,14 @@ DaeOpt = Annotated[str | None, _opt(help="The DAE baseline (and Ablation_dae).")
 LdmOpt = Annotated[str | None, _opt(help="The LDM baseline.")]
 ClassifierOpt = Annotated[str | None, _opt(help="The domain classifier for FID and accuracy.")]
 ClassicalOpt = Annotated[bool, _opt(help="Add rows for the classical blind denoisers (BM3D, NL-means, wavelet).")]
-SplitOpt = Annotated[str, _opt(help="mnist: the test digits (every reported figure) or the validation digits.")]
+QuickOpt = Annotated[
+    bool,
+    _opt(
+        "--quick",
+        help="About a minute: 50 images (2 photo scenes), one draw, no classical rows; figures indicative only.",
+    ),
+]
+SplitOpt = _one_of(names.SPLITS, False, help="mnist: the test digits (every reported figure) or the validation digits.")
 
 
 def _parameter(f, owner, panel: str | None, flow: bool = False) -> inspect.Parameter:
@@ -220,13 +261,14 @@ def image_size_of(data: str, text: str | None, channels: int | None) -> tuple[in
     """(height, width, channels) of `lmppm train`: --image-size N or HxW (default: the dataset's native
     size), --channels (default: sniffed from the data)."""
     from lmppm_cli.core.errors import LmppmError
-    from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels
 
-    default = NATIVE_SIZE.get(data, 28)
     try:
-        parts = [int(p) for p in text.lower().split("x")] if text is not None else [default]
+        parts = [int(p) for p in text.lower().split("x")] if text is not None else []
     except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
+        parts = [0]
+    if len(parts) > 2 or (parts and min(parts) < 1):
         raise LmppmError(f"--image-size must be N or HxW with positive integers, not {text!r}.")
+    from lmppm_cli.files.data import NATIVE_SIZE, sniff_channels  # torch loads here, once the options are checked
+
+    parts = parts or [NATIVE_SIZE.get(data, 28)]
     return parts[0], parts[-1], channels or sniff_channels(data)

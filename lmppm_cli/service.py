@@ -17,9 +17,9 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files import domain, shards
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.images import large_images, read_image
-from lmppm_cli.files.plan import Job, plan_outputs, record_outputs, written_paths
-from lmppm_cli.files.reports import REPORT_SUFFIXES, Report, write_rows
-from lmppm_cli.files.restore_files import restore_files
+from lmppm_cli.files.plan import Job, OutputRules, existing_results, plan_outputs, record_outputs, written_paths
+from lmppm_cli.files.reports import REPORT_SUFFIXES, Report, flagged, write_rows
+from lmppm_cli.files.restore_files import Progress, restore_files
 from lmppm_cli.files.strips import streamable
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 from lmppm_cli.methods.ldm import LdmOptions
@@ -51,17 +51,17 @@ class RestoreRequest:
     precision: str = "fp32"
     tiling: Tiling = field(default_factory=Tiling)
     report: str | None = None  # a .csv or .json file for per-image rows
-    trajectory: bool = False  # also write NAME.trajectory.png
+    outputs: OutputRules = field(default_factory=OutputRules)  # trajectory, skip-existing, overwrite, suffix
     strict: bool = False  # with the pick: stop, writing nothing, when an image is in doubt
-    skip_existing: bool = False
 
 
 @dataclass
 class Hooks:
     """What the service tells its caller; the CLI shows it, the API ignores it."""
 
-    on_start: Callable[[int], None] = lambda files: None
-    on_file: Callable[[Job], None] = lambda job: None
+    on_start: Callable[[list[Job]], None] = lambda jobs: None  # this process's files, planned
+    on_file: Callable[[Job], None] = lambda job: None  # one of them done: written or failed
+    on_pixels: Callable[[float], None] = lambda n: None  # n more pixels restored (tiles of a large image)
     on_choices: Callable[[list[tuple[str, int, list[str]]], list[str]], None] = lambda counts, warnings: None
     on_note: Callable[[str], None] = lambda text: None
 
@@ -83,11 +83,16 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
         raise LmppmError(f"--report {request.report} must end in .csv or .json.")
     world = shards.world_from_env()
     device = shards.rank_device(pick_device(request.device), world)
-    planned = plan_outputs(list(request.inputs), request.output, request.trajectory, request.skip_existing)
+    planned = plan_outputs(list(request.inputs), request.output, request.outputs)
     if not planned:
         if world.main:
             hooks.on_note("every result already exists; nothing to do.")
         return Report()
+    replaced = existing_results(planned, request.outputs.trajectory)
+    if replaced and world.main:
+        hooks.on_note(
+            f"note: {replaced} existing result(s) will be replaced (--no-overwrite refuses, --skip-existing keeps them)."
+        )
     jobs = shards.share(planned, world)
     targets = {job.source: job.target for job in jobs}
     for sentence in large_images(list(targets), lambda src: streamable(src, targets[src])) if world.main else []:
@@ -102,18 +107,26 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
         summaries = shards.gather(_choice_summary(groups, result.choices), world)
         if world.main:
             hooks.on_choices(*_merged(summaries))
-        hooks.on_start(len(jobs))
+        hooks.on_start(jobs)
+        unread = {src for src, _ in result.report.failed}
+        for job in (j for j in jobs if j.source in unread):  # failed already, at the pick
+            hooks.on_file(job)
         for name, group in groups.items():
             result.report.extend(_restore_group(name, group, fns[name], request, hooks))
         merged = Report()
         for part in shards.gather(result.report, world):
             merged.extend(part)
         if request.report is not None and world.main:
-            write_rows(merged.rows, request.report)
+            failed = [{"input": str(src), "output": "", "error": why} for src, why in merged.failed]
+            write_rows(merged.rows + failed, request.report)
+            if n := flagged(merged.rows):
+                merged.note(
+                    f"{n} result(s) may show something else than their input: a clear digit became another, or D grew ({request.report}, column flag)."
+                )
         return merged
     finally:
         if world.main:  # also when stopped: every result there now is whole and this tool's
-            written = [p for job in planned for p in written_paths(job, request.trajectory)]
+            written = [p for job in planned for p in written_paths(job, request.outputs.trajectory)]
             record_outputs(list(request.inputs), request.output, written)
         shards.stop()
 
@@ -122,9 +135,9 @@ def _restore_group(name: str, group: Group, fn, request: RestoreRequest, hooks: 
     label = None
     if request.report:
         label = {"model": name if group.net is not None else "", "method": group.method or group.net.config.method}
-    t = request.tiling
+    t, progress = request.tiling, Progress(hooks.on_file, hooks.on_pixels)
     return restore_files(
-        group.net, group.jobs, fn, t.batch_size, request.trajectory, hooks.on_file, t.tile, t.overlap, label
+        group.net, group.jobs, fn, t.batch_size, request.outputs.trajectory, progress, t.tile, t.overlap, label
     )
 
 
@@ -151,11 +164,13 @@ def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[di
     picked, groups = _Picked(Report()), {}
     for job in jobs:
         try:
-            x, _ = read_image(job.source)
+            choice = bundle.choose(read_image(job.source)[0])
         except LmppmError as exc:
             picked.report.failed.append((job.source, str(exc)))
             continue
-        choice = bundle.choose(x)
+        except Exception as exc:  # noqa: BLE001 - one file's failure, named; the others go on
+            picked.report.failed.append((job.source, f"could not be given a model ({type(exc).__name__}: {exc})"))
+            continue
         picked.choices[job.source] = choice
         net = bundle.nets.get(choice.name)
         method = request.method if choice.method is None else choice.method

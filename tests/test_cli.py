@@ -156,7 +156,7 @@ def test_bad_inputs_get_one_sentence(tmp_path):
             tmp_path / "fake.safetensors",
         ),
         "unknown model": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "-m", "nonexistent-model"),
-        "unknown device": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "tpu"),
+        "is not a device": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "tpu"),
         "CUDA is not available": ("restore", tmp_path / "ok.png", "-o", tmp_path / "o.png", "--device", "cuda:0"),
         "alpha + beta must be below 1": (
             "restore",
@@ -234,7 +234,7 @@ def test_restore_with_each_method_and_its_model(tiny_bundle, tmp_path):
     assert "needs a ldm model" in one_sentence_error(
         run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "ldm", "-m", tiny_bundle["lmppm"])
     )
-    assert "unknown method" in one_sentence_error(
+    assert "'gan' is not one of" in one_sentence_error(
         run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "gan", "-m", tiny_bundle["lmppm"])
     )
     assert "cannot restore" in one_sentence_error(

@@ -138,17 +138,17 @@ CASES = {  # name: (arguments, with {in}, {out} and {m_NAME} filled in; exit cod
         USAGE,
         "alpha + beta must be below 1",
     ),
-    "unknown method": (R + ["{in}/a.png", "-o", "{out}/x.png", "--method", "magic"], USAGE, "unknown method"),
+    "unknown method": (R + ["{in}/a.png", "-o", "{out}/x.png", "--method", "magic"], USAGE, "'magic' is not one of"),
     "unknown schedule": (R + ["{in}/a.png", "-o", "{out}/x.png", "--schedule", "sideways"], USAGE, "unknown schedule"),
     "negative top-k": (R + ["{in}/a.png", "-o", "{out}/x.png", "--top-k", "-2"], USAGE, "--top-k"),
     "zero batch": (R + ["{in}/a.png", "-o", "{out}/x.png", "--batch-size", "0"], USAGE, "--batch-size"),
     "negative tile": (R + ["{in}/a.png", "-o", "{out}/x.png", "--tile", "-3"], USAGE, "--tile"),
     "absent GPU": (R + ["{in}/a.png", "-o", "{out}/x.png", "--device", "cuda:7"], USAGE, "cuda:7"),
-    "unknown device": (R + ["{in}/a.png", "-o", "{out}/x.png", "--device", "tpu"], USAGE, "unknown device"),
+    "unknown device": (R + ["{in}/a.png", "-o", "{out}/x.png", "--device", "tpu"], USAGE, "'tpu' is not a device"),
     "unknown precision": (
         R + ["{in}/a.png", "-o", "{out}/x.png", "--precision", "fp8", "--device", "cpu"],
         USAGE,
-        "unknown precision",
+        "'fp8' is not one of",
     ),
     "half precision on CPU": (
         R + ["{in}/a.png", "-o", "{out}/x.png", "--precision", "fp16", "--device", "cpu"],
@@ -251,7 +251,7 @@ CASES = {  # name: (arguments, with {in}, {out} and {m_NAME} filled in; exit cod
     "train into a file": (["train", "{in}/train", "-o", "{in}/notes.txt", "--epochs", "1"], USAGE, "is a file"),
     "train, resume with nothing": (["train", "{in}/train", "-o", "{out}", "--resume"], USAGE, "nothing to resume"),
     "train, unknown dataset": (["train", "not-a-dataset", "-o", "{out}"], USAGE, "neither a folder"),
-    "bench, unknown suite": (["bench", "--suite", "nosuch", "-o", "{out}"], USAGE, "unknown bench suite"),
+    "bench, unknown suite": (["bench", "--suite", "nosuch", "-o", "{out}"], USAGE, "'nosuch' is not one of"),
     "export, missing source": (["export", "{in}/none", "-o", "{out}"], MODEL, "unknown model"),
 }
 

@@ -5,8 +5,8 @@ from PIL import Image
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.generate_files import generate_files
-from lmppm_cli.files.plan import plan_outputs
-from lmppm_cli.files.restore_files import restore_files
+from lmppm_cli.files.plan import OutputRules, plan_outputs
+from lmppm_cli.files.restore_files import Progress, restore_files
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.methods import restorer
 
@@ -75,13 +75,13 @@ def test_trajectory_strips_never_land_on_an_input_or_another_output(tmp_path):
     _img(tmp_path / "in" / "a.trajectory.png")
     assert len(plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))) == 2
     with pytest.raises(LmppmError, match="would both be written to"):
-        plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"), trajectory=True)
+        plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"), OutputRules(trajectory=True))
     _img(tmp_path / "out" / "a.trajectory.png")  # given as an input below, where a.png's strip would go
     with pytest.raises(LmppmError, match="a.trajectory.png"):
         plan_outputs(
             [str(tmp_path / "in" / "a.png"), str(tmp_path / "out" / "a.trajectory.png")],
             str(tmp_path / "out"),
-            trajectory=True,
+            OutputRules(trajectory=True),
         )
 
 
@@ -181,7 +181,8 @@ def test_pooled_writes_report_every_file_once_in_order_and_a_failed_write(tiny_m
     jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
     (tmp_path / "out" / "4.png").mkdir(parents=True)  # a folder where a result should go: its write fails
     done = []
-    report = restore_files(model, jobs, restorer(model), batch_size=4, on_done=lambda job: done.append(job.source.name))
+    progress = Progress(on_file=lambda job: done.append(job.source.name))
+    report = restore_files(model, jobs, restorer(model), batch_size=4, progress=progress)
     assert [p.name for p in report.written] == ["0.png", "1.png", "2.png", "3.png", "5.png"]
     assert [p.name for p, _ in report.failed] == ["4.png"] and sorted(done) == [f"{i}.png" for i in range(6)]
     assert all((tmp_path / "out" / f"{i}.png").is_file() for i in (0, 1, 2, 3, 5))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lmppm_cli.core.config import AutoencoderConfig
-from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.models import build_autoencoder
 
 
@@ -169,7 +169,7 @@ def test_with_projections_the_restored_image_follows_z():
         assert any(d.abs().max() > 1e-4 for d in through_skips) == projections
 
 
-def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dropout(tmp_path):
+def test_generation_decodes_latent_noise_without_skips_and_refuses_without_skip_dropout(tmp_path):
     from lmppm_cli.core.restoration import sample_seeds, start_latents
     from lmppm_cli.files.generate_files import generate_files
 
@@ -178,7 +178,8 @@ def test_generation_decodes_latent_noise_without_skips_and_warns_without_skip_dr
     assert z.shape == (3, 8) and skips == ()  # no image yet, so no skips
     z, skips = start_latents(model, sample_seeds(0, 0, 3), "pixel")
     assert [s.shape[-1] for s in skips] == [16, 8]  # those of the noise image
-    report = generate_files(model, 3, tmp_path / "a", seed=0)
-    assert len(report.written) == 4 and any("--skip-dropout" in str(n) for n in report.notes)
+    with pytest.raises(ModelError, match="trained without --skip-dropout"):
+        generate_files(model, 3, tmp_path / "a", seed=0)
+    assert not (tmp_path / "a").exists()
     trained_with_dropout = _unet_model(skip_dropout=0.5)
-    assert not generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0).notes
+    assert len(generate_files(trained_with_dropout, 2, tmp_path / "b", seed=0).written) == 2

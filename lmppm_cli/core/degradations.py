@@ -162,7 +162,7 @@ def degrade(x: torch.Tensor, kind: str, value: float, generator: torch.Generator
     if min(batch.shape[-2:]) < need:
         h, w = batch.shape[-2:]
         raise LmppmError(
-            f"a {h}x{w} image is too small for {kind} at strength {value:g} (needs at least {need}x{need})."
+            f"a {w}x{h} image is too small for {kind} at strength {value:g} (needs at least {need}x{need})."
         )
     out = spec.apply(batch, value, generator)
     return out[0] if single else out

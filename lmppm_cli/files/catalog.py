@@ -10,9 +10,21 @@ from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.domain import DOMAIN_MODELS, training_summary
 from lmppm_cli.files.weights import CONFIG_KEY, HUB_FILENAME, bundled_dir, read_metadata
+from lmppm_cli.methods.registry import cannot_generate
 
 HEADLINE_KEY = "lmppm.headline"
-COLUMNS = ("name", "source", "method", "auto-pick for", "arch", "input CxHxW", "training data", "headline", "MB")
+COLUMNS = (
+    "name",
+    "source",
+    "method",
+    "auto-pick for",
+    "arch",
+    "input CxHxW",
+    "training data",
+    "headline",
+    "MB",
+    "generates",
+)
 
 
 def entry(path: Path, name: str, source: str, headlines: dict | None = None) -> dict | None:
@@ -46,6 +58,7 @@ def entry(path: Path, name: str, source: str, headlines: dict | None = None) -> 
         "training data": data,
         "headline": meta.get(HEADLINE_KEY) or (headlines or {}).get(name, ""),
         "MB": round(path.stat().st_size / 2**20, 2),
+        "generates": "no" if cannot_generate(config) else "yes",
     }
 
 

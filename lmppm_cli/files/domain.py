@@ -167,9 +167,9 @@ def choose(
         if native:
             name = min(native, key=native.get)
             ae = models[name].config.autoencoder
-            reason = f"gray {x.shape[-2]}x{x.shape[-1]} image, nearest to the model's {ae.height}x{ae.width} input"
+            reason = f"gray {x.shape[-1]}x{x.shape[-2]} image, nearest to the model's {ae.width}x{ae.height} input"
         else:
-            name, reason = GENERAL, f"{x.shape[-2]}x{x.shape[-1]} is no bundled model's size; restored in tiles"
+            name, reason = GENERAL, f"{x.shape[-1]}x{x.shape[-2]} is no bundled model's size; restored in tiles"
     return Choice(name, reason, warnings(x, models[name], training.get(name, {})))
 
 

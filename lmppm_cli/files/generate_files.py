@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from lmppm_cli.core.config import FlowOverride
-from lmppm_cli.core.models import architecture
 from lmppm_cli.core.precision import autocast
 from lmppm_cli.core.restoration import sample_seeds
 from lmppm_cli.files.images import grid, save_image, tensor_to_image
@@ -30,17 +29,12 @@ def generate_files(
     (one row per sample of the first 8, one column per flow step). The model's method generates
     (methods.generator: the flow, or an ldm's full DDPM chain, which has no progression). `flow`
     overrides the model's generation flow; `precision`: precision.autocast."""
+    from lmppm_cli.files.catalog import bundled_entries
     from lmppm_cli.methods import generator
 
-    make = generator(model)
+    make = generator(model, [row["name"] for row in bundled_entries() if row["generates"] == "yes"])
     out_dir = Path(out_dir)
     report = Report()
-    ae = model.config.autoencoder
-    if architecture(ae.arch).skips and ae.skip_dropout == 0:
-        report.note(
-            "this U-Net was trained without --skip-dropout, so its decoder leans on the encoder's "
-            "skips, which generation does not have: expect flat samples (train with --skip-dropout 0.5 to generate)."
-        )
     images, steps = [], []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
@@ -54,9 +48,9 @@ def generate_files(
         save_image(tensor_to_image(img), path)
         report.written.append(path)
     save_image(tensor_to_image(grid(images, max(1, int(n**0.5)))), out_dir / "grid.png")
-    report.written.append(out_dir / "grid.png")
+    report.note(f"{out_dir / 'grid.png'} shows them all.")
     if progression and steps:
         rows = torch.stack(steps, dim=1).flatten(0, 1)  # (8 * steps, C, H, W), row-major per sample
         save_image(tensor_to_image(grid(rows, len(steps))), out_dir / "progression.png")
-        report.written.append(out_dir / "progression.png")
+        report.note(f"{out_dir / 'progression.png'} shows the first 8 after each step.")
     return report

@@ -90,7 +90,7 @@ def model_card(name: str, config: ModelConfig, training: dict, license: str, tab
         f"# {name}",
         "",
         f"An `{config.method}` model made with `lmppm train`: a {ae.arch} autoencoder on {ae.channels}-channel "
-        f"{ae.height}x{ae.width} images, latent size {ae.latent_dim}, trained on `{dataset or 'unknown data'}`"
+        f"{ae.width}x{ae.height} images, latent size {ae.latent_dim}, trained on `{dataset or 'unknown data'}`"
         + (
             f" ({training['train_images']} images, {training.get('epochs_run')} epochs)"
             if "train_images" in training

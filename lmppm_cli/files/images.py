@@ -338,3 +338,12 @@ def grid(images: torch.Tensor, per_row: int) -> torch.Tensor:
 
     out = make_grid(images, nrow=per_row, padding=2)
     return out[:1] if images.shape[1] == 1 else out
+
+
+def pixel_size(path) -> tuple[int, int]:
+    """(width, height) from an image file's header, without decoding it; (0, 0) for what cannot be read."""
+    try:
+        with _no_bomb_warning(), Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return 0, 0

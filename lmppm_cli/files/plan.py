@@ -22,24 +22,62 @@ class Job:
     target: Path
 
 
-def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_existing: bool = False) -> list[Job]:
+@dataclass(frozen=True)
+class OutputRules:
+    """How results are named and what may be replaced. trajectory: NAME.trajectory.png is written too;
+    skip_existing: jobs whose result exists are left out (an interrupted run goes on); overwrite: False
+    refuses a run whose results exist; suffix: added to every result's name in an output folder."""
+
+    trajectory: bool = False
+    skip_existing: bool = False
+    overwrite: bool = True
+    suffix: str = ""
+
+
+def plan_outputs(inputs: list[str], output: str, rules: OutputRules = OutputRules()) -> list[Job]:
     """Expand files, folders (recursive) and globs, and map each to its output path (restore, degrade).
 
-    One plain file and an output with an image suffix: file to file. Anything else: `output` is a
-    folder and every result keeps its name relative to the folder or glob it came from. A file reached
-    by several paths (symlinks) is restored once. Refused, before anything is written: any output
-    (with `trajectory`, also NAME.trajectory.png) that is an input, that two inputs would both write,
-    or that already exists in an output folder lying inside an input folder (it may be the user's own),
-    unless that folder's manifest (OUTPUTS, `record_outputs`) shows the tool wrote it, unchanged since.
-    `skip_existing` leaves out the jobs whose result is already there (an interrupted run goes on; results
-    are written atomically, so one that exists is whole).
+    One plain file and an output with an image suffix: file to file. An output that ends in / or is a
+    folder, or several inputs: `output` is a folder and every result keeps its name relative to the
+    folder or glob it came from (plus `rules.suffix`). One file and any other output is refused, in one
+    sentence. A file reached by several paths (symlinks) is restored once. Refused, before anything is
+    written: any output (with the trajectory, also NAME.trajectory.png) that is an input, that two inputs
+    would both write, or that already exists in an output folder lying inside an input folder (it may be
+    the user's own), unless that folder's manifest (OUTPUTS, `record_outputs`) shows the tool wrote it,
+    unchanged since; with `rules.overwrite` off, any output that exists.
     """
     out = Path(output)
     if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise LmppmError(f"-o {output} is an existing file that is not an image; give an image name or a folder.")
     if any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs):
         raise LmppmError(f"-o {output} is one of the inputs: the results would overwrite the originals.")
-    found: list[tuple[Path, Path]] = []  # (source, name relative to its root)
+    found, real = _sources(inputs, out)
+    folder = out.is_dir() or output.endswith(("/", os.sep)) or not (len(inputs) == 1 and Path(inputs[0]).is_file())
+    if not folder and out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise LmppmError(
+            f"-o {output} is not an image file name (.png, .jpg, .tif, ...): name the result, e.g. "
+            f"{out.with_suffix(found[0][0].suffix or '.png')}, or end -o with / to write it into a folder."
+        )
+    if folder and out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir() and len(found) > 1:
+        raise LmppmError(f"-o {output} names one file but the inputs hold {len(found)} images; give a folder.")
+    if folder:
+        jobs = [Job(src, out / rel.with_name(rel.stem + rules.suffix + rel.suffix)) for src, rel in found]
+    else:
+        jobs = [Job(found[0][0], out)]
+    if rules.skip_existing:
+        jobs = [j for j in jobs if not all(p.exists() for p in written_paths(j, rules.trajectory))]
+    _check_targets(jobs, real, rules.trajectory, output)
+    existing = [p for j in jobs for p in written_paths(j, rules.trajectory) if p.exists()]
+    if existing and not rules.overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise LmppmError(f"{existing[0]}{more} already exist(s); --no-overwrite leaves them (nothing was written).")
+    return jobs
+
+
+def _sources(inputs: list[str], out: Path) -> tuple[list[tuple[Path, Path]], dict[Path, str]]:
+    """([(source, name relative to its root)], {source: real path}) of every input, each file once,
+    leaving out what lies in the output folder (earlier results are not restored again)."""
+    found: list[tuple[Path, Path]] = []
     real: dict[Path, str] = {}  # each source's real path, found once (docs/speed.md)
     out_dir = os.path.join(os.path.realpath(out), "") if out.is_dir() else None
     seen: set[str] = set()
@@ -49,21 +87,16 @@ def plan_outputs(inputs: list[str], output: str, trajectory: bool = False, skip_
             if real[src] in seen:
                 continue
             seen.add(real[src])
-            if out_dir is None or not real[src].startswith(out_dir):  # earlier outputs are not restored again
+            if out_dir is None or not real[src].startswith(out_dir):
                 found.append((src, rel))
     if not found:
         raise LmppmError("the inputs hold no images outside the output folder.")
-    single = len(inputs) == 1 and Path(inputs[0]).is_file()
-    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
-        if not single:
-            raise LmppmError(f"-o {output} names one file but the inputs hold {len(found)} images; give a folder.")
-        jobs = [Job(found[0][0], out)]
-    else:
-        jobs = [Job(src, out / rel) for src, rel in found]
-    if skip_existing:
-        jobs = [j for j in jobs if not all(p.exists() for p in written_paths(j, trajectory))]
-    _check_targets(jobs, real, trajectory, output)
-    return jobs
+    return found, real
+
+
+def existing_results(jobs: list[Job], trajectory: bool = False) -> int:
+    """How many of the jobs' results exist already (and will be replaced)."""
+    return sum(p.exists() for j in jobs for p in written_paths(j, trajectory))
 
 
 OUTPUTS = ".lmppm-outputs.json"  # in an output folder inside an input folder: the results the tool wrote there

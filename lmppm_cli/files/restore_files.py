@@ -10,12 +10,21 @@ from dataclasses import dataclass, field
 import torch
 
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.files.images import DEEP_SUFFIXES, grid, save_image, tensor_to_image, to_array
+from lmppm_cli.files.images import DEEP_SUFFIXES, grid, pixel_size, save_image, tensor_to_image, to_array
 from lmppm_cli.files.io_pool import Done, Inline, io_pool, read_ahead, split, write_many
 from lmppm_cli.files.plan import Job, trajectory_path
 from lmppm_cli.files.reports import CHANNELS, Report, row
 from lmppm_cli.files.strips import restore_png_in_strips, streamable
-from lmppm_cli.files.tiling import resolve, restore_images
+from lmppm_cli.files.tiling import resolve, restore_images, tile_starts
+
+
+@dataclass
+class Progress:
+    """What restore_files tells its caller as it goes: a file is done (written or failed), and n more
+    pixels are restored (tile by tile within a large image)."""
+
+    on_file: Callable[[Job], None] = lambda job: None
+    on_pixels: Callable[[float], None] = lambda n: None
 
 
 def restore_files(
@@ -24,7 +33,7 @@ def restore_files(
     restorer: Callable,
     batch_size: int = 64,
     trajectory: bool = False,
-    on_done: Callable[[Job], None] = lambda job: None,
+    progress: Progress | None = None,
     tile: int | None = None,
     overlap: int | None = None,
     report_as: dict | None = None,
@@ -32,14 +41,15 @@ def restore_files(
     """Restore every job with `restorer` (methods.restorer), as tiling.restore_images restores an image.
     With `report_as` (e.g. {"model": ..., "method": ...}), each written image adds those fields and its
     scores (`row`) to `report.rows`."""
-    report = Report()
+    report, progress = Report(), progress or Progress()
+    on_done = progress.on_file
     tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
     if tiles[0] > 0 and not trajectory and report_as is None:
         in_strips = [job for job in jobs if streamable(job.source, job.target)]
-        _restore_in_strips(model, in_strips, restorer, tiles, batch_size, report, on_done)
+        _restore_in_strips(model, in_strips, restorer, tiles, batch_size, report, progress)
         jobs = [job for job in jobs if job not in in_strips]
     with io_pool(len(jobs) > batch_size) as pool:
-        batch = _Batch(model, restorer, trajectory, report, on_done, tiles, batch_size, report_as, pool)
+        batch = _Batch(model, restorer, trajectory, report, progress, tiles, batch_size, report_as, pool)
         for chunk in read_ahead(pool, jobs, batch_size):
             pending = []
             for job, read in chunk:
@@ -56,13 +66,19 @@ def restore_files(
     return report
 
 
-def _restore_in_strips(model, jobs: list[Job], restorer, tiles, batch_size, report: Report, on_done) -> None:
+def _restore_in_strips(model, jobs: list[Job], restorer, tiles, batch_size, report: Report, progress) -> None:
     """Very large PNGs, strip by strip (files/strips.py): memory bounded by a strip of tiles."""
     import png
 
     ae = model.config.autoencoder
-    tile_fn = lambda b: restorer(b.to(model.device), False).images  # noqa: E731
     for job in jobs:
+        per_tile = _pixels_per_tile(job.source, tiles)
+
+        def tile_fn(b, per_tile=per_tile):
+            out = restorer(b.to(model.device), False).images
+            progress.on_pixels(len(b) * per_tile)
+            return out
+
         try:
             planes = restore_png_in_strips(
                 job.source, job.target, tile_fn, ae.channels, (ae.height, ae.width), *tiles, batch_size
@@ -74,7 +90,14 @@ def _restore_in_strips(model, jobs: list[Job], restorer, tiles, batch_size, repo
                 )
         except (LmppmError, OSError, ValueError, png.Error) as exc:
             report.failed.append((job.source, f"could not be restored in strips ({exc})"))
-        on_done(job)
+        progress.on_file(job)
+
+
+def _pixels_per_tile(path, tiles: tuple[int, int]) -> float:
+    """An image's pixels over its tiles' count (its header only): what each restored tile adds to progress."""
+    width, height = pixel_size(path)
+    th, tw = min(tiles[0], height), min(tiles[0], width)
+    return width * height / max(1, len(tile_starts(height, th, tiles[1])) * len(tile_starts(width, tw, tiles[1])))
 
 
 @dataclass
@@ -85,7 +108,7 @@ class _Batch:
     restorer: Callable
     trajectory: bool
     report: Report
-    on_done: Callable
+    progress: Progress
     tiles: tuple[int, int]
     batch_size: int
     report_as: dict | None
@@ -111,9 +134,11 @@ class _Batch:
         self.writing = []
 
     def _run(self, pending) -> None:
-        images = [x for _, x, _ in pending]
-        results = restore_images(self.model, self.restorer, images, self.tiles, self.batch_size, self.trajectory)
-        for (job, x, info), done in zip(pending, results):
+        for (job, x, info), done in zip(pending, self._restored([x for _, x, _ in pending])):
+            if isinstance(done, str):
+                self.report.failed.append((job.source, done))
+                self.progress.on_file(job)
+                continue
             if self._done(job, x, done.image, info, done.steps, done.seconds) and done.frames:
                 self._strip(job, done.frames)
             if self.model is not None and x.shape[0] != self.model.config.autoencoder.channels:
@@ -128,6 +153,22 @@ class _Batch:
                     f"16-bit colour written with 8 bits per channel ({job.target.suffix} holds 8; .png or .tif keep 16).",
                     job.source,
                 )
+
+    def _restored(self, images: list[torch.Tensor]) -> list:
+        """The batch restored together; if that fails, each image alone, so that one image whatever
+        breaks on it (a method's limits, its size, memory) fails alone: -> a Restoration or, for an
+        image that failed, why, in one sentence."""
+        restore = lambda xs: restore_images(  # noqa: E731
+            self.model, self.restorer, xs, self.tiles, self.batch_size, self.trajectory, self.progress.on_pixels
+        )
+        try:
+            return restore(images)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception:  # noqa: BLE001 - found again, image by image, below
+            if len(images) == 1:
+                return [_failure(images[0], restore)]
+        return [_failure(x, restore) for x in images]
 
     def _done(self, job, x, out, info, steps, seconds) -> bool:
         """Stage one result for the pool's writers (settled later, in order), or write it here when a
@@ -151,7 +192,7 @@ class _Batch:
                 else:
                     self.report.failed.append((job.source, error))
                     ok = False
-                self.on_done(job)
+                self.progress.on_file(job)
         return ok
 
     def _strip(self, job: Job, frames: list[torch.Tensor]) -> None:
@@ -160,3 +201,17 @@ class _Batch:
             save_image(tensor_to_image(strip), trajectory_path(job.target))
         except LmppmError as exc:
             self.report.failed.append((job.source, str(exc)))
+
+
+def _failure(x: torch.Tensor, restore):
+    """restore([x])[0], or why it could not be restored, in one sentence."""
+    try:
+        return restore([x])[0]
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except LmppmError as exc:
+        return str(exc)
+    except MemoryError:
+        return f"could not be restored: a {x.shape[-1]}x{x.shape[-2]} image needs more memory than there is"
+    except Exception as exc:  # noqa: BLE001 - one file's failure, named; the others go on
+        return f"could not be restored ({type(exc).__name__}: {str(exc).strip().rstrip('.')})"

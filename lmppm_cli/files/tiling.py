@@ -76,9 +76,11 @@ def restore_tiled(
     tile: int,
     overlap: int,
     batch_size: int,
+    on_progress: Callable[[float], None] = lambda share: None,
 ) -> torch.Tensor:
     """image (C, H, W) -> restored (C, H, W). Each tile (at most tile x tile) is resized to the model's
-    input, restored by `restore` (B, C, h, w) -> (B, C, h, w) in batches, resized back and blended."""
+    input, restored by `restore` (B, C, h, w) -> (B, C, h, w) in batches, resized back and blended.
+    `on_progress(share)`: after each batch, the share of the image's tiles it restored."""
     check_tile(tile, overlap, model_hw)
     c, h, w = image.shape
     th, tw = min(tile, h), min(tile, w)
@@ -92,6 +94,7 @@ def restore_tiled(
         for (y, x), t in zip(chunk, out):
             total[:, y : y + th, x : x + tw] += weight * resize(t, th, tw)
             norm[:, y : y + th, x : x + tw] += weight
+        on_progress(len(chunk) / len(boxes))
     return total / norm
 
 
@@ -105,35 +108,40 @@ class Restoration:
     frames: list[torch.Tensor] = field(default_factory=list)  # the image after each step (whole images, on request)
 
 
+CLASSICAL_TILE, CLASSICAL_OVERLAP = 1024, 64  # a classical method restores larger images in such tiles
+
+
 @torch.no_grad()
 def restore_images(
-    model, restorer, images: list[torch.Tensor], tiles: tuple[int, int], batch_size: int, trajectory=False
-):
-    """Each image (C, H, W) restored as the CLI and the API restore it, -> [Restoration]. With no model
-    (a classical method): whole, at its own size and channels. An image larger than the model's input,
-    with tiling on (`in_tiles`): tile by tile. Any other: resized to the model's input and back, all
-    such images of the call in one batch (with `trajectory`, each keeps its frames)."""
+    model,
+    restorer,
+    images: list[torch.Tensor],
+    tiles: tuple[int, int],
+    batch_size: int,
+    trajectory=False,
+    on_pixels: Callable[[float], None] = lambda n: None,
+) -> list[Restoration]:
+    """Each image (C, H, W) restored as the CLI and the API restore it. With no model (a classical
+    method): at its own size and channels, whole up to CLASSICAL_TILE pixels a side, in such tiles
+    beyond. An image larger than the model's input, with tiling on (`in_tiles`): tile by tile. Any other:
+    resized to the model's input and back, all such images of the call in one batch (with `trajectory`,
+    each keeps its frames). `on_pixels(n)`: n more pixels of the images are restored."""
     if model is None:
-        return [_timed(lambda x=x: (restorer(x.unsqueeze(0), False).images[0], None)) for x in images]
+        return [_classical(restorer, x, on_pixels) for x in images]
     ae = model.config.autoencoder
     tiled = [in_tiles(x, tiles, model) for x in images]
     whole = [x for x, t in zip(images, tiled) if not t]
     started = time.perf_counter()
-    batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole]) if whole else None
-    result = restorer(batch.to(model.device), trajectory) if whole else None
+    result = None
+    if whole:
+        batch = torch.stack([resize(to_channels(x, ae.channels), ae.height, ae.width) for x in whole])
+        result = restorer(batch.to(model.device), trajectory)
+        on_pixels(sum(x.shape[-2] * x.shape[-1] for x in whole))
     share = (time.perf_counter() - started) / max(len(whole), 1)
     out, k = [], 0
     for x, t in zip(images, tiled):
         if t:
-            steps = []
-            tile_fn = lambda b, steps=steps: _tile(model, restorer, b, steps)  # noqa: E731
-            done = _timed(
-                lambda x=x, f=tile_fn, s=steps: (
-                    restore_tiled(to_channels(x, ae.channels), f, (ae.height, ae.width), *tiles, batch_size),
-                    s,
-                )
-            )
-            done.steps = float(torch.cat(done.steps).float().mean())
+            done = _tiled(model, restorer, x, tiles, batch_size, on_pixels)
         else:
             frames = [f[k] for f in result.trajectory] if result.trajectory else []
             image = resize(result.images[k].cpu(), *x.shape[-2:])
@@ -143,13 +151,32 @@ def restore_images(
     return out
 
 
-def _tile(model, restorer, b: torch.Tensor, steps: list) -> torch.Tensor:
-    result = restorer(b.to(model.device), False)
-    steps.append(result.steps_taken.cpu())
-    return result.images
+def _tiled(model, restorer, x: torch.Tensor, tiles, batch_size: int, on_pixels) -> Restoration:
+    """One image larger than the model's input, tile by tile; its steps are the tiles' mean."""
+    ae, steps, pixels = model.config.autoencoder, [], x.shape[-2] * x.shape[-1]
 
+    def tile_fn(b: torch.Tensor) -> torch.Tensor:
+        result = restorer(b.to(model.device), False)
+        steps.append(result.steps_taken.cpu())
+        return result.images
 
-def _timed(work) -> Restoration:
     started = time.perf_counter()
-    image, steps = work()
-    return Restoration(image, steps, time.perf_counter() - started)
+    image = restore_tiled(
+        to_channels(x, ae.channels), tile_fn, (ae.height, ae.width), *tiles, batch_size, lambda p: on_pixels(p * pixels)
+    )
+    return Restoration(image, float(torch.cat(steps).float().mean()), time.perf_counter() - started)
+
+
+def _classical(restorer, x: torch.Tensor, on_pixels) -> Restoration:
+    """A method without a model on one image: whole, or for an image larger than CLASSICAL_TILE in such
+    tiles (each restored on its own, at its own noise estimate)."""
+    one = lambda b: restorer(b, False).images  # noqa: E731
+    pixels = x.shape[-2] * x.shape[-1]
+    started = time.perf_counter()
+    if max(x.shape[-2:]) <= CLASSICAL_TILE:
+        image = one(x.unsqueeze(0))[0]
+        on_pixels(pixels)
+    else:
+        hw = (min(CLASSICAL_TILE, x.shape[-2]), min(CLASSICAL_TILE, x.shape[-1]))
+        image = restore_tiled(x, one, hw, CLASSICAL_TILE, CLASSICAL_OVERLAP, 1, lambda p: on_pixels(p * pixels))
+    return Restoration(image, None, time.perf_counter() - started)

@@ -10,6 +10,8 @@ wavelet  denoise_wavelet, BayesShrink, soft thresholds, YCbCr for colour, its ow
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -27,19 +29,31 @@ def estimate_noise(image: np.ndarray) -> float:
     except ImportError as exc:
         raise LmppmError(f"the classical methods need scikit-image: {INSTALL}.") from exc
 
-    return float(estimate_sigma(image, channel_axis=-1, average_sigmas=True))
+    with warnings.catch_warnings():  # its advice on small images goes to the user as a raw warning otherwise
+        warnings.simplefilter("ignore")
+        return float(estimate_sigma(image, channel_axis=-1, average_sigmas=True))
 
 
 def denoise(images: torch.Tensor, method: str) -> torch.Tensor:
     """(B, C, H, W) in [0, 1] -> the same shape, each image denoised on its own by `method`."""
     if method not in CLASSICAL:
         raise LmppmError(f"unknown classical method {method!r}; use {', '.join(CLASSICAL)}.")
-    out = [_one(x.permute(1, 2, 0).double().cpu().numpy(), method) for x in images]
+    with warnings.catch_warnings():  # the libraries' numerical warnings (e.g. on a flat image) stay inside
+        warnings.simplefilter("ignore")
+        out = [_one(x.permute(1, 2, 0).double().cpu().numpy(), method) for x in images]
     return torch.stack([torch.from_numpy(np.ascontiguousarray(o)).permute(2, 0, 1) for o in out]).to(images)
 
 
+MIN_SIDE = 16  # BM3D's blocks and the wavelet levels need a few pixels: a smaller image is padded to this
+
+
 def _one(image: np.ndarray, method: str) -> np.ndarray:
-    """One image (H, W, C): colour (3 channels) as a whole, any other channel count channel by channel."""
+    """One image (H, W, C): colour (3 channels) as a whole, any other channel count channel by channel.
+    An image with a side under MIN_SIDE is padded to it (its edge pixels repeated) and cropped back."""
+    h, w = image.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        padded = np.pad(image, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)), mode="edge")
+        return _one(padded, method)[:h, :w]
     if image.shape[-1] == 3:
         return np.clip(_DENOISERS[method](image, rgb=True), 0.0, 1.0)
     planes = [

@@ -157,14 +157,29 @@ def restorer(model, method: str | None = None, options=(), precision: str = "fp3
     return run
 
 
-def generator(model) -> Callable:
-    """generator(model, seeds, flow, keep_trajectory, start) -> Restored of the model's method."""
-    found = get(model.config.method)
-    if found.generator is None:
-        raise ModelError(
-            f"a {found.name} model cannot generate images; pick one of {', '.join(m for m in trained() if get(m).generator)}."
-        )
-    return found.generator
+def cannot_generate(config) -> str:
+    """Why a model of this configuration cannot generate ('' if it can): its method has no generator, or
+    its decoder leans on encoder skips, which pure noise does not have (a U-Net trained without skip
+    dropout decodes a latent alone as a flat image)."""
+    from lmppm_cli.core.models import architecture
+
+    if get(config.method).generator is None:
+        return f"a {config.method} model does not generate"
+    ae = config.autoencoder
+    if architecture(ae.arch).skips and ae.skip_dropout == 0:
+        return "its U-Net was trained without --skip-dropout, so its decoder needs the encoder's skips, which noise does not have"
+    return ""
+
+
+def generator(model, generating: list[str] = ()) -> Callable:
+    """generator(model, seeds, flow, keep_trajectory, start) -> Restored of the model's method; a model
+    that cannot generate (`cannot_generate`) is refused in one sentence naming `generating`, the models
+    that can."""
+    why = cannot_generate(model.config)
+    if why:
+        names = f"; these generate: {', '.join(generating)}" if generating else ""
+        raise ModelError(f"this model cannot generate images: {why}{names}.")
+    return get(model.config.method).generator
 
 
 def plain(images: torch.Tensor) -> Restored:

@@ -31,7 +31,7 @@ class ConvAutoencoder(nn.Module):
         self.heights = _halved(cfg.height, len(cfg.widths))
         self.widths_px = _halved(cfg.width, len(cfg.widths))
         if min(self.heights[-1], self.widths_px[-1]) < 1 or min(cfg.height, cfg.width) < 4:
-            raise LmppmError(f"a {cfg.height}x{cfg.width} image is too small for the conv autoencoder.")
+            raise LmppmError(f"a {cfg.width}x{cfg.height} image is too small for the conv autoencoder.")
         chans = (cfg.channels, *cfg.widths)
         self.down = nn.ModuleList(
             nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1) for i in range(len(cfg.widths))

@@ -19,7 +19,7 @@ class DigitClassifier(nn.Module):
         ae, cfg = config.autoencoder, config.classifier
         h, w = ae.height // 4, ae.width // 4
         if min(h, w) < 1:
-            raise LmppmError(f"a {ae.height}x{ae.width} image is too small for the classifier.")
+            raise LmppmError(f"a {ae.width}x{ae.height} image is too small for the classifier.")
         self.body = nn.Sequential(
             nn.Conv2d(ae.channels, 32, 3, padding=1),
             nn.ReLU(),

@@ -99,13 +99,13 @@ class UNetAutoencoder(nn.Module):
         levels, r = len(cfg.widths), cfg.unshuffle
         if cfg.height % r or cfg.width % r:
             raise LmppmError(
-                f"a {cfg.height}x{cfg.width} image does not divide into {r}x{r} blocks for the pixel-unshuffle."
+                f"a {cfg.width}x{cfg.height} image does not divide into {r}x{r} blocks for the pixel-unshuffle."
             )
         self.hs, self.ws = _sizes(cfg.height // r, levels), _sizes(cfg.width // r, levels)
         if min(self.hs[-1], self.ws[-1]) < 1:
             side = r * 2**levels
             raise LmppmError(
-                f"a {cfg.height}x{cfg.width} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels)."
+                f"a {cfg.width}x{cfg.height} image is too small for a {levels}-level U-Net (each side needs at least {side} pixels)."
             )
         chans = (cfg.channels * r * r + cfg.noise_map, *cfg.widths)
         self.down = nn.ModuleList(_stack(chans[i], chans[i + 1], cfg.depth) for i in range(levels))
@@ -130,7 +130,7 @@ class UNetAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
         if x.shape[-2:] != (self.cfg.height, self.cfg.width):
             raise LmppmError(
-                f"this U-Net takes {self.cfg.height}x{self.cfg.width} images, not {x.shape[-2]}x{x.shape[-1]}."
+                f"this U-Net takes {self.cfg.width}x{self.cfg.height} images (width x height), not {x.shape[-1]}x{x.shape[-2]}."
             )
         skips, h = [], Fn.pixel_unshuffle(x, self.cfg.unshuffle)  # (B, C r^2, H/r, W/r)
         if self.cfg.noise_map:  # (B, C r^2 + 1, H/r, W/r): FFDNet's noise-level map, estimated from x

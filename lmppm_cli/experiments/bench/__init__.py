@@ -5,6 +5,7 @@ takes by its own keyword parameters; `run_bench` hands it those and refuses any 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import MISSING, dataclass, field, fields
 
@@ -42,6 +43,10 @@ class BenchOptions:
     extra_photos: str | None = None
     revision: str | None = None
     offline: bool = False
+    quick: bool = False  # QUICK's settings for the options the suite takes: a run of about a minute
+
+
+QUICK = {"limit": 50, "draws": 1, "classical": False}  # images (scenes, points), draws, classical rows
 
 
 def accepted(suite: str) -> set[str]:
@@ -60,23 +65,43 @@ def check_options(suite: str, options: BenchOptions) -> set[str]:
     takes = accepted(suite)
     for f in fields(BenchOptions):
         default = f.default_factory() if f.default is MISSING else f.default
-        if f.name not in takes and getattr(options, f.name) != default:
+        if f.name not in takes and f.name != "quick" and getattr(options, f.name) != default:
             raise LmppmError(f"--{f.name.replace('_', '-')} is not an option of the {suite} suite.")
     if options.split not in ("test", "validation"):
         raise LmppmError(f"--split must be test or validation, not {options.split!r}.")
     return takes
 
 
-def run_bench(suite: str, out_dir, options: BenchOptions, on_cell=lambda cell: None, on_stage=lambda s: None):
+def run_bench(
+    suite: str,
+    out_dir,
+    options: BenchOptions,
+    on_cell=lambda cell: None,
+    on_stage=lambda s: None,
+    on_start=lambda n: None,
+):
     """Run one suite with the options it takes; an option it does not take, set away from its default,
     is refused in one sentence. -> the image suite's cells, or a standalone suite's rows."""
     takes = check_options(suite, options)
+    if options.quick:
+        options = dataclasses.replace(options, **{k: v for k, v in QUICK.items() if k in takes})
+        if "limit" in takes and options.limit and suite in ("photo-pick", "photos"):
+            options = dataclasses.replace(options, limit=2 if suite == "photo-pick" else None)
     if suite in STANDALONE:
         given = {k: getattr(options, k) for k in takes if k in {f.name for f in fields(BenchOptions)}}
         return STANDALONE[suite](out_dir, on_stage=on_stage, **given)
     models = _models(suite, options)
     kinds = {k: getattr(options, k) for k in takes if k in ("limit", "degradations", "classical", "split")}
-    return run_suite(suite, out_dir, seed=options.seed, draws=options.draws, models=models, on_cell=on_cell, **kinds)
+    return run_suite(
+        suite,
+        out_dir,
+        seed=options.seed,
+        draws=options.draws,
+        models=models,
+        on_cell=on_cell,
+        on_start=on_start,
+        **kinds,
+    )
 
 
 def _models(suite: str, options: BenchOptions) -> dict:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from PIL import Image
 from torchvision.utils import make_grid
 
 from lmppm_cli.core.degradations import DEGRADATIONS, degrade
@@ -139,15 +140,25 @@ def spread(n_total: int, limit: int | None) -> torch.Tensor:
 
 
 def run_suite(
-    name: str, out_dir, *, seed: int, batch_size: int = 250, draws: int = DRAWS, on_cell=lambda cell: None, **options
+    name: str,
+    out_dir,
+    *,
+    seed: int,
+    batch_size: int = 250,
+    draws: int = DRAWS,
+    on_cell=lambda cell: None,
+    on_start=lambda cells: None,
+    **options,
 ) -> list[Cell]:
-    """Run a suite and write results.json, results.md and grid_*.png into `out_dir`."""
+    """Run a suite and write results.json, results.md and grid_*.png into `out_dir`. `on_start(n)`: the
+    suite has n cells; `on_cell(cell)`: one of them is scored."""
     if name not in SUITES:
         raise LmppmError(f"unknown bench suite {name!r}; available: {', '.join(sorted(SUITES))}.")
     bench = SUITES[name].factory(seed=seed, **options)
     if bench.inception_fid and (missing := inception_fid_missing()):
         bench.inception_fid = False
         bench.notes.append(missing)
+    on_start(len(bench.degradations) * len(bench.methods))
     reference = classifier_outputs(bench.classifier, bench.clean)[0] if bench.classifier is not None else None
     resamples = functools.cache(lambda n: Resamples.of(draws, n, RESAMPLES, seed))
     cells = []
@@ -249,7 +260,23 @@ def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) 
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (rows * cols, C, H, W)
     grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
     grid = grid[:1] if tiles.shape[1] == 1 else grid
-    save_image(tensor_to_image(grid), out_dir / f"grid_{_slug(deg_name)}.png")
+    labels = ["degraded", *bench.figure_methods, "original"]
+    save_image(labelled(tensor_to_image(grid), labels), out_dir / f"grid_{_slug(deg_name)}.png")
+
+
+def labelled(grid: Image.Image, columns: list[str]) -> Image.Image:
+    """The grid, scaled up (nearest) until each column is wide enough, under a band naming its columns."""
+    from PIL import ImageDraw
+
+    longest = max(len(c) for c in columns)
+    scale = max(1, -(-6 * longest // (grid.width // len(columns))))  # about 6 pixels per character
+    big = grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST).convert("RGB")
+    out = Image.new("RGB", (big.width, big.height + 14), "white")
+    out.paste(big, (0, 14))
+    draw, step = ImageDraw.Draw(out), big.width / len(columns)
+    for i, name in enumerate(columns):
+        draw.text((i * step + 2, 1), name, fill="black")
+    return out
 
 
 def _slug(text: str) -> str:
