@@ -17,7 +17,7 @@ import typer  # noqa: E402
 
 from lmppm_cli import __version__  # noqa: E402
 from lmppm_cli import options as o  # noqa: E402
-from lmppm_cli.core.config import AutoencoderConfig, FlowOverride  # noqa: E402
+from lmppm_cli.core.config import AutoencoderConfig, DiffusionConfig, FlowOverride  # noqa: E402
 from lmppm_cli.core.errors import EXIT_CODES, LmppmError  # noqa: E402
 from lmppm_cli.core.train_config import TrainConfig  # noqa: E402
 from lmppm_cli.display import err, out  # noqa: E402
@@ -213,7 +213,7 @@ def generate(
 
 @app.command()
 @friendly
-@config_options(TrainConfig, AutoencoderConfig, panel="Training and model")
+@config_options(TrainConfig, AutoencoderConfig, DiffusionConfig, panel="Training and model")
 def train(
     data: o.DataArg,
     output: o.RunOpt,
@@ -243,7 +243,8 @@ def train(
 
     ae = AutoencoderConfig(channels=ch, height=height, width=width, **configs[AutoencoderConfig])
     source = training.DataSource(data, data_dir, stream, cache, tcfg.workers, extra_photos)
-    display.run_training(training.run, method, ae, tcfg, source, output, device, resume, base)
+    diffusion = DiffusionConfig(**configs[DiffusionConfig])
+    display.run_training(training.run, method, (ae, diffusion), tcfg, source, output, device, resume, base)
 
 
 @app.command()

@@ -175,7 +175,7 @@ def run_restore(restore, request, quiet: bool = False) -> None:
     report(result, "restored", quiet=not main, failures=world_from_env().main)
 
 
-def run_training(run, method, autoencoder, tcfg, source, output, device, resume, base) -> None:
+def run_training(run, method, model, tcfg, source, output, device, resume, base) -> None:
     """`training.run` under an epoch bar and a batch bar (rank 0 only), then where the model went."""
     from pathlib import Path
 
@@ -184,9 +184,7 @@ def run_training(run, method, autoencoder, tcfg, source, output, device, resume,
     main = world_from_env().main
     with bar(quiet=not main) as progress:
         hooks = training_progress(progress) if main else None
-        summary = run(
-            method, autoencoder, tcfg, source, output, device, resume, base, hooks, say if main else lambda s: None
-        )
+        summary = run(method, model, tcfg, source, output, device, resume, base, hooks, say if main else lambda s: None)
     if summary is not None:
         where = Path(output) / "model.safetensors"
         epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s"

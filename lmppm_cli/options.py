@@ -183,14 +183,19 @@ def _parameter(f, owner, panel: str | None, flow: bool = False) -> inspect.Param
     kind = typing.get_type_hints(owner)[f.name]
     meta = f.metadata
     limits = {k: meta[k] for k in ("min", "max") if k in meta}
-    flag = f.name.replace("_", "-")
+    flag = meta.get("flag", f.name.replace("_", "-"))
     decls = (f"--{flag}/--no-{flag}",) if kind is bool else ()
     default = None if flow else meta.get("shown", f.default)
     if "parse" in meta:
         kind, default = str, None if default is None else ",".join(map(str, default))
     option = typer.Option(*decls, help=meta["help"], rich_help_panel=panel, show_default=not flow, **limits)
     annotation = Annotated[kind | None, option] if default is None else Annotated[kind, option]
-    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    return inspect.Parameter(_name(f), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _name(f) -> str:
+    """The command's parameter for a config field: its option's name (`flag` where a field sets one)."""
+    return f.metadata.get("flag", f.name).replace("-", "_")
 
 
 def _extend(command, name: str, added: list[inspect.Parameter], collect):
@@ -228,7 +233,7 @@ def config_options(*classes, panel: str | None = None):
     def collect(given: dict) -> dict:
         out = {}
         for cls in classes:
-            values = {f.name: given[f.name] for f in fields_of(cls)}
+            values = {f.name: given[_name(f)] for f in fields_of(cls)}
             for f in fields_of(cls):
                 if "parse" in f.metadata and isinstance(values[f.name], str):
                     values[f.name] = f.metadata["parse"](values[f.name])

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from lmppm_cli import methods
-from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig, check_config
+from lmppm_cli.core.config import AutoencoderConfig, DiffusionConfig, DistanceConfig, ModelConfig, check_config
 from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.models import ARCHITECTURES, architecture
@@ -33,9 +33,10 @@ class DataSource:
     extra_photos: str | None = None  # photo-crops: a folder of whole photos added to its training photos
 
 
-def model_config(method: str, autoencoder: AutoencoderConfig) -> ModelConfig:
-    """The configuration of a model of `method` with this autoencoder (widths None: the architecture's),
-    checked: an option of another architecture, or a value out of bounds, is refused naming the option."""
+def model_config(method: str, autoencoder: AutoencoderConfig, diffusion: DiffusionConfig | None = None) -> ModelConfig:
+    """The configuration of a model of `method` with this autoencoder (widths None: the architecture's)
+    and, for an LDM, this diffusion; checked: an option of another architecture, or a value out of
+    bounds, is refused naming the option."""
     found = architecture(autoencoder.arch)
     autoencoder = dataclasses.replace(autoencoder, widths=tuple(autoencoder.widths or found.widths))
     defaults = AutoencoderConfig()
@@ -43,7 +44,12 @@ def model_config(method: str, autoencoder: AutoencoderConfig) -> ModelConfig:
         if getattr(autoencoder, name) != getattr(defaults, name):
             owners = " and ".join(a.name for a in ARCHITECTURES.values() if name in a.options)
             raise LmppmError(f"--{name.replace('_', '-')} is an option of the {owners} architecture.")
-    config = ModelConfig(autoencoder=autoencoder, distance=DistanceConfig(hidden=found.distance_hidden), method=method)
+    config = ModelConfig(
+        autoencoder=autoencoder,
+        distance=DistanceConfig(hidden=found.distance_hidden),
+        diffusion=diffusion or DiffusionConfig(),
+        method=method,
+    )
     try:
         check_config(config)
     except ModelError as exc:  # here the fields come from the user's options
@@ -95,7 +101,7 @@ def load_data(source: DataSource, autoencoder: AutoencoderConfig, run_dir, world
 
 def run(
     method: str,
-    autoencoder: AutoencoderConfig,
+    model: tuple[AutoencoderConfig, DiffusionConfig],
     tcfg: TrainConfig,
     source: DataSource,
     run_dir: str | Path,
@@ -113,7 +119,7 @@ def run(
 
     world = shards.world_from_env()
     dev = shards.rank_device(pick_device(device), world)
-    config = model_config(method, autoencoder)
+    config = model_config(method, *model)
     if tcfg.init:
         tcfg = dataclasses.replace(tcfg, init=str(resolve_model(tcfg.init)))
     methods.check_training(method, bool(tcfg.init), tcfg.freeze_init, world.size)

@@ -151,3 +151,15 @@ def test_camera_training_and_the_new_architecture_options_train_and_load(tmp_pat
     model = load_model(tmp_path / "model.safetensors")
     assert model.config.autoencoder.noise_map and model.config.autoencoder.depth == 3
     assert summary["train_config"]["camera"] == 0.5
+
+
+def test_a_flow_that_gains_less_than_min_flow_gain_leaves_the_single_pass(tmp_path, device):
+    """--min-flow-gain: calibration keeps 0 steps when no setting gains that much at both noise levels."""
+    from conftest import tiny_config
+
+    data = Dataset("blobs", Split(blob_images(32, seed=1)), Split(blob_images(16, seed=2)))
+    tcfg = TrainConfig(epochs=2, batch_size=8, seed=0, calibration_grid="small")
+    free = train(tiny_config(), data, tcfg, tmp_path / "free", device)
+    costly = train(tiny_config(), data, dataclasses.replace(tcfg, min_flow_gain=100.0), tmp_path / "costly", device)
+    assert costly["flow"]["steps"] == 0 and load_model(tmp_path / "costly" / "model.safetensors").config.flow.steps == 0
+    assert free["flow"]["steps"] > 0  # without the bar, the calibrated flow as before

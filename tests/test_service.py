@@ -126,7 +126,10 @@ def test_the_edges_stay_thin():
 
 def test_restore_request_is_the_whole_set_of_restore_options():
     """Each option of `lmppm restore` lands in one field of the request (or of its tiling and LDM parts)."""
+    from lmppm_cli.files.plan import OutputRules
     from lmppm_cli.service import RestoreRequest, Tiling
 
     fields = {f.name for f in dataclasses.fields(RestoreRequest)} | {f.name for f in dataclasses.fields(Tiling)}
-    assert {"flow", "ldm", "tiling", "report", "strict", "skip_existing", "precision", "device"} <= fields
+    fields |= {f.name for f in dataclasses.fields(OutputRules)}
+    assert {"flow", "ldm", "tiling", "report", "strict", "skip_existing", "overwrite", "suffix"} <= fields
+    assert {"precision", "device", "trajectory"} <= fields

@@ -90,7 +90,9 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
     train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(LmppmError, match="already holds a run"):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
-    with pytest.raises(LmppmError, match="only --epochs, --calibrate, --calibration-grid and --workers may change"):
+    with pytest.raises(
+        LmppmError, match="only --epochs, --calibrate, --workers, --calibration-grid, --min-flow-gain may change"
+    ):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
     flipped = type(blob_dataset.train)(blob_dataset.train.images.flip(-1))
     other = type(blob_dataset)("other", flipped, blob_dataset.val)  # another name, other pixels: refused

@@ -79,10 +79,13 @@ def calibrate_flow(
     betas=BETAS,
     multipliers=KERNEL_MULTIPLIERS,
     steps=STEPS,
+    min_gain: float = 0.0,
 ):
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
-    (Ablation_dae on a DAE); GRIDS holds the searched values."""
+    (Ablation_dae on a DAE); GRIDS holds the searched values. `min_gain` (ours): where the chosen
+    setting's worst gain is below it, the flow is not worth its cost and the single pass G(F(x)) is
+    the default (0 steps)."""
     base = model.config.flow
     cases = noisy_cases(model, clean, sigma_d, generator)
     ssim_single = ssim(single_pass(model, clean), clean).mean().item()
@@ -99,6 +102,8 @@ def calibrate_flow(
     best = choose(rows)
     keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
     chosen = dataclasses.replace(base, **{k: best[k] for k in keys})
+    if min_gain > 0 and best["worst"] < min_gain:
+        chosen = dataclasses.replace(chosen, steps=0)
     return chosen, rows
 
 

@@ -143,7 +143,12 @@ class DiffusionConfig:
     steps: int = 2000
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    hidden: tuple[int, ...] = (256, 256, 256)
+    hidden: tuple[int, ...] = option(
+        (256, 256, 256),
+        "ldm: widths of the noise predictor's hidden layers, comma separated.",
+        parse=lambda text: _numbers(text, int, "--ldm-hidden"),
+        flag="ldm-hidden",
+    )
     start_step: int = 200
 
 

@@ -334,11 +334,11 @@ class _Loop:
             "calibrate": self.tcfg.calibrate,
             "workers": self.tcfg.workers,
             "calibration_grid": self.tcfg.calibration_grid,
+            "min_flow_gain": self.tcfg.min_flow_gain,
         }
         if dataclasses.replace(saved, **loose) != self.tcfg:
-            raise LmppmError(
-                f"{path} was trained with other training options; only --epochs, --calibrate, --calibration-grid and --workers may change on resume."
-            )
+            changeable = ", ".join(f"--{k.replace('_', '-')}" for k in loose)
+            raise LmppmError(f"{path} was trained with other training options; only {changeable} may change on resume.")
         self.model.load_state_dict(model_state)
         if self.ema is not None:
             self.ema.load_state_dict(ema_state)

@@ -80,6 +80,11 @@ class TrainConfig:
         NEIGHBOURS, "x* search: exact (chunked), approximate, faiss (HNSW), auto (exact up to 20,000 images)", "exact"
     )
     calibrate: bool = option(True, "Choose the flow defaults on the validation split after training.")
+    min_flow_gain: float = option(
+        0.0,
+        "Calibration: keep the single pass (0 flow steps) unless the flow gains this many dB (not in the paper).",
+        min=0.0,
+    )
     calibration_grid: str = _choice(
         CALIBRATION_GRIDS, "The calibration's grid: full (1,200 settings) or small (36)", "full"
     )

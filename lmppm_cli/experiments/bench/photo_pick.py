@@ -24,6 +24,7 @@ from lmppm_cli.files.weights import load_model, resolve_model
 
 PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 MODEL, BM3D, SINGLE = "LMPPM", "BM3D (blind)", "single pass G(F(x))"
+PAIRED = (("psnr", 2), ("ssim", 4), ("chroma_rmse", 4))  # metrics paired against LMPPM, and their digits
 
 
 def run_photo_pick(
@@ -67,7 +68,7 @@ def pooled(cells: list[dict]) -> list[dict]:
     out = []
     for deg, method in keys:
         row = {"degradation": deg, "method": method, "means": {}, "versus": {}}
-        for metric in ("psnr", "ssim"):
+        for metric in ("psnr", "ssim", "chroma_rmse"):
             values = [v for s in scenes for v in by[deg, method, s][metric]]
             row["means"][metric] = sum(values) / len(values)
             if method != MODEL:
@@ -108,15 +109,16 @@ def markdown(cells: list[dict], scenes: list[str], draws: int) -> str:
         f"The validation scenes ({', '.join(scenes)}), whole, {draws} draw(s) each, 8-bit in and out. "
         "Mean over the scenes; the difference to LMPPM is paired by scene and draw (95% interval).",
         "",
-        "| degradation | method | PSNR | SSIM | PSNR - LMPPM | SSIM - LMPPM |",
-        "|---|---|---|---|---|---|",
+        "| degradation | method | PSNR | SSIM | chroma RMSE | PSNR - LMPPM | SSIM - LMPPM | chroma - LMPPM |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in pooled(cells):
         v = row["versus"]
-        diff = [f"{v[m].text(d, True)} {v[m].verdict}" if m in v else "" for m, d in (("psnr", 2), ("ssim", 4))]
+        diff = [f"{v[m].text(d, True)} {v[m].verdict}" if m in v else "" for m, d in PAIRED]
         means = row["means"]
         lines.append(
-            f"| {row['degradation']} | {row['method']} | {means['psnr']:.2f} | {means['ssim']:.4f} | {diff[0]} | {diff[1]} |"
+            f"| {row['degradation']} | {row['method']} | {means['psnr']:.2f} | {means['ssim']:.4f} | "
+            f"{means['chroma_rmse']:.4f} | {' | '.join(diff)} |"
         )
     lines += ["", "LMPPM minus blind BM3D, PSNR by scene:", "", "| degradation | " + " | ".join(scenes) + " |"]
     lines.append("|---" * (len(scenes) + 1) + "|")

@@ -156,6 +156,7 @@ def score_photo(
                         float(psnr(out[None], clean[None])[0]),
                         float(ssim(out[None], clean[None])[0]),
                         seconds / megapixels,
+                        chroma_error(out, clean),
                     )
                 )
             cells.append(
@@ -166,10 +167,22 @@ def score_photo(
                     "psnr": [s[0] for s in scores],
                     "ssim": [s[1] for s in scores],
                     "seconds_per_mp": sum(s[2] for s in scores) / draws,
+                    "chroma_rmse": [s[3] for s in scores],
                     "estimated_noise": noise,
                 }
             )
     return cells
+
+
+def chroma_error(out: torch.Tensor, clean: torch.Tensor) -> float:
+    """RMS of the colour left wrong: the error's Cb and Cr (ITU-R BT.601) over the pixels, on a 0-1
+    scale (0 for a gray image). What a red/green speckle shows up in, where PSNR mixes it with the rest."""
+    if out.shape[0] != 3:
+        return 0.0
+    e = out - clean  # (3, H, W)
+    cb = -0.168736 * e[0] - 0.331264 * e[1] + 0.5 * e[2]
+    cr = 0.5 * e[0] - 0.418688 * e[1] - 0.081312 * e[2]
+    return float(torch.stack([cb, cr]).pow(2).mean().sqrt())
 
 
 def noise_levels(levels) -> dict:
