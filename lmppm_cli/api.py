@@ -76,6 +76,10 @@ class Model:
 
 
 def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, offline: bool = False) -> Model:
+    """A model ready to restore, score or generate: `ref` is a bundled name (`lmppm models`), a
+    .safetensors file, a Hub-style folder holding model.safetensors, or a Hub repo id (`owner/name`,
+    `revision` a branch, tag or commit; `offline` reads only the Hub cache). `device` is "auto" (CUDA,
+    then MPS, then the CPU), "cpu", "cuda", "cuda:N" or "mps"."""
     path = resolve_model(ref, revision=revision, offline=offline)
     return Model(load_model(path, pick_device(device)), ref, domain.training_summary(model_metadata(path)))
 

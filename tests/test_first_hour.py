@@ -187,3 +187,10 @@ def test_a_large_image_moves_the_bar_tile_by_tile(tmp_path, monkeypatch):
     service.restore(request, hooks)
     assert len(files) == 1 and len(seen) > 3 and sum(seen) == pytest.approx(90 * 130)
     assert lmppm_cli.load  # the package's entry points are there
+
+
+def test_the_package_lists_and_documents_its_api():
+    import lmppm_cli
+
+    assert {"load", "pick", "Model"} <= set(dir(lmppm_cli))
+    assert "Hub repo id" in lmppm_cli.load.__doc__ and "bm3d" in lmppm_cli.pick.__doc__.lower()

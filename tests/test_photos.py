@@ -359,3 +359,27 @@ def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
     assert "win" in markdown(cells)
     scribbled = score_photo(clean, methods, {"scribbles 6": (None, degraded_by("scribbles", 6))}, seed=0, draws=1)
     assert scribbled[0]["sigma"] is None and scribbled[0]["psnr"][0] < 40 and scribbled[1]["psnr"][0] == 100.0
+
+
+def test_photo_pick_keeps_bm3d_cells_of_an_earlier_run_with_the_same_seed_and_draws(tmp_path):
+    import json
+
+    from lmppm_cli.experiments.bench.photo_pick import BM3D, MODEL, classical_cells
+    from lmppm_cli.experiments.bench.photos import noise_levels, score_photo
+
+    clean = torch.full((3, 16, 16), 0.5)
+    earlier = [
+        {"scene": "a", "degradation": "noise 0.1", "method": m, "psnr": [p], "ssim": [0.9]}
+        for m, p in ((BM3D, 31.5), (MODEL, 30.0))
+    ]
+    (tmp_path / "results.json").write_text(json.dumps({"seed": 3, "draws": 1, "cells": earlier}))
+    assert classical_cells(tmp_path / "results.json", 4, 1) == {}  # another seed: measured anew
+    known = classical_cells(tmp_path / "results.json", 3, 1)
+    assert list(known) == [("a", "noise 0.1", BM3D)]  # the model's own cells are never kept
+
+    def never(x):
+        raise AssertionError("a kept cell was measured again")
+
+    found = {k[1:]: c for k, c in known.items()}
+    cells = score_photo(clean, {BM3D: never, MODEL: lambda x: x}, noise_levels((0.1,)), 3, 1, known=found)
+    assert cells[0]["psnr"] == [31.5] and cells[1]["method"] == MODEL and cells[1]["psnr"][0] < 40

@@ -7,6 +7,7 @@ scenes of the estimated noise (as it comes out of clipped 8-bit photos) and of e
 SSIM. For the bundled `photos` model that file is in weights/, and `lmppm restore` with no --model sends
 a colour photo to the learned model wherever it is ahead there at the photo's estimated noise
 (domain.photo_method). Differences are paired by scene and draw, with a 95% Student-t interval over them.
+Run again into the same folder with the same seed and draws (new weights), it keeps BM3D's cells.
 """
 
 from __future__ import annotations
@@ -47,16 +48,34 @@ def run_photo_pick(
     methods = {MODEL: rows[MODEL], SINGLE: rows[SINGLE], BM3D: classical_rows()[BM3D]}
     scenes = dict(list(validation_photos(extra_photos).items())[:limit])
     degradations = {**noise_levels(PICK_LEVELS), **CAMERA_ROWS}
+    out = Path(out_dir)
+    known = classical_cells(out / "results.json", seed, draws)
     cells = []
     for name, clean in scenes.items():
         stage = lambda s, name=name: on_stage(f"{name}, {s}")  # noqa: E731
-        cells += [c | {"scene": name} for c in score_photo(clean, methods, degradations, seed, draws, stage)]
+        found = {k[1:]: c for k, c in known.items() if k[0] == name}
+        cells += [
+            c | {"scene": name} for c in score_photo(clean, methods, degradations, seed, draws, stage, known=found)
+        ]
     table = pick_table(cells, model, hashlib.sha256(Path(path).read_bytes()).hexdigest(), list(scenes))
-    out = Path(out_dir)
     write_text(out / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
-    write_text(out / "results.json", json.dumps({"suite": "photo-pick", "seed": seed, "cells": cells}, indent=2))
+    write_text(
+        out / "results.json",
+        json.dumps({"suite": "photo-pick", "seed": seed, "draws": draws, "cells": cells}, indent=2),
+    )
     write_text(out / "results.md", markdown(cells, list(scenes), draws))
     return {f"{row['degradation']}: {row['method']}": row["means"] for row in pooled(cells)}
+
+
+def classical_cells(results: Path, seed: int, draws: int) -> dict:
+    """BM3D's cells of an earlier run into the same folder with the same seed and draws, by (scene,
+    degradation, method): they do not depend on the model, so a re-run for new weights keeps them."""
+    if not results.is_file():
+        return {}
+    earlier = json.loads(results.read_text())
+    if earlier.get("seed") != seed or earlier.get("draws", 1) != draws:
+        return {}
+    return {(c["scene"], c["degradation"], c["method"]): c for c in earlier["cells"] if c["method"] == BM3D}
 
 
 def pooled(cells: list[dict]) -> list[dict]:
