@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from lmppm_cli.cli import app
 
 RNG = np.random.default_rng(0)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _good(path: Path, kind: str) -> None:
@@ -194,3 +195,25 @@ def test_the_package_lists_and_documents_its_api():
 
     assert {"load", "pick", "Model"} <= set(dir(lmppm_cli))
     assert "Hub repo id" in lmppm_cli.load.__doc__ and "bm3d" in lmppm_cli.pick.__doc__.lower()
+
+
+def test_every_command_the_readme_shows_parses_and_names_files_that_exist():
+    """The README's everyday commands, parsed by the real command line (options and values checked),
+    with every input they name present in the clone."""
+    import shlex
+
+    import typer
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Everyday commands", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    lines = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(lines) >= 8 and all(line.startswith("lmppm ") for line in lines)
+    root = typer.main.get_command(app)
+    for line in lines:
+        args = shlex.split(line)[1:]
+        with root.make_context("lmppm", list(args)) as group:
+            command = root.get_command(group, args[0])
+            command.make_context(args[0], args[1:], parent=group)  # raises on an unknown option or a bad value
+        for arg in args:
+            if arg.startswith("examples/"):
+                assert (ROOT / arg).exists(), arg

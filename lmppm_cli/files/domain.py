@@ -6,7 +6,7 @@ is meant to remove, counts little and content it cannot represent counts fully),
 noise level (Donoho's median-absolute-deviation estimate on the finest diagonal Haar details).
 
 `choose` picks among the bundled domain models by channels and size, sends a colour photo to blind BM3D
-where the photo model was behind it on the validation photo at the photo's estimated noise
+where the photo model was behind it on the validation scenes at the photo's estimated noise
 (`photo_method`), and warns where the image's noise is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
 --report`) but do not pick: on the bundled models neither separates photos, text or noise from each
 model's own degraded data (README, "Choosing a model").
@@ -109,7 +109,7 @@ def size_ratio(x: torch.Tensor, model) -> float:
 
 def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple[str | None, str]:
     """(None, why) to restore a colour image of estimated noise `sigma` with the learned photo model, or
-    ("bm3d", why): the learned model only where its PSNR on the validation photo, interpolated at
+    ("bm3d", why): the learned model only where its mean PSNR over the validation scenes, interpolated at
     `sigma` on the table's estimated-noise axis (bench photo-pick), is above blind BM3D's. With no
     table for this model (a file changed since it was measured), BM3D, the measured safe choice."""
     if not table:
@@ -118,7 +118,7 @@ def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple
     axis = np.asarray(table["estimated_noise"])[order]
     model_db = float(np.interp(sigma, axis, np.asarray(table["model_psnr"])[order]))
     bm3d_db = float(np.interp(sigma, axis, np.asarray(table["bm3d_psnr"])[order]))
-    where = f"colour image, estimated noise {sigma:.3f}: on the validation photo at that noise"
+    where = f"colour image, estimated noise {sigma:.3f}: on the validation scenes at that noise"
     if model_db > bm3d_db:
         return (
             None,
