@@ -217,3 +217,26 @@ def test_every_command_the_readme_shows_parses_and_names_files_that_exist():
         for arg in args:
             if arg.startswith("examples/"):
                 assert (ROOT / arg).exists(), arg
+
+
+def test_the_report_flags_a_clear_digit_that_became_another_and_a_distance_that_grew():
+    """Item 8: a restored digit read as another class, or a result further from the data (D grew),
+    carries a `flag`; an unchanged clear digit carries none."""
+    import torch
+
+    from lmppm_cli.files.data import mnist_5k
+    from lmppm_cli.files.plan import Job
+    from lmppm_cli.files.reports import digit, flagged, row
+    from lmppm_cli.files.weights import load_model, resolve_model
+
+    model = load_model(resolve_model("mnist"), "cpu")
+    test = mnist_5k().test
+    clear = [(x, *digit(model, x)) for x in test.images[::100]]  # one digit of each class
+    (first, a, _), (second, b, _) = [(x, d, s) for x, d, s in clear if s][:2]
+    job = Job(Path("in.png"), Path("out.png"))
+    changed = row(job, {}, model, first, second, 1, 0.1)
+    assert changed["flag"].startswith(f"a clear {a} became a {b}") and changed["digit_before"] == a
+    kept = row(job, {}, model, first, first.clone(), 1, 0.1)
+    assert kept["flag"] == "" and flagged([changed, kept]) == 1
+    noise = torch.rand(first.shape, generator=torch.Generator().manual_seed(0))
+    assert "D grew" in row(job, {}, model, first, noise, 1, 0.1)["flag"]
