@@ -83,9 +83,8 @@ def friendly(command):
             err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err.print(
-                "interrupted; every file written so far is whole (rerun with --skip-existing to finish a folder)."
-            )
+            then = " (rerun with --skip-existing to finish a folder)" if command.__name__ == "restore" else ""
+            err.print(f"interrupted; every file written so far is whole{then}.")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001 - the edge of the program
             if _state["debug"]:

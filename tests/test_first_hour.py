@@ -240,3 +240,14 @@ def test_the_report_flags_a_clear_digit_that_became_another_and_a_distance_that_
     assert kept["flag"] == "" and flagged([changed, kept]) == 1
     noise = torch.rand(first.shape, generator=torch.Generator().manual_seed(0))
     assert "D grew" in row(job, {}, model, first, noise, 1, 0.1)["flag"]
+
+
+def test_ctrl_c_in_a_bench_says_nothing_of_restore_options(tmp_path, monkeypatch):
+    from lmppm_cli.experiments import bench
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run_bench", interrupted)
+    done = CliRunner().invoke(app, ["bench", "--suite", "mnist-noise", "-o", str(tmp_path / "b")])
+    assert done.exit_code == 130 and "interrupted" in done.output and "--skip-existing" not in done.output
