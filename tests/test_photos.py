@@ -234,18 +234,26 @@ def test_the_bundled_pick_table_was_measured_on_the_bundled_photo_model():
     assert len(table["sigma"]) == len(table["model_psnr"]) == len(table["bm3d_psnr"]) == len(table["estimated_noise"])
 
 
-def test_restore_with_no_model_uses_bm3d_for_a_clean_photo_and_says_how_to_force_the_model(tmp_path):
+def test_restore_with_no_model_follows_the_table_for_a_clean_photo_and_says_how_to_override(tmp_path):
+    """A clean photo goes where the bundled table says (at its estimated noise), the run names the
+    option that overrides the pick, and the photo comes back nearly untouched either way."""
     import skimage.data
+
+    from lmppm_cli.core.noise_level import estimate_noise
+    from lmppm_cli.files.weights import resolve_model
 
     src = tmp_path / "in" / "astronaut.png"
     src.parent.mkdir()
     Image.fromarray(skimage.data.astronaut()[:96, :128]).save(src)
     result = CliRunner().invoke(app, ["restore", str(src), "-o", str(tmp_path / "out.png"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "bm3d" in result.stderr and "--model photos forces" in result.stderr
+    x = torch.from_numpy(np.array(Image.open(src))).permute(2, 0, 1).float().div(255)
+    method, _ = domain.photo_method(estimate_noise(x), domain.pick_table(resolve_model(domain.GENERAL)))
+    override = "--model photos forces" if method == "bm3d" else "--method bm3d forces"
+    assert override in result.stderr, result.stderr
     out = np.asarray(Image.open(tmp_path / "out.png"), dtype=np.float64)
     ref = np.asarray(Image.open(src), dtype=np.float64)
-    assert 10 * math.log10(255.0**2 / ((out - ref) ** 2).mean()) > 40.0  # BM3D barely touches a clean photo
+    assert 10 * math.log10(255.0**2 / ((out - ref) ** 2).mean()) > 40.0  # a clean photo is barely touched
 
 
 def test_api_pick_follows_the_same_rule():
