@@ -171,7 +171,7 @@ QuickOpt = Annotated[
     bool,
     _opt(
         "--quick",
-        help="About a minute: 50 images (2 photo scenes), one draw, no classical rows; figures indicative only.",
+        help="A short run: 50 images (2 photo scenes), one draw, no classical rows; figures indicative only.",
     ),
 ]
 SplitOpt = _one_of(names.SPLITS, False, help="mnist: the test digits (every reported figure) or the validation digits.")
