@@ -382,6 +382,9 @@ def test_photo_pick_keeps_bm3d_cells_of_an_earlier_run_with_the_same_seed_and_dr
     ]
     (tmp_path / "results.json").write_text(json.dumps({"seed": 3, "draws": 1, "cells": earlier}))
     assert classical_cells(tmp_path / "results.json", 4, 1) == {}  # another seed: measured anew
+    assert classical_cells(tmp_path / "results.json", 3, 3) == {}  # other draws: measured anew
+    (tmp_path / "older.json").write_text(json.dumps({"seed": 3, "cells": earlier}))
+    assert classical_cells(tmp_path / "older.json", 3, 1) == {}  # draws not recorded: measured anew
     known = classical_cells(tmp_path / "results.json", 3, 1)
     assert list(known) == [("a", "noise 0.1", BM3D)]  # the model's own cells are never kept
 

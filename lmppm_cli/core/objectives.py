@@ -187,16 +187,9 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
         model.config = dataclasses.replace(model.config, flow=flow)
         grid_alphas, betas, steps, multipliers = GRIDS[loop.tcfg.calibration_grid]
         alphas = alphas if alphas == (0.0,) else grid_alphas
+        images, sigma = loop.calibration_images(), loop.tcfg.reference_sigma
         flow, table = calibrate_flow(
-            model,
-            loop.calibration_images(),
-            loop.tcfg.reference_sigma,
-            gen,
-            alphas,
-            betas,
-            multipliers,
-            steps,
-            loop.tcfg.min_flow_gain,
+            model, images, sigma, gen, alphas, betas, multipliers, steps, min_gain=loop.tcfg.min_flow_gain
         )
     shared = {k: getattr(flow, k) for k in ("sigma_ker", "schedule", "adaptive", "top_k")}  # generation's kernel
     model.config = dataclasses.replace(

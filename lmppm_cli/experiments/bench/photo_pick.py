@@ -73,7 +73,7 @@ def classical_cells(results: Path, seed: int, draws: int) -> dict:
     if not results.is_file():
         return {}
     earlier = json.loads(results.read_text())
-    if earlier.get("seed") != seed or earlier.get("draws", 1) != draws:
+    if earlier.get("seed") != seed or earlier.get("draws") != draws:  # a run that did not record its draws: anew
         return {}
     return {(c["scene"], c["degradation"], c["method"]): c for c in earlier["cells"] if c["method"] == BM3D}
 

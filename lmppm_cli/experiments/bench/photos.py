@@ -146,13 +146,13 @@ def score_photo(
     """Every (degradation, method) over the same draws: per-draw PSNR, SSIM, seconds per megapixel and
     the estimated noise of each degraded input. `degradations`: label -> (sigma or None, (clean, seed) -> image).
     `known`: cells already measured on the same photo, seed and draws, by (degradation, method); kept as they are."""
-    cells = []
+    cells, known = [], known or {}
     megapixels = clean.shape[-2] * clean.shape[-1] / 1e6
     for label, (sigma, make) in degradations.items():
         inputs = [make(clean, seed + k) for k in range(draws)]
         noise = [estimate_noise(x) for x in inputs]
         for name, fn in methods.items():
-            if (known or {}).get((label, name)):
+            if (label, name) in known:
                 cells.append(known[label, name])
                 continue
             on_stage(f"{label}: {name}")
