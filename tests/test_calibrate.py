@@ -1,3 +1,5 @@
+import dataclasses
+
 import torch
 from conftest import blob_images
 
@@ -93,3 +95,20 @@ def test_the_small_grid_searches_its_own_values_and_step_counts(tiny_model, rng)
     flow, rows = calibrate_flow(tiny_model, clean, 0.3, torch.Generator().manual_seed(0), alphas, betas, mults, steps)
     assert len(rows) == len(alphas) * len(betas) * len(mults) * 2 * len(steps)
     assert {r["steps"] for r in rows} == set(steps) and flow.steps in steps and flow.alpha in alphas
+
+
+def test_calibration_noise_levels_judge_the_flow_on_clean_images_too(tiny_model_file):
+    """--calibration-noise: the gains are measured at the levels given (0: the clean images themselves),
+    and the worst gain is over all of them."""
+    model = load_model(tiny_model_file)
+    clean = blob_images(16, seed=12)
+    grid = dict(alphas=ALPHAS[:1], betas=BETAS[:2], multipliers=KERNEL_MULTIPLIERS[:1], steps=(1, 2))
+    flow, rows = calibrate_flow(model, clean, 0.3, torch.Generator().manual_seed(0), levels=(0.0, 0.3), **grid)
+    assert all(list(r["gains"]) == ["sigma 0", "sigma 0.3"] for r in rows)
+    assert all(r["worst"] == min(r["gains"].values()) for r in rows)
+    row = rows[0]
+    setting = dataclasses.replace(
+        model.config.flow, **{k: row[k] for k in ("alpha", "beta", "steps", "sigma_ker", "adaptive")}
+    )
+    on_clean = psnr(restore(model, clean, setting).images, clean).mean() - psnr(single_pass(model, clean), clean).mean()
+    assert abs(on_clean.item() - row["gains"]["sigma 0"]) < 1e-3

@@ -163,3 +163,15 @@ def test_a_flow_that_gains_less_than_min_flow_gain_leaves_the_single_pass(tmp_pa
     costly = train(tiny_config(), data, dataclasses.replace(tcfg, min_flow_gain=100.0), tmp_path / "costly", device)
     assert costly["flow"]["steps"] == 0 and load_model(tmp_path / "costly" / "model.safetensors").config.flow.steps == 0
     assert free["flow"]["steps"] > 0  # without the bar, the calibrated flow as before
+
+
+def test_calibration_noise_reaches_the_calibration_and_survives_the_checkpoint(tmp_path, device):
+    """lmppm train --calibration-noise 0,0.2: the flow's gains are judged at those levels, and the option is
+    kept in the model file's training configuration."""
+    from conftest import tiny_config
+
+    data = Dataset("blobs", Split(blob_images(32, seed=1)), Split(blob_images(16, seed=2)))
+    tcfg = TrainConfig(epochs=1, batch_size=8, seed=0, calibration_grid="small", calibration_noise=(0.0, 0.2))
+    summary = train(tiny_config(), data, tcfg, tmp_path, device)
+    assert all(list(r["gains"]) == ["sigma 0", "sigma 0.2"] for r in summary["calibration_top"])
+    assert TrainConfig.from_dict(summary["train_config"]).calibration_noise == (0.0, 0.2)

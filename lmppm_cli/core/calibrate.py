@@ -2,10 +2,11 @@
 
 The paper fixes alpha, beta and the step count by a "preliminary grid search" it does not report. We do
 that search at the end of every training run, on the validation split only, with Gaussian noise at
-sigma_d and 1.75 sigma_d (0.4 and 0.7 for digits), the only degradation training knows:
+sigma_d and 1.75 sigma_d (0.4 and 0.7 for digits), the only degradation training knows, or at the levels
+`lmppm train --calibration-noise` names (ours: photos are judged down to clean, where the flow can cost):
 
 1. fidelity first: keep the settings that lose no PSNR against the plain single pass G(F(x)) at
-   either noise level, and that cost a *clean* image at most CLEAN_SSIM_SLACK (0.02) of SSIM against
+   any noise level, and that cost a *clean* image at most CLEAN_SSIM_SLACK (0.02) of SSIM against
    the single pass: a blind restorer must leave good images alone (if none qualify, the setting with
    the best worst-case gain);
 2. then realism: of those, take the one whose restored latents end closest to the bank S (mean
@@ -44,12 +45,19 @@ GRIDS = {
 assert tuple(GRIDS) == CALIBRATION_GRIDS  # the names TrainConfig offers
 
 
-def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator):
-    """The validation images with noise at each of NOISE_FACTORS x sigma_d, as
+def noise_levels(sigma_d: float, levels=None) -> tuple[tuple[float, ...], list[str]]:
+    """The calibration's noise levels and their names: `levels` as given, or NOISE_FACTORS x sigma_d."""
+    if levels:
+        return tuple(levels), [f"sigma {v:g}" for v in levels]
+    return tuple(sigma_d * f for f in NOISE_FACTORS), [f"{f:g}x" for f in NOISE_FACTORS]
+
+
+def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator, levels=None):
+    """The validation images with noise at each level of `noise_levels`, as
     (noisy, PSNR of the single pass G(F(noisy))) — the reference every method must beat."""
     cases = []
-    for factor in NOISE_FACTORS:
-        x = noisy(clean, sigma_d * factor, generator)
+    for sigma in noise_levels(sigma_d, levels)[0]:
+        x = noisy(clean, sigma, generator)
         cases.append((x, psnr(single_pass(model, x), clean).mean().item()))
     return cases
 
@@ -65,8 +73,10 @@ def choose(rows: list[dict]) -> dict:
     return min(safe, key=lambda r: r["distance_to_bank"]) if safe else max(rows, key=lambda r: r["worst"])
 
 
-def gains_row(setting: dict, gains: list[float]) -> dict:
-    return {**setting, "gains": dict(zip((f"{f:g}x" for f in NOISE_FACTORS), gains)), "worst": min(gains)}
+def gains_row(setting: dict, gains: list[float], names=None) -> dict:
+    """A setting with its PSNR gain at each noise level (named as `noise_levels` names them) and the worst."""
+    names = names or noise_levels(1.0)[1]
+    return {**setting, "gains": dict(zip(names, gains)), "worst": min(gains)}
 
 
 @torch.no_grad()
@@ -80,14 +90,16 @@ def calibrate_flow(
     multipliers=KERNEL_MULTIPLIERS,
     steps=STEPS,
     min_gain: float = 0.0,
+    levels=None,
 ):
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
     (Ablation_dae on a DAE); GRIDS holds the searched values. `min_gain` (ours): where the chosen
     setting's worst gain is below it, the flow is not worth its cost and the single pass G(F(x)) is
-    the default (0 steps)."""
+    the default (0 steps). `levels`: the noise levels judged (default sigma_d x NOISE_FACTORS)."""
     base = model.config.flow
-    cases = noisy_cases(model, clean, sigma_d, generator)
+    cases = noisy_cases(model, clean, sigma_d, generator, levels)
+    names = noise_levels(sigma_d, levels)[1]
     ssim_single = ssim(single_pass(model, clean), clean).mean().item()
     adaptives = (False, True) if model.distance is not None else (False,)  # the cap needs D
     rows = []
@@ -98,7 +110,7 @@ def calibrate_flow(
             base, alpha=alpha, beta=beta, steps=max(steps), sigma_ker=base.sigma_ker * mult, adaptive=adaptive
         )
         setting = {"alpha": alpha, "beta": beta, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
-        rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting, steps)
+        rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting, steps, names)
     best = choose(rows)
     keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
     chosen = dataclasses.replace(base, **{k: best[k] for k in keys})
@@ -108,7 +120,7 @@ def calibrate_flow(
 
 
 def _rows_by_steps(
-    model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict, counts=STEPS
+    model: LMPPM, flow, clean: torch.Tensor, cases, ssim_single: float, setting: dict, counts=STEPS, names=None
 ) -> list[dict]:
     """One row per step count of `counts` for one setting, from one flow run per input (restore_steps);
     each metric is computed once over all step counts together. The clean images are restored and
@@ -130,7 +142,7 @@ def _rows_by_steps(
         scores = per_step(ssim(on_clean.flatten(0, 1), clean.repeat(len(kept), 1, 1, 1)), len(kept))
         clean_loss |= {steps: ssim_single - v for steps, v in zip(kept, scores)}
     return [
-        gains_row(setting | {"steps": steps}, [g[i] for g in gains])
+        gains_row(setting | {"steps": steps}, [g[i] for g in gains], names)
         | {"distance_to_bank": sum(d[i] for d in near) / len(near), "clean_ssim_loss": clean_loss[steps]}
         for i, steps in enumerate(counts)
     ]

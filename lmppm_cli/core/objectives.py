@@ -189,7 +189,16 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
         alphas = alphas if alphas == (0.0,) else grid_alphas
         images, sigma = loop.calibration_images(), loop.tcfg.reference_sigma
         flow, table = calibrate_flow(
-            model, images, sigma, gen, alphas, betas, multipliers, steps, min_gain=loop.tcfg.min_flow_gain
+            model,
+            images,
+            sigma,
+            gen,
+            alphas,
+            betas,
+            multipliers,
+            steps,
+            min_gain=loop.tcfg.min_flow_gain,
+            levels=loop.tcfg.calibration_noise,
         )
     shared = {k: getattr(flow, k) for k in ("sigma_ker", "schedule", "adaptive", "top_k")}  # generation's kernel
     model.config = dataclasses.replace(

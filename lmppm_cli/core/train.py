@@ -334,6 +334,7 @@ class _Loop:
             "calibrate": self.tcfg.calibrate,
             "workers": self.tcfg.workers,
             "calibration_grid": self.tcfg.calibration_grid,
+            "calibration_noise": self.tcfg.calibration_noise,
             "min_flow_gain": self.tcfg.min_flow_gain,
         }
         if dataclasses.replace(saved, **loose) != self.tcfg:

@@ -88,6 +88,11 @@ class TrainConfig:
     calibration_grid: str = _choice(
         CALIBRATION_GRIDS, "The calibration's grid: full (1,200 settings) or small (36)", "full"
     )
+    calibration_noise: tuple[float, ...] | None = option(
+        None,
+        "LEVELS: the calibration's noise levels, e.g. 0,0.02,0.1 (default: --sigma-d and 1.75 times it).",
+        parse=lambda text: _numbers(text, float, "--calibration-noise"),
+    )
     weights: LossWeights = field(default_factory=LossWeights)
     camera: float = option(
         0.0, "Share of training samples with camera-like Poisson-Gaussian noise (not in the paper).", min=0.0, max=1.0
@@ -116,6 +121,8 @@ class TrainConfig:
                 raise LmppmError(f"{_flag(f.name)} must be {', '.join(choices[:-1])} or {choices[-1]}, not {value!r}.")
         if self.freeze_init and not self.init:
             raise LmppmError("--freeze-init keeps F and G of the --init model fixed; give --init MODEL too.")
+        if self.calibration_noise is not None and min(self.calibration_noise, default=-1.0) < 0:
+            raise LmppmError(f"--calibration-noise needs noise levels of at least 0, not {self.calibration_noise}.")
         if not 0.0 <= self.ema < 1.0:
             raise LmppmError(f"--ema must be at least 0 and below 1, not {self.ema}.")
 
@@ -131,7 +138,7 @@ class TrainConfig:
     @property
     def reference_sigma(self) -> float:
         """The one level that stands for the training noise where a single level is needed (the flow's
-        calibration at 1x and 1.75x of it, the LDM's start step, the recall check of an approximate x*
+        calibration at 1x and 1.75x of it unless --calibration-noise is given, the LDM's start step, the recall check of an approximate x*
         search): sigma_d, which --sigma-range does not replace."""
         return self.sigma_d
 
@@ -141,8 +148,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
         """Back from to_dict (a checkpoint's JSON); fields added since take their defaults."""
-        sigma_range = tuple(raw["sigma_range"]) if raw.get("sigma_range") else None
-        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), "sigma_range": sigma_range})
+        tuples = {k: tuple(raw[k]) if raw.get(k) is not None else None for k in ("sigma_range", "calibration_noise")}
+        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), **tuples})
 
 
 def _flag(name: str) -> str:
