@@ -394,3 +394,41 @@ def test_photo_pick_keeps_bm3d_cells_of_an_earlier_run_with_the_same_seed_and_dr
     found = {k[1:]: c for k, c in known.items()}
     cells = score_photo(clean, {BM3D: never, MODEL: lambda x: x}, noise_levels((0.1,)), 3, 1, known=found)
     assert cells[0]["psnr"] == [31.5] and cells[1]["method"] == MODEL and cells[1]["psnr"][0] < 40
+
+
+def test_an_interrupted_photo_pick_keeps_bm3d_cells_of_the_scenes_it_finished(tmp_path, monkeypatch):
+    """results.json is written scene by scene: a run stopped in the second scene, run again, measures
+    BM3D only for the scenes it had not finished."""
+    from lmppm_cli.experiments.bench import photo_pick
+
+    scenes = {name: torch.full((3, 16, 16), v) for name, v in (("a", 0.4), ("b", 0.6))}
+    calls = []
+
+    def bm3d(x, stop_in=None):
+        calls.append(round(x.mean().item(), 1))
+        if stop_in is not None and abs(calls[-1] - stop_in) < 0.05:
+            raise KeyboardInterrupt
+        return x.clamp(0.45, 0.65)
+
+    weights = tmp_path / "m.safetensors"
+    weights.write_bytes(b"weights")
+    monkeypatch.setattr(photo_pick, "resolve_model", lambda name: weights)
+    monkeypatch.setattr(photo_pick, "load_model", lambda path, device: None)
+    monkeypatch.setattr(
+        photo_pick, "learned_rows", lambda net, _: {photo_pick.MODEL: lambda x: x, photo_pick.SINGLE: lambda x: x}
+    )
+    monkeypatch.setattr(photo_pick, "validation_photos", lambda extra: scenes)
+    monkeypatch.setattr(photo_pick, "PICK_LEVELS", (0.0, 0.1))
+    monkeypatch.setattr(photo_pick, "CAMERA_ROWS", {})
+    monkeypatch.setattr(photo_pick, "classical_rows", lambda: {photo_pick.BM3D: lambda x: bm3d(x, stop_in=0.6)})
+    with pytest.raises(KeyboardInterrupt):
+        photo_pick.run_photo_pick(tmp_path, seed=0, device="cpu")
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["partial"] and {c["scene"] for c in saved["cells"]} == {"a"}
+    calls.clear()
+    monkeypatch.setattr(photo_pick, "classical_rows", lambda: {photo_pick.BM3D: bm3d})
+    photo_pick.run_photo_pick(tmp_path, seed=0, device="cpu")
+    assert calls and all(abs(c - 0.6) < 0.05 for c in calls)  # scene a's BM3D cells were kept
+    final = json.loads((tmp_path / "results.json").read_text())
+    assert not final["partial"] and {c["scene"] for c in final["cells"]} == {"a", "b"}
+    assert json.loads((tmp_path / "photos-vs-bm3d.json").read_text())["scenes"] == ["a", "b"]

@@ -7,7 +7,8 @@ scenes of the estimated noise (as it comes out of clipped 8-bit photos) and of e
 SSIM. For the bundled `photos` model that file is in weights/, and `lmppm restore` with no --model sends
 a colour photo to the learned model wherever it is ahead there at the photo's estimated noise
 (domain.photo_method). Differences are paired by scene and draw, with a 95% Student-t interval over them.
-Run again into the same folder with the same seed and draws (new weights), it keeps BM3D's cells.
+Run again into the same folder with the same seed and draws (new weights, or after an interruption: the
+cells are saved scene by scene), it keeps BM3D's cells.
 """
 
 from __future__ import annotations
@@ -57,14 +58,19 @@ def run_photo_pick(
         cells += [
             c | {"scene": name} for c in score_photo(clean, methods, degradations, seed, draws, stage, known=found)
         ]
+        later = [c for k, c in known.items() if k[0] not in {c["scene"] for c in cells}]
+        save_results(out, seed, draws, cells + later, partial=True)  # an interrupted run keeps BM3D's cells
     table = pick_table(cells, model, hashlib.sha256(Path(path).read_bytes()).hexdigest(), list(scenes))
     write_text(out / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
-    write_text(
-        out / "results.json",
-        json.dumps({"suite": "photo-pick", "seed": seed, "draws": draws, "cells": cells}, indent=2),
-    )
+    save_results(out, seed, draws, cells, partial=False)
     write_text(out / "results.md", markdown(cells, list(scenes), draws))
     return {f"{row['degradation']}: {row['method']}": row["means"] for row in pooled(cells)}
+
+
+def save_results(out: Path, seed: int, draws: int, cells: list[dict], partial: bool) -> None:
+    """results.json: every cell so far (`partial` while scenes remain), which classical_cells reads back."""
+    record = {"suite": "photo-pick", "seed": seed, "draws": draws, "partial": partial, "cells": cells}
+    write_text(out / "results.json", json.dumps(record, indent=2))
 
 
 def classical_cells(results: Path, seed: int, draws: int) -> dict:
