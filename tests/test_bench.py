@@ -201,6 +201,27 @@ def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tm
     assert "| LDM full chain (2000 steps) |" in (tmp_path / "results.md").read_text()
 
 
+def test_generation_suite_scores_the_ldm_it_is_given_and_refuses_kinds_it_has_no_row_for(tmp_path, monkeypatch):
+    """--ldm FILE replaces the bundled LDM (the strongest LDM found is compared this way); --ablation,
+    which no generation row uses, is refused in one sentence."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from lmppm_cli.cli import app
+    from lmppm_cli.experiments.bench import generation
+
+    mine = tmp_path / "my-ldm.safetensors"
+    shutil.copy(generation.resolve_model("mnist-ldm"), mine)
+    resolved = []
+    real = generation.resolve_model
+    monkeypatch.setattr(generation, "resolve_model", lambda ref: resolved.append(str(ref)) or real(ref))
+    generation.run_generation(tmp_path / "out", seed=0, limit=4, draws=1, models={"ldm": str(mine)})
+    assert str(mine) in resolved and "mnist-ldm" not in resolved
+    out = CliRunner().invoke(app, ["bench", "--suite", "generation", "--ablation", "x", "-o", str(tmp_path / "b")])
+    assert out.exit_code != 0 and "not --ablation" in out.output and "Traceback" not in out.output
+
+
 def test_mnist_suite_scores_the_validation_digits_when_asked(tiny_bundle, tmp_path, monkeypatch):
     """--split validation (settings are chosen there) scores other digits than the test split, and says so."""
     from lmppm_cli.experiments.bench import intervals

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.metrics import classifier_outputs
 from lmppm_cli.core.restoration import generate, sample_seeds
 from lmppm_cli.experiments.bench.intervals import (
@@ -48,10 +49,15 @@ def run_generation(
     on_stage=lambda s: None,
     draws: int = DRAWS,
     device: str = "auto",
+    models: dict | None = None,
 ) -> dict:
-    """Write results.json and results.md into out_dir; returns {method: {metric: mean}}."""
+    """Write results.json and results.md into out_dir; returns {method: {metric: mean}}. `models`: the
+    lmppm, dae, ldm and classifier models by kind (--model, --dae, --ldm, --classifier; default MODELS)."""
+    unknown = set(models or {}) - set(MODELS)
+    if unknown:
+        raise LmppmError(f"the generation suite takes --model, --dae, --ldm and --classifier, not --{min(unknown)}.")
     dev = pick_device(device)
-    nets = {k: load_model(resolve_model(v), dev) for k, v in MODELS.items()}
+    nets = {k: load_model(resolve_model(v), dev) for k, v in {**MODELS, **(models or {})}.items()}
     n = limit or SAMPLES
     data = mnist_5k()
     real = classifier_outputs(nets["classifier"], data.test.images)[0]
