@@ -46,6 +46,18 @@ def test_two_channel_images_are_denoised_plane_by_plane(rng):
         torch.testing.assert_close(out[:, c : c + 1], denoise(noisy[:, c : c + 1], "wavelet"))
 
 
+@pytest.mark.parametrize("method", CLASSICAL)
+def test_a_gray_photo_stored_as_rgb_is_denoised_as_gray_with_finite_pixels(method, rng):
+    """bm3d_rgb divides by the range of the chroma planes, which a gray photo in RGB does not have (all
+    NaN before): such a photo is denoised as one plane and repeated, clean or noisy."""
+    gray = smooth_image(1, 40, 36)
+    noisy = (gray + 0.05 * torch.randn(gray.shape, generator=rng)).clamp(0, 1)
+    for image in (gray, noisy):
+        out = denoise(image.repeat(1, 3, 1, 1), method)
+        assert torch.isfinite(out).all()
+        torch.testing.assert_close(out, denoise(image, method).repeat(1, 3, 1, 1))
+
+
 def test_the_noise_level_is_estimated_from_the_image(rng):
     flat = torch.full((64, 64, 1), 0.5)
     for sigma in (0.05, 0.1):

@@ -387,6 +387,11 @@ def test_photo_pick_keeps_bm3d_cells_of_an_earlier_run_with_the_same_seed_and_dr
     assert classical_cells(tmp_path / "older.json", 3, 1) == {}  # draws not recorded: measured anew
     known = classical_cells(tmp_path / "results.json", 3, 1)
     assert list(known) == [("a", "noise 0.1", BM3D)]  # the model's own cells are never kept
+    failed = earlier + [
+        {"scene": "b", "degradation": "noise 0", "method": BM3D, "psnr": [math.nan], "ssim": [math.nan]}
+    ]
+    (tmp_path / "failed.json").write_text(json.dumps({"seed": 3, "draws": 1, "cells": failed}))
+    assert list(classical_cells(tmp_path / "failed.json", 3, 1)) == list(known)  # a cell without numbers: anew
 
     def never(x):
         raise AssertionError("a kept cell was measured again")

@@ -48,12 +48,15 @@ MIN_SIDE = 16  # BM3D's blocks and the wavelet levels need a few pixels: a small
 
 
 def _one(image: np.ndarray, method: str) -> np.ndarray:
-    """One image (H, W, C): colour (3 channels) as a whole, any other channel count channel by channel.
+    """One image (H, W, C): colour (3 channels) as a whole, unless its channels are equal (gray), any
+    other channel count channel by channel.
     An image with a side under MIN_SIDE is padded to it (its edge pixels repeated) and cropped back."""
     h, w = image.shape[:2]
     if min(h, w) < MIN_SIDE:
         padded = np.pad(image, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)), mode="edge")
         return _one(padded, method)[:h, :w]
+    if image.shape[-1] == 3 and (image == image[..., :1]).all():  # a gray photo stored as RGB: one plane
+        return np.repeat(_one(image[..., :1], method), 3, axis=-1)  # (bm3d_rgb divides by its zero chroma)
     if image.shape[-1] == 3:
         return np.clip(_DENOISERS[method](image, rgb=True), 0.0, 1.0)
     planes = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 from lmppm_cli.experiments.bench.intervals import t_interval
@@ -81,7 +82,8 @@ def classical_cells(results: Path, seed: int, draws: int) -> dict:
     earlier = json.loads(results.read_text())
     if earlier.get("seed") != seed or earlier.get("draws") != draws:  # a run that did not record its draws: anew
         return {}
-    return {(c["scene"], c["degradation"], c["method"]): c for c in earlier["cells"] if c["method"] == BM3D}
+    kept = [c for c in earlier["cells"] if c["method"] == BM3D and all(math.isfinite(v) for v in c["psnr"] + c["ssim"])]
+    return {(c["scene"], c["degradation"], c["method"]): c for c in kept}  # a cell without numbers: anew
 
 
 def pooled(cells: list[dict]) -> list[dict]:
