@@ -23,10 +23,14 @@ QUICK = {
     "before_after.py": (["--quick", "--out", "{tmp}"], "photo, noise 0.1"),
     "domain_scores.py": (["--quick"], "chelsea (photo, validation) |"),
     "folder_speed.py": (["--n", "64"], "64 files written"),
+    "ldm_search.py": (
+        ["--quick", "--limit", "20", "--variants", "shipped,retrained", "--out", "{tmp}/ldm"],
+        "| retrained |",
+    ),
     "make_examples.py": (["--out", "{tmp}"], ""),
     "photo_ablation.py": (["--quick", "--out", "{tmp}/runs"], "sigmoid output (not residual)"),
     "photo_recipe.py": (["--quick", "--variants", "base,relative", "--out", "{tmp}/recipe"], "relative {"),
-    "photo_training_curve.py": (["{run}", "--out", "{tmp}/curve.png"], "wrote"),
+    "photo_training_curve.py": (["{run}", "{run}", "--out", "{tmp}/curve.png"], "wrote"),  # a run continued
     "startup_times.py": (["--rounds", "1"], "lmppm restore / import torch"),
     "stream_scale.py": (["--n", "60"], "whole run"),
     "tiled_photo.py": (["--quick", "--out", "{tmp}"], "PSNR noisy"),
