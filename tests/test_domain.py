@@ -181,7 +181,9 @@ def test_the_readme_examples_go_to_their_models(tmp_path):
         app, ["restore", "examples/noisy_photo.png", "examples/noisy_digit.png", "-o", str(tmp_path), "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output
-    route = expected_photo_route(lmppm_cli.api._tensors(Image.open("examples/noisy_photo.png"))[0])
+    from lmppm_cli.api import _tensors  # imported here: run alone, the test must not rely on another's import
+
+    route = expected_photo_route(_tensors(Image.open("examples/noisy_photo.png"))[0])
     assert (
         f"{'method' if route == 'bm3d' else 'model'}: {route} for 1 file(s) (colour image, estimated noise"
         in result.stderr
