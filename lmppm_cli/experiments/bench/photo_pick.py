@@ -59,7 +59,8 @@ def run_photo_pick(
         cells += [
             c | {"scene": name} for c in score_photo(clean, methods, degradations, seed, draws, stage, known=found)
         ]
-        later = [c for k, c in known.items() if k[0] not in {c["scene"] for c in cells}]
+        done = {c["scene"] for c in cells}
+        later = [c for k, c in known.items() if k[0] not in done]
         save_results(out, seed, draws, cells + later, partial=True)  # an interrupted run keeps BM3D's cells
     table = pick_table(cells, model, hashlib.sha256(Path(path).read_bytes()).hexdigest(), list(scenes))
     write_text(out / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
