@@ -2,6 +2,7 @@
 map, camera-like Poisson-Gaussian noise, the DAE's pixel losses and an EMA of the weights."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -88,7 +89,7 @@ def test_a_camera_share_replaces_that_share_of_gaussian_samples():
     torch.testing.assert_close(noisy(x, (0.1, 0.1, 1.0, 0.0), torch.Generator().manual_seed(1)), plain)
 
 
-@pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier", "relative"])
+@pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier", "relative", "psnr"])
 def test_pixel_losses(kind):
     class Identity:
         def decode(self, z, skips):
@@ -98,7 +99,9 @@ def test_pixel_losses(kind):
     noisy_input = torch.full((2, 1, 2, 2), 0.8)  # the input's error: 0.6 per pixel
     value = float(denoising_error(Identity(), out, (), target, kind, noisy_input))
     relative = 0.09 / (0.36 + (2 / 255) ** 2)  # the error left as a share of the input's
-    expected = {"l2": 4 * 0.09, "l1": 4 * 0.3, "charbonnier": 4 * (0.09 + 1e-6) ** 0.5, "relative": relative}[kind]
+    psnr = 10 * math.log10(0.09 + (0.5 / 255) ** 2)  # minus the PSNR of the output
+    expected = {"l2": 4 * 0.09, "l1": 4 * 0.3, "charbonnier": 4 * (0.09 + 1e-6) ** 0.5, "relative": relative}
+    expected = {**expected, "psnr": psnr}[kind]
     assert value == pytest.approx(expected, rel=1e-5)
 
 
@@ -114,6 +117,27 @@ def test_the_relative_loss_weighs_every_noise_level_alike():
     for sigma in (0.05, 0.2):
         gain = loss(x + sigma / 2, sigma) - loss(x + sigma / 4, sigma)
         assert gain == pytest.approx(0.25 - 0.0625, rel=0.05)
+
+
+def test_the_psnr_loss_gains_alike_for_a_halved_error_at_any_noise():
+    """Halving the error of one sample lowers the psnr loss by 10 log10(4) / batch, whatever its size,
+    where L2 gains 16 times more from the sample whose error is 4 times larger."""
+
+    class Identity:
+        def decode(self, z, skips):
+            return z
+
+    x = torch.zeros(2, 1, 8, 8)
+    errors = torch.tensor([0.02, 0.08]).view(2, 1, 1, 1)
+    for kind, ratio in (("psnr", 1.0), ("l2", 16.0)):
+        base = float(denoising_error(Identity(), x + errors, (), x, kind))
+        gains = []
+        for i in range(2):
+            halved = errors.clone()
+            halved[i] /= 2
+            gains.append(base - float(denoising_error(Identity(), x + halved, (), x, kind)))
+        assert gains[1] / gains[0] == pytest.approx(ratio, rel=0.03)  # the floor tilts psnr by 2 %
+    assert gains[0] > 0
 
 
 def _dae_config():

@@ -44,6 +44,7 @@ def lmppm_loss(autoencoder, distance, x_clean, x_noisy, x_star, weights: LossWei
 
 CHARBONNIER_EPS = 1e-3
 RELATIVE_FLOOR = 2 / 255  # noise below two 8-bit steps counts as none
+PSNR_FLOOR = 0.5 / 255  # an error below half an 8-bit step counts as none (caps a crop at 54 dB)
 
 
 def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean, kind: str = "l2", x_noisy=None) -> torch.Tensor:
@@ -51,8 +52,14 @@ def denoising_error(autoencoder, z_noisy, skips_noisy, x_clean, kind: str = "l2"
     `kind` (not in the paper, for the DAE): l1 sums |.|, charbonnier sqrt(.^2 + eps^2) instead;
     relative divides each sample's squared error by its input's, ||x_i - x^clean||^2 (plus a floor of
     RELATIVE_FLOOR per pixel): the error left as a share of the noise, so that every noise level counts
-    alike, as in a mean of PSNRs, where plain L2 is ruled by the strongest noise of the batch."""
+    alike, as in a mean of PSNRs, where plain L2 is ruled by the strongest noise of the batch; psnr is
+    that mean of PSNRs itself, -10 log10 of each sample's mean squared error (plus PSNR_FLOOR^2), negated
+    and averaged (HINet's PSNR loss): each sample's gradient is its L2 gradient divided by its own error,
+    so a crop gains as much from a dB at low noise as at high noise."""
     diff = autoencoder.decode(z_noisy, skips_noisy).float() - x_clean
+    if kind == "psnr":
+        mse = diff.pow(2).flatten(1).mean(1) + PSNR_FLOOR**2
+        return (10 * torch.log10(mse)).mean()
     if kind == "relative":
         noise = (x_noisy.float() - x_clean).pow(2).flatten(1).sum(1) + RELATIVE_FLOOR**2 * diff[0].numel()
         return (diff.pow(2).flatten(1).sum(1) / noise).mean()

@@ -16,7 +16,7 @@ NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
 TRAIN_PRECISIONS = ("fp32", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
 CALIBRATION_GRIDS = ("full", "small")  # calibrate.GRIDS
-PIXEL_LOSSES = ("l2", "l1", "charbonnier", "relative")
+PIXEL_LOSSES = ("l2", "l1", "charbonnier", "relative", "psnr")
 TERM_NAMES = ("distance", "recon", "boundary", "positivity", "shift", "shift_recon")  # Eq. 20
 
 
