@@ -5,7 +5,7 @@ per dimension as latent diffusion scales its latents) trained by `lmppm train`'s
 changed at a time against the shipped recipe: the noise predictor's widths, an EMA of its weights, a
 cosine schedule over a longer budget. Each is scored on the validation digits (never the test digits):
 restoration at Table 6's noise and downsampling rows, from SDEdit's start step (the model's own) and from
-every start step of ldm.START_STEPS (the best for each row by `best_start`), the classifier-feature FID
+every start step of ldm.START_STEPS (the best for each row by `ldm.best_start`), the classifier-feature FID
 and accuracy; and generation by the full
 chain (500 samples: FID against the validation digits, the classifier's mean confidence).
 
@@ -22,7 +22,7 @@ import torch
 
 from lmppm_cli.core.config import DiffusionConfig
 from lmppm_cli.core.degradations import strength
-from lmppm_cli.core.metrics import classifier_outputs, domain_fid, frechet_distance
+from lmppm_cli.core.metrics import classifier_outputs, frechet_distance
 from lmppm_cli.core.train_config import TrainConfig
 from lmppm_cli.experiments.bench.runner import at_strength
 from lmppm_cli.files.data import mnist_5k
@@ -42,7 +42,6 @@ VARIANTS = {  # name: (noise predictor's widths, training changes); "shipped" is
 }
 ROWS = [(kind, sev) for kind in ("noise", "downsample") for sev in ("mild", "severe")]
 QUICK = dict(epochs=2, patience=2)
-ACC_SLACK = 0.02
 
 
 def trained(name: str, args, dae) -> tuple[object, float]:
@@ -58,16 +57,6 @@ def trained(name: str, args, dae) -> tuple[object, float]:
     return load_model(run / "model.safetensors", torch.device("cpu")), time.perf_counter() - start
 
 
-def scores(images, clean_feats, labels, classifier) -> dict:
-    feats, predicted = classifier_outputs(classifier, images)
-    fid, per_class = domain_fid(clean_feats, feats, labels)
-    return {
-        "fid": round(fid, 2),
-        "fid_class": round(per_class, 1),
-        "acc": round((predicted == labels).float().mean().item(), 4),
-    }
-
-
 def evaluate(model, args) -> dict:
     """Per row: the scores from each start step (SDEdit's included); and the full chain's samples."""
     val = mnist_5k().val
@@ -79,11 +68,10 @@ def evaluate(model, args) -> dict:
     for kind, severity in ROWS:
         value = strength(kind, severity, "digits")
         degraded = at_strength(kind, value)(clean, torch.Generator().manual_seed(args.seed))
-        by_start = {}
-        for start in sorted({sdedit, *ldm.START_STEPS}):
-            restored = ldm.restore(model, degraded, torch.Generator().manual_seed(args.seed + 1), start)
-            by_start[start] = scores(restored, clean_feats, labels, classifier)
-        out["rows"][f"{kind} {value:g}"] = by_start
+        steps = {sdedit, *ldm.START_STEPS}
+        out["rows"][f"{kind} {value:g}"] = ldm.start_scores(
+            model, degraded, clean, labels, classifier, args.seed + 1, steps
+        )
     samples = ldm.generate(model, list(range(args.seed, args.seed + len(clean))))
     feats, _ = classifier_outputs(classifier, samples)
     logits = classifier.head(feats.to(classifier.device))
@@ -92,16 +80,6 @@ def evaluate(model, args) -> dict:
         "confidence": round(logits.softmax(1).max(1).values.mean().item(), 4),
     }
     return out
-
-
-def best_start(by_start: dict) -> tuple[str, dict]:
-    """The start step for a row, as calibrate.py chooses the flow: fidelity first (accuracy within
-    ACC_SLACK of the best start's), then realism (the lowest FID). Only starts above 0: from step 0 the
-    chain adds and removes noise of std 0.01 on unit-variance latents, i.e. it is the DAE within noise. FID alone would pick the latest start,
-    where the chain ignores its input and draws any digit (accuracy near chance)."""
-    above = {k: v for k, v in by_start.items() if int(k) > 0}
-    best_acc = max(v["acc"] for v in above.values())
-    return min(((k, v) for k, v in above.items() if v["acc"] >= best_acc - ACC_SLACK), key=lambda kv: kv[1]["fid"])
 
 
 def table(out: Path) -> None:
@@ -115,7 +93,7 @@ def table(out: Path) -> None:
         + " | generation FID / confidence |"
     )
     print("|---" * (len(rows) + 3) + "|")
-    dae = next(iter(results.values()))["rows"]  # step 0: the DAE within noise (best_start)
+    dae = next(iter(results.values()))["rows"]  # step 0: the DAE within noise (ldm.best_start)
     print(
         "| DAE (the LDM from step 0) | | "
         + " | ".join(f"{dae[r]['0']['fid']:.1f} ({dae[r]['0']['acc']:.3f})" for r in rows)
@@ -126,7 +104,8 @@ def table(out: Path) -> None:
         for row in rows:
             by_start = res["rows"][row]
             sd = by_start[str(res["sdedit_start"])]
-            step, best = best_start(by_start)
+            step = ldm.best_start(by_start)
+            best = by_start[str(step)]
             cells.append(f"{sd['fid']:.1f} ({sd['acc']:.3f}) / {best['fid']:.1f} ({best['acc']:.3f}) at {step}")
         gen = res["generation"]
         print(

@@ -1,10 +1,12 @@
 import json
+import re
 
 import pytest
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.experiments.bench import SUITES, run_suite
 from lmppm_cli.files.weights import load_model
+from lmppm_cli.methods import ldm
 
 
 def test_quick_noise_bench_writes_every_row_and_column(tiny_bundle, tmp_path, monkeypatch):
@@ -55,6 +57,7 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
     from lmppm_cli.experiments.bench import intervals, mnist
 
     monkeypatch.setattr(mnist, "BM3D_IMAGES", 3)
+    monkeypatch.setattr(ldm, "START_STEPS", (0, 10, 100))  # the per-row LDM start, from fewer candidates
     monkeypatch.setattr(intervals, "FID_RESAMPLES", 20)  # each FID resample is an eigen-decomposition per draw
     models = {kind: load_model(path) for kind, path in tiny_bundle.items()}
     cells = run_suite("mnist", tmp_path, seed=0, models=models, limit=20, degradations=["noise", "elastic"], draws=2)
@@ -65,6 +68,7 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
         "DAE",
         "LDM",
         "LDM, full chain",
+        "LDM, start chosen per row",
         "LMPPM",
         ABLATION_LMPPM,
         "kernel step off (beta 0)",
@@ -75,7 +79,7 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
         "NL-means (blind)",
         "wavelet (blind)",
     ]
-    assert [c.method for c in cells[:13]] == methods and len(cells) == 5 * 13
+    assert [c.method for c in cells[:14]] == methods and len(cells) == 5 * 14
     full = [c for c in cells if "BM3D" not in c.method]
     assert all(c.fid is not None and c.fid >= 0 and 0 <= c.accuracy <= 1 and c.images == 20 for c in full)
     subset = [c for c in cells if "BM3D" in c.method]  # FID depends on the sample size: none on a subset
@@ -129,6 +133,20 @@ def test_quick_mnist_suite_writes_table1_layout_grids_and_checks(tiny_bundle, tm
         if "BM3D" not in c.method:
             assert v["psnr"]["mean"] == pytest.approx(lm[c.degradation].psnr - c.psnr, abs=1e-4)
     assert "Paired against LMPPM" in md and "| noise mild 0.7 | DAE |" in md
+    chosen = next(line for line in md.splitlines() if "LDM, start chosen per row (validation):" in line)
+    steps = re.findall(r"(clean|noise mild 0.7|noise severe 0.85|elastic mild 2.3|elastic severe 1.8) (\d+)", chosen)
+    assert len(steps) == 5 and all(s in ("10", "100") for _, s in steps)
+
+
+def test_best_start_takes_fidelity_first_then_the_lowest_fid():
+    scores = {
+        0: {"acc": 0.99, "fid": 1.0},  # the DAE within noise: never chosen
+        10: {"acc": 0.90, "fid": 50.0},
+        50: {"acc": 0.89, "fid": 40.0},  # within 0.02 of the best accuracy, lower FID
+        300: {"acc": 0.80, "fid": 10.0},  # realistic but the wrong digits
+    }
+    assert ldm.best_start(scores) == 50
+    assert ldm.best_start({**scores, 50: {"acc": 0.85, "fid": 40.0}}) == 10
 
 
 def test_mnist_suite_refuses_a_model_that_is_not_a_classifier(tiny_bundle, tmp_path):

@@ -112,6 +112,36 @@ def psnr_best_start_step(model: LatentDiffusion, clean: torch.Tensor, sigma_d: f
     return max(rows, key=lambda row: row["worst"])["start_step"]
 
 
+ACC_SLACK = 0.02  # a start's accuracy may be this far below the best start's (calibrate.py's rule)
+
+
+@torch.no_grad()
+def start_scores(model: LatentDiffusion, degraded, clean, labels, classifier, seed: int, steps=None) -> dict:
+    """{start step: {"fid", "fid_class", "acc"}} of restoring `degraded` (the degraded `clean` images, of
+    class `labels`) from each start step (None: START_STEPS), by the classifier's features and predictions."""
+    from lmppm_cli.core.metrics import classifier_outputs, domain_fid  # the metrics load only here
+
+    clean_feats = classifier_outputs(classifier, clean)[0]
+    out = {}
+    for step in sorted(START_STEPS if steps is None else steps):
+        restored = restore(model, degraded, torch.Generator().manual_seed(seed), step)
+        feats, predicted = classifier_outputs(classifier, restored)
+        fid, per_class = domain_fid(clean_feats, feats, labels)
+        acc = (predicted == labels.to(predicted.device)).float().mean().item()
+        out[step] = {"fid": round(fid, 2), "fid_class": round(per_class, 1), "acc": round(acc, 4)}
+    return out
+
+
+def best_start(by_start: dict) -> int:
+    """The start step for one restoration row, chosen as calibrate.py chooses the flow: fidelity first
+    (accuracy within ACC_SLACK of the best start's), then realism (the lowest FID). Only starts above 0:
+    from step 0 the chain adds and removes noise of std 0.01 on unit-variance latents, i.e. it is the DAE
+    within noise; and FID alone would pick the latest start, where the chain ignores its input."""
+    above = {int(k): v for k, v in by_start.items() if int(k) > 0}
+    best_acc = max(v["acc"] for v in above.values())
+    return min((k for k, v in above.items() if v["acc"] >= best_acc - ACC_SLACK), key=lambda k: above[k]["fid"])
+
+
 @torch.no_grad()
 def matched_start_step(model: LatentDiffusion, clean: torch.Tensor, noisy: torch.Tensor) -> int:
     """SDEdit's rule: start where the diffusion's noise-to-signal ratio sqrt((1 - abar_t) / abar_t)

@@ -28,6 +28,14 @@ DRAWS = 3  # seeded draws of every degradation
 DRAW_STRIDE = 100_003  # draw k of degradation d is seeded seed * 1000 + d + k * DRAW_STRIDE
 
 
+@dataclass(frozen=True)
+class PerRow:
+    """A method whose setting is chosen for each degradation apart: `for_row(name, degrade)` gives the
+    Method for the degradation `name` (degrade(x, generator) makes its inputs), e.g. chosen on validation."""
+
+    for_row: Callable[[str, Callable], Method]
+
+
 @dataclass
 class Suite:
     """What a suite hands the runner: clean images, degradations, methods, and how to describe them.
@@ -36,7 +44,7 @@ class Suite:
     name: str
     clean: torch.Tensor  # (N, C, H, W)
     degradations: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]
-    methods: dict[str, Method]
+    methods: dict[str, Method | PerRow]
     notes: list[str] = field(default_factory=list)
     figure_methods: list[str] = field(default_factory=list)  # columns of the comparison grids
     figure_rows: int = 10
@@ -166,6 +174,7 @@ def run_suite(
         inputs = [_degraded(bench, damage, seed * 1000 + d_index + k * DRAW_STRIDE, batch_size) for k in range(draws)]
         scored = {}
         for method_name, method in bench.methods.items():
+            method = method.for_row(deg_name, damage) if isinstance(method, PerRow) else method
             scored[method_name] = _score(bench, deg_name, method_name, method, inputs, reference, batch_size, resamples)
             on_cell(scored[method_name][0])
         _compare(bench, scored, reference, resamples)
