@@ -10,6 +10,7 @@ from conftest import blob_images
 
 from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
 from lmppm_cli.core.data import Dataset, Split
+from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error
 from lmppm_cli.core.models import build_autoencoder
 from lmppm_cli.core.noise import camera_noise, noisy
@@ -199,3 +200,60 @@ def test_calibration_noise_reaches_the_calibration_and_survives_the_checkpoint(t
     summary = train(tiny_config(), data, tcfg, tmp_path, device)
     assert all(list(r["gains"]) == ["sigma 0", "sigma 0.2"] for r in summary["calibration_top"])
     assert TrainConfig.from_dict(summary["train_config"]).calibration_noise == (0.0, 0.2)
+
+
+def _rgb_unet(widths, **changes):
+    ae = AutoencoderConfig(
+        arch="unet", channels=3, height=16, width=16, latent_dim=6, widths=widths, residual=True, **changes
+    )
+    return build_autoencoder(ae)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_a_grown_unet_computes_what_the_narrow_one_did_and_then_learns_with_its_new_channels(depth):
+    from lmppm_cli.core.models.growth import grow
+
+    torch.manual_seed(0)
+    small, large = _rgb_unet((4, 6), depth=depth), _rgb_unet((7, 9), depth=depth)
+    small.train()
+    x = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():  # running statistics that are not the defaults, so that BN's copy is tested too
+        for _ in range(3):
+            small.decode(*small.encode(x))
+    grow(large, small)
+    small.eval(), large.eval()
+    expected, got = small.decode(*small.encode(x)), large.decode(*large.encode(x))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(large.encode(x)[1][0][:, 4:], torch.zeros_like(large.encode(x)[1][0][:, 4:]))
+    large.train()  # the new channels learn: the weights that read them get gradients at once
+    loss = (large.decode(*large.encode(x)) - x).pow(2).mean()
+    loss.backward()
+    reads_new = large.down[1][0].weight.grad[:, 4:]
+    assert reads_new.abs().sum() > 0
+
+
+def test_growing_refuses_a_narrower_target_or_another_depth():
+    from lmppm_cli.core.models.growth import grow
+
+    with pytest.raises(LmppmError, match="cannot grow"):
+        grow(_rgb_unet((4, 6)), _rgb_unet((5, 6)))
+    with pytest.raises(LmppmError, match="cannot grow"):
+        grow(_rgb_unet((5, 6), depth=3), _rgb_unet((4, 6)))
+
+
+def test_train_init_grows_a_narrower_dae_into_the_wider_one_it_trains(tmp_path, device):
+    """`lmppm train --init NARROW --widths WIDER`: the run starts from the narrow model's function."""
+    from lmppm_cli.core.objectives import DaeObjective
+
+    tcfg = TrainConfig(epochs=2, batch_size=8, lr=3e-3, seed=0, calibrate=False)
+    train(_dae_config(), _data(), tcfg, tmp_path / "narrow", device)
+    narrow = load_model(tmp_path / "narrow" / "model.safetensors")
+    wide_config = dataclasses.replace(
+        _dae_config(), autoencoder=dataclasses.replace(_dae_config().autoencoder, widths=(6, 8))
+    )
+    start = DaeObjective(wide_config, _data(), tcfg, narrow.device, base=narrow).model.autoencoder.eval()
+    x = _data().val.images.to(narrow.device)
+    torch.testing.assert_close(start.decode(*start.encode(x)), narrow.autoencoder.decode(*narrow.autoencoder.encode(x)))
+    init = str(tmp_path / "narrow" / "model.safetensors")
+    train(wide_config, _data(), dataclasses.replace(tcfg, init=init), tmp_path / "wide", device)
+    assert load_model(tmp_path / "wide" / "model.safetensors").config.autoencoder.widths == (6, 8)

@@ -22,6 +22,7 @@ from lmppm_cli.core.calibrate import ALPHAS, GRIDS, calibrate_flow
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
+from lmppm_cli.core.models.growth import can_grow, grow
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 from lmppm_cli.core.noise import noisy
 from lmppm_cli.core.objective import Objective
@@ -141,10 +142,18 @@ class LmppmObjective(Objective):
 def warm_start(model: LMPPM, source) -> None:
     """Start F and G from the autoencoder of another (loaded) model, e.g. a trained DAE of the same
     architecture; D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
-    DAE's continued training (a new schedule or noise draw)."""
+    DAE's continued training (a new schedule or noise draw). A U-Net with narrower levels is grown into
+    the wider one being trained, computing the same function at the start (models/growth.py)."""
+    if (
+        can_grow(source.config.autoencoder, model.config.autoencoder)
+        and source.config.autoencoder != model.config.autoencoder
+    ):
+        grow(model.autoencoder, source.autoencoder)
+        return
     if source.config.autoencoder != model.config.autoencoder:
         raise LmppmError(
-            "the starting model's autoencoder differs from the one being trained (architecture, size or widths)."
+            "the starting model's autoencoder differs from the one being trained (architecture, size or widths; "
+            "a U-Net may only be grown wider)."
         )
     model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 

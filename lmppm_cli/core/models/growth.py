@@ -1,0 +1,81 @@
+"""Growing a trained U-Net wider without changing what it computes (not in the paper; Net2Net's
+"wider" operation, Chen et al. 2016, with zero outgoing weights instead of split ones).
+
+A trained model's F and G are copied into a U-Net whose levels are as wide or wider. Each new channel
+keeps its fresh random incoming weights, so it computes a new feature at once, and every weight that
+reads a new channel starts at zero, so no old output sees it: the grown network gives the narrow one's
+outputs exactly, and training goes on from there with the extra capacity (the zero weights receive
+gradients from the first step, as the new channels are not zero).
+
+Channel correspondence: a widened level's old channels are its first ones; a decoder block's first
+convolution reads the concatenation [h, skip], whose old channels sit at the start of each half; the
+flattened grids of the bottleneck and the projections are channel-major, so their old rows lead too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from lmppm_cli.core.errors import LmppmError
+
+INPUT_DIM = {nn.Conv2d: 1, nn.Linear: 1, nn.ConvTranspose2d: 0}  # the dimension of a weight that reads
+
+
+def can_grow(small, large) -> bool:
+    """Whether the autoencoder config `large` is `small` with some levels widened (same arch and depth)."""
+    if small.arch != "unet" or large.arch != "unet" or len(small.widths) != len(large.widths):
+        return False
+    same = dataclasses.replace(large, widths=small.widths) == small
+    return same and all(b >= a for a, b in zip(small.widths, large.widths))
+
+
+@torch.no_grad()
+def grow(target: nn.Module, source: nn.Module) -> None:
+    """Copy the U-Net `source` into the as-wide-or-wider U-Net `target` (fresh from its constructor), so
+    that target computes what source does (module docstring)."""
+    if not can_grow(source.cfg, target.cfg):
+        raise LmppmError(
+            f"cannot grow a U-Net of widths {source.cfg.widths} into one of widths {target.cfg.widths}: "
+            "only the widths may differ, each as wide or wider."
+        )
+    concat_inputs = {id(block.body[0]): block for block in target.up}
+    old_modules = dict(source.named_modules())
+    for name, module in target.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d, nn.BatchNorm2d)):
+            _copy_module(module, old_modules[name], concat_inputs.get(id(module)), source)
+    target.skip_weight.copy_(source.skip_weight)
+    target.projection_weight.copy_(source.projection_weight)
+
+
+def _copy_module(new: nn.Module, old: nn.Module, concat_block, source) -> None:
+    reads = INPUT_DIM.get(type(new))
+    for key, tensor in new.state_dict().items():
+        before = old.state_dict()[key]
+        if tensor.shape == before.shape:
+            tensor.copy_(before)
+            continue
+        index = []
+        for dim, (n, o) in enumerate(zip(tensor.shape, before.shape)):
+            if key == "weight" and dim == reads and concat_block is not None:
+                index.append(_concat_index(o, n))
+            else:
+                index.append(torch.arange(o))
+        if key == "weight" and reads is not None and tensor.shape[reads] != before.shape[reads]:
+            _zero_reads(tensor, reads, index[reads])
+        tensor[torch.meshgrid(*index, indexing="ij")] = before
+
+
+def _concat_index(old_total: int, new_total: int) -> torch.Tensor:
+    """Where the old [h, skip] channels (two halves of old_total / 2) sit in the new [h, skip]."""
+    old_half, new_half = old_total // 2, new_total // 2
+    return torch.cat([torch.arange(old_half), new_half + torch.arange(old_half)])
+
+
+def _zero_reads(weight: torch.Tensor, dim: int, old: torch.Tensor) -> None:
+    """Zero the weights that read the new input channels (every input not in `old`)."""
+    new = torch.ones(weight.shape[dim], dtype=torch.bool)
+    new[old] = False
+    weight.index_fill_(dim, new.nonzero().squeeze(1), 0.0)
