@@ -124,20 +124,25 @@ def _unchanged(x, generator):
 
 def target_checks(cells) -> list[str]:
     """Per degradation, by the interval rule (paired 95% intervals): LMPPM's FID and accuracy against the
-    DAE's and the LDM's (win / tie / loss), and whether its SSIM is within 0.02 of the DAE's (the
-    interval of LMPPM - DAE lies above -0.02)."""
+    DAE's and the LDM's, from SDEdit's start and from the start chosen for the row on validation (win /
+    tie / loss), and whether its SSIM is within 0.02 of the DAE's (the interval of LMPPM - DAE lies above
+    -0.02)."""
     by = {(c.degradation, c.method): c for c in cells}
     lines = [
-        "| degradation | FID vs DAE | FID vs LDM | acc vs DAE | acc vs LDM | SSIM LMPPM - DAE [95%] | within 0.02 | acc vs its input (do no harm) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| degradation | FID vs DAE | FID vs LDM | FID vs LDM, row's start | acc vs DAE | acc vs LDM | acc vs LDM, row's start "
+        "| SSIM LMPPM - DAE [95%] | within 0.02 | acc vs its input (do no harm) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for deg in dict.fromkeys(c.degradation for c in cells):
         da, ld = by[(deg, "DAE")].versus, by[(deg, "LDM")].versus
+        row = by[(deg, "LDM, start chosen per row")].versus if (deg, "LDM, start chosen per row") in by else {}
         if not da or "fid" not in da:
             continue
         gap, kept = da["ssim"], by[(deg, "degraded input")].versus["accuracy"]
+        verdict = lambda v, k: v[k]["verdict"] if k in v else "-"  # noqa: E731
         lines.append(
-            f"| {deg} | {da['fid']['verdict']} | {ld['fid']['verdict']} | {da['accuracy']['verdict']} | {ld['accuracy']['verdict']} | "
+            f"| {deg} | {verdict(da, 'fid')} | {verdict(ld, 'fid')} | {verdict(row, 'fid')} | {verdict(da, 'accuracy')} | "
+            f"{verdict(ld, 'accuracy')} | {verdict(row, 'accuracy')} | "
             f"{gap['mean']:+.3f} [{gap['low']:+.3f}, {gap['high']:+.3f}] | {'yes' if gap['low'] >= -SSIM_SLACK else 'no'} | "
             f"{100 * kept['mean']:+.1f} [{100 * kept['low']:+.1f}, {100 * kept['high']:+.1f}] {kept['verdict']} |"
         )
