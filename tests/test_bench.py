@@ -2,6 +2,7 @@ import json
 import re
 
 import pytest
+import torch
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.experiments.bench import SUITES, run_suite
@@ -211,12 +212,31 @@ def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tm
         "validation digits (real)",
     ]
     for name, row in data["rows"].items():
-        for metric in ("fid", "confidence", "imbalance"):
+        for metric in ("fid", "confidence", "consensus", "imbalance"):
             assert row[metric]["low"] - 1e-9 <= row[metric]["mean"] <= row[metric]["high"] + 1e-9, (name, metric)
         assert 0 < row["confidence"]["mean"] <= 1 and row["fid"]["mean"] >= 0
         assert ("versus" in row) == (name != REFERENCE)
     assert set(summary) == set(data["rows"]) and data["rows"]["LDM full chain (2000 steps)"]["seconds_per_sample"] > 0
     assert "| LDM full chain (2000 steps) |" in (tmp_path / "results.md").read_text()
+    assert data["rows"]["validation digits (real)"]["consensus"]["mean"] >= 0.75  # real digits read alike
+    grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
+    assert grids == [
+        "grid_dae-kernel-flow--mnist-dae--16-steps.png",
+        "grid_ldm-full-chain--2000-steps.png",
+        "grid_lmppm-flow--mnist--16-steps.png",
+    ]
+    from PIL import Image
+
+    assert Image.open(tmp_path / grids[0]).size == (2 + 8 * 30, 2 + 2 * 30)  # 12 samples: rows of 8, then 4
+
+
+def test_the_consensus_reader_reads_training_digits_as_their_labels():
+    from lmppm_cli.experiments.bench.generation import NearestDigit
+    from lmppm_cli.files.data import mnist_5k
+
+    train = mnist_5k().train
+    reader = NearestDigit(train.images[:200], train.labels[:200])
+    assert torch.equal(reader(train.images[:50]), train.labels[:50])
 
 
 def test_generation_suite_scores_the_ldm_it_is_given_and_refuses_kinds_it_has_no_row_for(tmp_path, monkeypatch):

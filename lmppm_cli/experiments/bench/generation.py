@@ -5,7 +5,10 @@ steps of Alg. 3) and the DAE's kernel-only flow, scored by the bundled digit cla
 Per method, `draws` seed sets of `n` samples each (sample i of set k has its own seed, so every method
 sees the same seeds): FID of the classifier's features against the 1,000 test digits, the classifier's
 mean confidence (its top softmax probability), the class balance (total-variation distance of the
-predicted classes from uniform: 0 is balanced) and seconds per sample. The row "validation digits"
+predicted classes from uniform: 0 is balanced), the consensus (the share of samples whose class the
+classifier and a second, independent reader agree on: the nearest of the 3,500 training digits in
+pixels; a legible digit is one both read alike) and seconds per sample; and an 8x8 grid of each
+method's first 64 samples (grid_*.png). The row "validation digits"
 scores `n` real held-out digits the same way: the floor a perfect generator would reach at this n.
 Intervals: bootstrap over samples and seed sets (intervals.py); differences paired with LMPPM.
 """
@@ -17,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from torchvision.utils import make_grid
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.metrics import classifier_outputs
@@ -33,6 +37,7 @@ from lmppm_cli.experiments.bench.intervals import (
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k
 from lmppm_cli.files.devices import pick_device
+from lmppm_cli.files.images import save_image, tensor_to_image
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import ldm
 
@@ -67,12 +72,15 @@ def run_generation(
         "DAE kernel flow (mnist-dae, 16 steps)": lambda seeds: generate(nets["dae"], seeds).images,
     }
     scored = {}
+    reader = NearestDigit(data.train.images, data.train.labels)
     for name, make in methods.items():
         on_stage(name)
-        scored[name] = _score(nets["classifier"], make, [sample_seeds(seed + k, 0, n) for k in range(draws)])
+        seed_sets = [sample_seeds(seed + k, 0, n) for k in range(draws)]
+        scored[name] = _score(nets["classifier"], reader, make, seed_sets, Path(out_dir) / f"grid_{_slug(name)}.png")
     val = data.val.images
     scored["validation digits (real)"] = _score(
         nets["classifier"],
+        reader,
         lambda idx: val[idx],
         [torch.randperm(len(val), generator=torch.Generator().manual_seed(seed + k))[:n] for k in range(draws)],
     )
@@ -89,23 +97,43 @@ def run_generation(
     }
 
 
-def _score(classifier, make, seed_sets) -> dict:
-    feats, conf, pred, seconds = [], [], [], 0.0
+class NearestDigit:
+    """The second reader of the consensus: the label of the nearest training digit in pixels (1-NN),
+    which shares nothing with the classifier but the training digits."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.flat, self.labels = images.flatten(1).float(), labels
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        distances = torch.cdist(images.flatten(1).float().cpu(), self.flat)
+        return self.labels[distances.argmin(1)]
+
+
+def _score(classifier, reader, make, seed_sets, grid: Path | None = None) -> dict:
+    feats, conf, pred, agree, seconds = [], [], [], [], 0.0
     for seeds in seed_sets:
         start = time.perf_counter()
         images = make(seeds).clamp(0.0, 1.0)
         seconds += time.perf_counter() - start
+        if grid is not None and not feats:  # the first set's first 64 samples
+            save_image(tensor_to_image(make_grid(images[:64].cpu(), nrow=8, padding=2, pad_value=1.0)), grid)
         f, p = classifier_outputs(classifier, images)
         with torch.no_grad():
             conf.append(classifier.head(f.to(classifier.device)).softmax(1).amax(1).cpu())
         feats.append(f)
         pred.append(p)
+        agree.append((reader(images) == p.cpu()).float())
     return {
         "features": torch.stack(feats),
         "confidence": torch.stack(conf),
+        "consensus": torch.stack(agree),
         "predicted": torch.stack(pred),
         "seconds_per_sample": seconds / sum(len(s) for s in seed_sets),
     }
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def imbalance(predicted: torch.Tensor, classes: int = 10) -> float:
@@ -133,6 +161,7 @@ def _row(real, s: dict, res: Resamples, ref: dict) -> dict:
     own = {
         "fid": fid_interval(real, s["features"], res, paired=False),
         "confidence": mean_interval(s["confidence"], res),
+        "consensus": mean_interval(s["consensus"], res),
         "imbalance": imbalance_interval(s["predicted"], res),
     }
     row = {k: vars(v) for k, v in own.items()} | {"seconds_per_sample": s["seconds_per_sample"]}
@@ -140,6 +169,7 @@ def _row(real, s: dict, res: Resamples, ref: dict) -> dict:
         versus = {
             "fid": fid_interval(real, s["features"], res, minus=ref["features"], paired=False),
             "confidence": mean_interval(ref["confidence"] - s["confidence"], res),
+            "consensus": mean_interval(ref["consensus"] - s["consensus"], res),
             "imbalance": imbalance_interval(s["predicted"], res, minus=ref["predicted"]),
         }
         row["versus"] = {k: vars(v) | {"verdict": v.verdict} for k, v in versus.items()}
@@ -149,21 +179,24 @@ def _row(real, s: dict, res: Resamples, ref: dict) -> dict:
 def markdown(rows: dict, n: int, draws: int) -> str:
     lines = [
         f"# lmppm bench: generation\n\n{draws} seed sets of {n} samples per method; 95% bootstrap intervals (samples and sets resampled). "
-        "FID: the classifier's features against the 1,000 test digits. Imbalance: total-variation distance of the predicted classes from uniform.\n",
-        "| method | FID | confidence | imbalance | s / sample | LMPPM vs row: FID | confidence | imbalance |",
-        "|---|---|---|---|---|---|---|---|",
+        "FID: the classifier's features against the 1,000 test digits. Consensus: the share of samples whose class the classifier and the "
+        "nearest training digit (in pixels) agree on. Imbalance: total-variation distance of the predicted classes from uniform. "
+        "Grids: grid_*.png, each method's first 64 samples.\n",
+        "| method | FID | confidence | consensus | imbalance | s / sample | LMPPM vs row: FID | confidence | consensus | imbalance |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        cells = [Interval(**r[k]).text(d) for k, d in (("fid", 2), ("confidence", 3), ("imbalance", 3))]
+        metrics = (("fid", 2), ("confidence", 3), ("consensus", 3), ("imbalance", 3))
+        cells = [Interval(**r[k]).text(d) for k, d in metrics]
         vs = r.get("versus", {})
         cells += [f"{r['seconds_per_sample']:.4f}"] + [
             f"{Interval(**{k: vs[m][k] for k in ('mean', 'low', 'high')}).text(d, signed=True)} {vs[m]['verdict']}"
             if m in vs
             else ""
-            for m, d in (("fid", 2), ("confidence", 3), ("imbalance", 3))
+            for m, d in metrics
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return (
         "\n".join(lines)
-        + "\n\nLMPPM vs row: positive means LMPPM is ahead (lower FID and imbalance, higher confidence); win / loss only when the interval excludes 0.\n"
+        + "\n\nLMPPM vs row: positive means LMPPM is ahead (lower FID and imbalance, higher confidence and consensus); win / loss only when the interval excludes 0.\n"
     )
