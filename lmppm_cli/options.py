@@ -126,7 +126,11 @@ RunOpt = Annotated[
 TrainMethodOpt = _one_of(names.TRAINED, False, help="What to train: LMPPM, or a baseline.")
 BaseOpt = Annotated[str | None, _opt(help="ldm only: the trained DAE whose latent space it models.")]
 InitOpt = Annotated[
-    str | None, _opt(help="lmppm or dae: start F and G from this model's autoencoder (not in the paper).")
+    str | None,
+    _opt(
+        help="lmppm or dae: start F and G from this model's autoencoder; a narrower U-Net is grown to --widths, "
+        "computing the same at the start (not in the paper)."
+    ),
 ]
 LambdasOpt = Annotated[str, _opt(help="lambda_1..lambda_6 of Eq. 20, comma separated.")]
 LambdaDenoiseOpt = Annotated[
