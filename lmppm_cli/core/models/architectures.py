@@ -26,6 +26,7 @@ class Architecture:
     widths: tuple[int, ...]  # default channels per level
     distance_hidden: tuple[int, ...]  # default widths of D's MLP (Table 8: 100-50-20; Table 9: 300-100-30)
     options: frozenset[str] = frozenset()  # AutoencoderConfig fields only this architecture reads
+    grows: bool = False  # a trained model can be grown wider (models/growth.py)
 
 
 def _conv(cfg: AutoencoderConfig) -> nn.Module:
@@ -52,6 +53,7 @@ ARCHITECTURES = {
             widths=(32, 64, 128, 256),
             distance_hidden=(300, 100, 30),
             options=frozenset({"unshuffle", "residual", "depth", "noise_map"}),
+            grows=True,
         ),
     )
 }

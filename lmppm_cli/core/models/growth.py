@@ -20,13 +20,15 @@ import torch
 from torch import nn
 
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models.architectures import architecture
 
 INPUT_DIM = {nn.Conv2d: 1, nn.Linear: 1, nn.ConvTranspose2d: 0}  # the dimension of a weight that reads
 
 
 def can_grow(small, large) -> bool:
-    """Whether the autoencoder config `large` is `small` with some levels widened (same arch and depth)."""
-    if small.arch != "unet" or large.arch != "unet" or len(small.widths) != len(large.widths):
+    """Whether the autoencoder config `large` is `small` with some levels widened (same architecture, one
+    that grows, and the same number of levels)."""
+    if small.arch != large.arch or not architecture(small.arch).grows or len(small.widths) != len(large.widths):
         return False
     same = dataclasses.replace(large, widths=small.widths) == small
     return same and all(b >= a for a, b in zip(small.widths, large.widths))
