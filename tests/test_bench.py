@@ -221,9 +221,9 @@ def test_generation_suite_scores_every_generator_with_intervals_against_lmppm(tm
     assert data["rows"]["validation digits (real)"]["consensus"]["mean"] >= 0.75  # real digits read alike
     grids = sorted(p.name for p in tmp_path.glob("grid_*.png"))
     assert grids == [
-        "grid_dae-kernel-flow--mnist-dae--16-steps.png",
-        "grid_ldm-full-chain--2000-steps.png",
-        "grid_lmppm-flow--mnist--16-steps.png",
+        "grid_DAE-kernel-flow--mnist-dae--16-steps-.png",
+        "grid_LDM-full-chain--2000-steps-.png",
+        "grid_LMPPM-flow--mnist--16-steps-.png",
     ]
     from PIL import Image
 

@@ -144,18 +144,15 @@ def warm_start(model: LMPPM, source) -> None:
     architecture; D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
     DAE's continued training (a new schedule or noise draw). A U-Net with narrower levels is grown into
     the wider one being trained, computing the same function at the start (models/growth.py)."""
-    if (
-        can_grow(source.config.autoencoder, model.config.autoencoder)
-        and source.config.autoencoder != model.config.autoencoder
-    ):
+    if source.config.autoencoder == model.config.autoencoder:
+        model.autoencoder.load_state_dict(source.autoencoder.state_dict())
+    elif can_grow(source.config.autoencoder, model.config.autoencoder):
         grow(model.autoencoder, source.autoencoder)
-        return
-    if source.config.autoencoder != model.config.autoencoder:
+    else:
         raise LmppmError(
             "the starting model's autoencoder differs from the one being trained (architecture, size or widths; "
             "a U-Net may only be grown wider)."
         )
-    model.autoencoder.load_state_dict(source.autoencoder.state_dict())
 
 
 class DaeObjective(Objective):

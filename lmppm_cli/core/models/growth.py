@@ -43,25 +43,26 @@ def grow(target: nn.Module, source: nn.Module) -> None:
             f"cannot grow a U-Net of widths {source.cfg.widths} into one of widths {target.cfg.widths}: "
             "only the widths may differ, each as wide or wider."
         )
-    concat_inputs = {id(block.body[0]): block for block in target.up}
+    reads_concat = {id(block.body[0]) for block in target.up}  # each decoder block's first convolution
     old_modules = dict(source.named_modules())
     for name, module in target.named_modules():
         if isinstance(module, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d, nn.BatchNorm2d)):
-            _copy_module(module, old_modules[name], concat_inputs.get(id(module)), source)
+            _copy_module(module, old_modules[name], id(module) in reads_concat)
     target.skip_weight.copy_(source.skip_weight)
     target.projection_weight.copy_(source.projection_weight)
 
 
-def _copy_module(new: nn.Module, old: nn.Module, concat_block, source) -> None:
+def _copy_module(new: nn.Module, old: nn.Module, concat: bool) -> None:
     reads = INPUT_DIM.get(type(new))
+    old_state = old.state_dict()
     for key, tensor in new.state_dict().items():
-        before = old.state_dict()[key]
+        before = old_state[key]
         if tensor.shape == before.shape:
             tensor.copy_(before)
             continue
         index = []
         for dim, (n, o) in enumerate(zip(tensor.shape, before.shape)):
-            if key == "weight" and dim == reads and concat_block is not None:
+            if key == "weight" and dim == reads and concat:
                 index.append(_concat_index(o, n))
             else:
                 index.append(torch.arange(o))

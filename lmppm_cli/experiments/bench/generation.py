@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import torch
-from torchvision.utils import make_grid
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.metrics import classifier_outputs
@@ -34,10 +33,11 @@ from lmppm_cli.experiments.bench.intervals import (
     fid_interval,
     mean_interval,
 )
+from lmppm_cli.experiments.bench.runner import slug
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k
 from lmppm_cli.files.devices import pick_device
-from lmppm_cli.files.images import save_image, tensor_to_image
+from lmppm_cli.files.images import grid, save_image, tensor_to_image
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import ldm
 
@@ -76,7 +76,7 @@ def run_generation(
     for name, make in methods.items():
         on_stage(name)
         seed_sets = [sample_seeds(seed + k, 0, n) for k in range(draws)]
-        scored[name] = _score(nets["classifier"], reader, make, seed_sets, Path(out_dir) / f"grid_{_slug(name)}.png")
+        scored[name] = _score(nets["classifier"], reader, make, seed_sets, Path(out_dir) / f"grid_{slug(name)}.png")
     val = data.val.images
     scored["validation digits (real)"] = _score(
         nets["classifier"],
@@ -109,14 +109,14 @@ class NearestDigit:
         return self.labels[distances.argmin(1)]
 
 
-def _score(classifier, reader, make, seed_sets, grid: Path | None = None) -> dict:
+def _score(classifier, reader, make, seed_sets, grid_path: Path | None = None) -> dict:
     feats, conf, pred, agree, seconds = [], [], [], [], 0.0
     for seeds in seed_sets:
         start = time.perf_counter()
         images = make(seeds).clamp(0.0, 1.0)
         seconds += time.perf_counter() - start
-        if grid is not None and not feats:  # the first set's first 64 samples
-            save_image(tensor_to_image(make_grid(images[:64].cpu(), nrow=8, padding=2, pad_value=1.0)), grid)
+        if grid_path is not None and not feats:  # the first set's first 64 samples, as `lmppm generate` draws them
+            save_image(tensor_to_image(grid(images[:64].cpu(), 8)), grid_path)
         f, p = classifier_outputs(classifier, images)
         with torch.no_grad():
             conf.append(classifier.head(f.to(classifier.device)).softmax(1).amax(1).cpu())
@@ -130,10 +130,6 @@ def _score(classifier, reader, make, seed_sets, grid: Path | None = None) -> dic
         "predicted": torch.stack(pred),
         "seconds_per_sample": seconds / sum(len(s) for s in seed_sets),
     }
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
 
 
 def imbalance(predicted: torch.Tensor, classes: int = 10) -> float:

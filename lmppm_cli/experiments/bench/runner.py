@@ -270,7 +270,7 @@ def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) 
     grid = make_grid(tiles, nrow=len(columns), padding=2, pad_value=1.0)
     grid = grid[:1] if tiles.shape[1] == 1 else grid
     labels = ["degraded", *bench.figure_methods, "original"]
-    save_image(labelled(tensor_to_image(grid), labels), out_dir / f"grid_{_slug(deg_name)}.png")
+    save_image(labelled(tensor_to_image(grid), labels), out_dir / f"grid_{slug(deg_name)}.png")
 
 
 def labelled(grid: Image.Image, columns: list[str]) -> Image.Image:
@@ -288,7 +288,8 @@ def labelled(grid: Image.Image, columns: list[str]) -> Image.Image:
     return out
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name part from a row or method name."""
     return "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in text)
 
 
