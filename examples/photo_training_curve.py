@@ -1,6 +1,6 @@
 """Validation PSNR of a photo-crops training run against CPU hours, from its summary.json: the
-validation loss of every epoch (squared error summed over a 64x64x3 crop of chelsea, noise U(0, 0.3),
-the same draws every epoch) as PSNR. Writes docs/photo_training.png and prints the table.
+validation loss of every epoch (the same draws every epoch) as PSNR: an L2 run's loss is the squared
+error summed over a crop, a `--loss psnr` run's is minus the crops' mean PSNR. Writes docs/photo_training.png and prints the table.
 
     uv run python examples/photo_training_curve.py runs/photos-dae [--times T --start S --pauses P]
     uv run python examples/photo_training_curve.py runs/photos-dae3 runs/photos-dae4   # one run continued by the next
@@ -53,6 +53,8 @@ def curve(run: str, times: str | None) -> tuple[list[dict], list[float], list[fl
         ]
     else:
         seconds = [h["seconds"] for h in history]
+    if summary["train_config"]["loss"] == "psnr":
+        return history, [s / 3600 for s in seconds], [-h["val"]["recon"] for h in history]
     return history, [s / 3600 for s in seconds], [10 * math.log10(pixels / h["val"]["recon"]) for h in history]
 
 

@@ -224,6 +224,7 @@ def train(
     image_size: o.ImageSizeOpt = None,
     channels: o.ChannelsOpt = None,
     extra_photos: o.ExtraPhotosOpt = None,
+    crop_sides: o.CropSidesOpt = None,
     data_dir: o.DataDirOpt = None,
     stream: o.StreamOpt = False,
     cache: o.CacheOpt = None,
@@ -241,7 +242,8 @@ def train(
     from lmppm_cli import display, training
 
     ae = AutoencoderConfig(channels=ch, height=height, width=width, **configs[AutoencoderConfig])
-    source = training.DataSource(data, data_dir, stream, cache, tcfg.workers, extra_photos)
+    crops = o.sides(crop_sides, "--crop-sides")
+    source = training.DataSource(data, data_dir, stream, cache, tcfg.workers, extra_photos, crops)
     diffusion = DiffusionConfig(**configs[DiffusionConfig])
     display.run_training(training.run, method, (ae, diffusion), tcfg, source, output, device, resume, base)
 

@@ -145,6 +145,10 @@ ExtraPhotosOpt = Annotated[
     str | None,
     _opt(help="photo-crops: a folder of whole photos (Debian's wallpapers; bash examples/wallpapers.sh DIR)."),
 ]
+CropSidesOpt = Annotated[
+    str | None,
+    _opt(help="photo-crops: the longer sides its training photos are cropped at, e.g. 768,1280 [default: 768]."),
+]
 DataDirOpt = Annotated[str | None, _opt(help="Download folder for torchvision datasets.")]
 StreamOpt = Annotated[
     bool, _opt(help="Folder only: decode the images once into a memory-mapped cache and train from it.")
@@ -263,6 +267,21 @@ def floats(text: str, option: str, count: int) -> tuple[float, ...]:
         values = ()
     if len(values) != count or not all(math.isfinite(v) for v in values):
         raise LmppmError(f"{option} needs {count} finite numbers separated by commas, not {text!r}.")
+    return values
+
+
+def sides(text: str | None, option: str) -> tuple[int, ...] | None:
+    """Positive whole numbers separated by commas (None stays None)."""
+    from lmppm_cli.core.errors import LmppmError
+
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise LmppmError(f"{option} needs positive whole numbers separated by commas, not {text!r}.")
     return values
 
 

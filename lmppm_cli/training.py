@@ -31,6 +31,7 @@ class DataSource:
     cache: str | None = None  # --stream: the cache folder (default: RUN/cache)
     workers: int = 2
     extra_photos: str | None = None  # photo-crops: a folder of whole photos added to its training photos
+    crop_sides: tuple[int, ...] | None = None  # photo-crops: the longer sides its photos are cropped at
 
 
 def model_config(method: str, autoencoder: AutoencoderConfig, diffusion: DiffusionConfig | None = None) -> ModelConfig:
@@ -87,7 +88,9 @@ def load_data(source: DataSource, autoencoder: AutoencoderConfig, run_dir, world
 
     ae = autoencoder
     if not source.stream:
-        return load_dataset(source.name, ae.channels, ae.height, ae.width, source.data_dir, source.extra_photos)
+        return load_dataset(
+            source.name, ae.channels, ae.height, ae.width, source.data_dir, source.extra_photos, source.crop_sides
+        )
     if not Path(source.name).is_dir():
         raise LmppmError(f"--stream trains from a folder of images; {source.name!r} is not a folder.")
     cache = Path(source.cache or Path(run_dir) / "cache")

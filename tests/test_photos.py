@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,25 @@ def test_photo_crops_split_by_scene_and_take_extra_photos(tmp_path):
         load_dataset("mnist-5k", 1, 28, 28, extra_photos=str(tmp_path))
     with pytest.raises(LmppmError, match="square RGB"):
         load_dataset("photo-crops", 1, 32, 32)
+
+
+def test_crop_sides_add_each_large_photo_at_every_scale_and_small_ones_once(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (1000, 2000, 3), dtype=np.uint8)).save(tmp_path / "large.png")
+    Image.fromarray(rng.integers(0, 256, (300, 500, 3), dtype=np.uint8)).save(tmp_path / "small.png")
+    one = load_dataset("photo-crops", 3, 32, 32, extra_photos=str(tmp_path))
+    two = load_dataset("photo-crops", 3, 32, 32, extra_photos=str(tmp_path), crop_sides=(768, 1280))
+    shapes = lambda ds: Counter(tuple(p.shape) for p in ds.draw.photos)  # noqa: E731
+    added = shapes(two) - shapes(one)
+    assert added[(3, 640, 1280)] == 1 and shapes(one)[(3, 384, 768)] >= 1  # the large photo at both sides
+    assert shapes(two)[(3, 300, 500)] == shapes(one)[(3, 300, 500)] == 1  # the small one once, as it is
+    assert all(max(shape[1:]) <= 1280 for shape in added) and two.digest != one.digest
+    assert two.draw(0).shape == (4096, 3, 32, 32) and torch.equal(two.val.images, one.val.images)
+    with pytest.raises(LmppmError, match="photo-crops dataset only"):
+        load_dataset("mnist-5k", 1, 28, 28, crop_sides=(512,))
+    result = CliRunner().invoke(app, ["train", "photo-crops", "-o", str(tmp_path / "run"), "--crop-sides", "768,x"])
+    assert result.exit_code != 0 and "--crop-sides needs positive whole numbers" in result.output
+    assert "Traceback" not in result.output
 
 
 def _crops_dataset(seed_images: int = 0) -> Dataset:

@@ -55,16 +55,23 @@ FACE_COPIES = 20
 
 
 def load_dataset(
-    source: str, channels: int = 1, height: int = 28, width: int = 28, data_dir=None, extra_photos=None
+    source: str,
+    channels: int = 1,
+    height: int = 28,
+    width: int = 28,
+    data_dir=None,
+    extra_photos=None,
+    crop_sides: tuple[int, ...] | None = None,
 ) -> Dataset:
     """A built-in name (`mnist-5k`, `mnist`, ...) or a folder of images, converted to (channels, height, width).
-    `extra_photos`: a folder of whole photos that photo-crops adds to its training photos."""
-    if extra_photos is not None and source != "photo-crops":
-        raise LmppmError("--extra-photos adds training photos to the photo-crops dataset only.")
+    `extra_photos`, `crop_sides`: photo-crops' extra training photos and the scales it crops them at
+    (None: CROP_SIDE_LIMIT alone)."""
+    if (extra_photos is not None or crop_sides is not None) and source != "photo-crops":
+        raise LmppmError("--extra-photos and --crop-sides are options of the photo-crops dataset only.")
     if source == "photo-crops":
         if channels != 3 or height != width:
             raise LmppmError("photo-crops gives square RGB crops: use --channels 3 and one --image-size.")
-        return photo_crops(height, extra_photos=extra_photos)
+        return photo_crops(height, extra_photos=extra_photos, sides=tuple(crop_sides or (CROP_SIDE_LIMIT,)))
     if source == "mnist-5k":
         ds = mnist_5k()
     elif source == "mnist":
@@ -186,7 +193,13 @@ def shipped_photo(name: str) -> np.ndarray:
         raise LmppmError(f"the photo {name} needs scikit-image and matplotlib: pip install 'lmppm[full]'.") from exc
 
 
-def photo_crops(size: int = 64, seed: int = 0, per_epoch: int = CROPS_PER_EPOCH, extra_photos=None) -> Dataset:
+def photo_crops(
+    size: int = 64,
+    seed: int = 0,
+    per_epoch: int = CROPS_PER_EPOCH,
+    extra_photos=None,
+    sides: tuple[int, ...] = (CROP_SIDE_LIMIT,),
+) -> Dataset:
     """Random size x size crops of whole photos, drawn anew for every epoch (`Dataset.draw`): a photo
     chosen with probability proportional to its area, a random place, flips and a quarter turn.
 
@@ -194,10 +207,12 @@ def photo_crops(size: int = 64, seed: int = 0, per_epoch: int = CROPS_PER_EPOCH,
     `extra_photos` (e.g. Debian's wallpapers, weights/README.md) but VALIDATION_WALLPAPERS. Validation:
     the crops on a grid (stride `size`) of the validation scenes (`validation_photos`); test: coffee,
     whole (`test.images` holds the one photo). Every photo is scaled (antialiased) so its longer side is
-    at most CROP_SIDE_LIMIT. An epoch's crops depend only on (seed, epoch), so a resumed run draws what
-    an unbroken one would."""
-    photos = [_limited(photo_tensor(shipped_photo(n), limit=None)) for n in CROP_PHOTOS["train"]]
-    photos += [_limited(to_channels(read_image(p)[0], 3)) for p in _wallpapers(extra_photos, validation=False)]
+    at most CROP_SIDE_LIMIT; `sides` adds each training photo at other such limits (more scales, more
+    pixels of the large photos), each version drawn in proportion to its area. An epoch's crops depend
+    only on (seed, epoch), so a resumed run draws what an unbroken one would."""
+    whole = [photo_tensor(shipped_photo(n), limit=None) for n in CROP_PHOTOS["train"]]
+    whole += [to_channels(read_image(p)[0], 3) for p in _wallpapers(extra_photos, validation=False)]
+    photos = [version for photo in whole for version in _scaled_versions(photo, sides)]
     val = list(validation_photos(extra_photos).values())
     test = photo_tensor(shipped_photo(CROP_PHOTOS["test"][0]), limit=None)
     digest = hashlib.sha256(
@@ -233,10 +248,21 @@ def _wallpapers(folder, validation: bool) -> list[Path]:
     return [p for p in folder_files(root) if (p.stem in VALIDATION_WALLPAPERS) == validation]
 
 
-def _limited(x: torch.Tensor) -> torch.Tensor:
+def _limited(x: torch.Tensor, side: int = CROP_SIDE_LIMIT) -> torch.Tensor:
     h, w = x.shape[-2:]
-    scale = min(1.0, CROP_SIDE_LIMIT / max(h, w))
+    scale = min(1.0, side / max(h, w))
     return fit(x, round(h * scale), round(w * scale)) if scale < 1 else x
+
+
+def _scaled_versions(photo: torch.Tensor, sides: tuple[int, ...]) -> list[torch.Tensor]:
+    """The photo with its longer side limited to each of `sides`, never enlarged, each size once."""
+    if not sides or min(sides) < 1:
+        raise LmppmError("--crop-sides takes one or more positive side lengths, e.g. 768,1280.")
+    versions = {}
+    for side in sorted(set(sides)):
+        version = _limited(photo, side)
+        versions.setdefault(tuple(version.shape), version)
+    return list(versions.values())
 
 
 class CropDrawer:
