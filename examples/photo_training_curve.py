@@ -1,6 +1,7 @@
 """Validation PSNR of a photo-crops training run against CPU hours, from its summary.json: the
 validation loss of every epoch (the same draws every epoch) as PSNR: an L2 run's loss is the squared
-error summed over a crop, a `--loss psnr` run's is minus the crops' mean PSNR. Writes docs/photo_training.png and prints the table.
+error summed over a crop, a `--loss psnr` run's is minus the crops' mean PSNR (and its training PSNR
+is drawn beside it). Writes docs/photo_training.png and prints the table.
 
     uv run python examples/photo_training_curve.py runs/photos-dae [--times T --start S --pauses P]
     uv run python examples/photo_training_curve.py runs/photos-dae3 runs/photos-dae4   # one run continued by the next
@@ -72,9 +73,14 @@ for i, run in enumerate(args.runs):
 for name, h, t, p in zip(names, history, hours, psnr):
     print(f"{name} epoch {h['epoch']:>3}  {t:5.2f} h  validation PSNR {p:.2f} dB")
 plt.figure(figsize=(6, 3.5))
-plt.plot(hours, psnr, marker=".")
+plt.plot(hours, psnr, marker=".", label="validation (fixed draws)")
+if all(json.loads((Path(r) / "summary.json").read_text())["train_config"]["loss"] == "psnr" for r in args.runs):
+    plt.plot(hours, [-h["train"]["recon"] for h in history], alpha=0.6, label="training (new crops every epoch)")
+    plt.legend()
+    plt.ylabel("mean crop PSNR (dB)")
+else:
+    plt.ylabel("validation PSNR (dB)")
 plt.xlabel("hours on 2 CPU cores")
-plt.ylabel("validation PSNR (dB)")
 plt.title(args.title)
 plt.grid(alpha=0.3)
 plt.tight_layout()
