@@ -128,8 +128,8 @@ BaseOpt = Annotated[str | None, _opt(help="ldm only: the trained DAE whose laten
 InitOpt = Annotated[
     str | None,
     _opt(
-        help="lmppm or dae: start F and G from this model's autoencoder; a narrower U-Net is grown to --widths, "
-        "computing the same at the start (not in the paper)."
+        help="lmppm or dae: start F and G from this model's autoencoder; a narrower or shallower U-Net is grown "
+        "to --widths and --depth, computing the same at the start (not in the paper)."
     ),
 ]
 LambdasOpt = Annotated[str, _opt(help="lambda_1..lambda_6 of Eq. 20, comma separated.")]

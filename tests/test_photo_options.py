@@ -232,13 +232,35 @@ def test_a_grown_unet_computes_what_the_narrow_one_did_and_then_learns_with_its_
     assert reads_new.abs().sum() > 0
 
 
-def test_growing_refuses_a_narrower_target_or_another_depth():
+@pytest.mark.parametrize("depths", [(2, 3), (3, 5)])
+def test_a_deepened_unet_computes_what_the_shallow_one_did_and_its_new_layers_learn(depths):
+    from lmppm_cli.core.models.growth import grow
+
+    torch.manual_seed(0)
+    small, large = _rgb_unet((4, 6), depth=depths[0]), _rgb_unet((5, 6), depth=depths[1])
+    x = torch.rand(5, 3, 16, 16)
+    small.train()
+    with torch.no_grad():
+        for _ in range(3):
+            small.decode(*small.encode(x))
+    grow(large, small)
+    small.eval(), large.eval()
+    torch.testing.assert_close(large.decode(*large.encode(x)), small.decode(*small.encode(x)), rtol=1e-5, atol=1e-6)
+    assert torch.equal(large.down[0][-3].weight[:4, :4], small.down[0][-3].weight)  # the last conv, moved down
+    new_layer = large.up[0].body[1 + depths[0]]  # the first added residual layer of the first decoder block
+    assert torch.equal(new_layer.body[1].weight, torch.zeros_like(new_layer.body[1].weight))
+    large.train()
+    (large.decode(*large.encode(x)) - x).pow(2).mean().backward()
+    assert new_layer.body[1].weight.grad.abs().sum() > 0  # the zero scale learns, so the layer does
+
+
+def test_growing_refuses_a_narrower_or_shallower_target():
     from lmppm_cli.core.models.growth import grow
 
     with pytest.raises(LmppmError, match="cannot grow"):
         grow(_rgb_unet((4, 6)), _rgb_unet((5, 6)))
     with pytest.raises(LmppmError, match="cannot grow"):
-        grow(_rgb_unet((5, 6), depth=3), _rgb_unet((4, 6)))
+        grow(_rgb_unet((5, 6), depth=2), _rgb_unet((4, 6), depth=3))
 
 
 def test_train_init_grows_a_narrower_dae_into_the_wider_one_it_trains(tmp_path, device):

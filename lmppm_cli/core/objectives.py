@@ -142,8 +142,8 @@ class LmppmObjective(Objective):
 def warm_start(model: LMPPM, source) -> None:
     """Start F and G from the autoencoder of another (loaded) model, e.g. a trained DAE of the same
     architecture; D starts fresh. Not in the paper: a warm start for the joint loss of Eq. 20, or a
-    DAE's continued training (a new schedule or noise draw). A U-Net with narrower levels is grown into
-    the wider one being trained, computing the same function at the start (models/growth.py)."""
+    DAE's continued training (a new schedule or noise draw). A U-Net with narrower levels or shallower
+    blocks is grown into the one being trained, computing the same function at the start (models/growth.py)."""
     if source.config.autoencoder == model.config.autoencoder:
         model.autoencoder.load_state_dict(source.autoencoder.state_dict())
     elif can_grow(source.config.autoencoder, model.config.autoencoder):
@@ -151,7 +151,7 @@ def warm_start(model: LMPPM, source) -> None:
     else:
         raise LmppmError(
             "the starting model's autoencoder differs from the one being trained (architecture, size or widths; "
-            "a U-Net may only be grown wider)."
+            "a U-Net may only be grown wider or deeper)."
         )
 
 
