@@ -31,9 +31,8 @@ parser.add_argument("--title", default="photos-dae: chelsea crops, noise U(0, 0.
 args = parser.parse_args()
 
 
-def curve(run: str, times: str | None) -> tuple[list[dict], list[float], list[float]]:
-    """(history, hours, validation PSNR) of one run."""
-    summary = json.loads((Path(run) / "summary.json").read_text())
+def curve(summary: dict, times: str | None) -> tuple[list[dict], list[float], list[float]]:
+    """(history, hours, validation PSNR) of one run from its summary."""
     values = summary["model_config"]["autoencoder"]
     pixels = values["channels"] * values["height"] * values["width"]
     history = summary["history"]
@@ -59,9 +58,10 @@ def curve(run: str, times: str | None) -> tuple[list[dict], list[float], list[fl
     return history, [s / 3600 for s in seconds], [10 * math.log10(pixels / h["val"]["recon"]) for h in history]
 
 
+summaries = [json.loads((Path(run) / "summary.json").read_text()) for run in args.runs]
 names, history, hours, psnr, offset = [], [], [], [], 0.0
-for i, run in enumerate(args.runs):
-    h, t, p = curve(run, args.times if i == 0 else None)
+for i, (run, summary) in enumerate(zip(args.runs, summaries)):
+    h, t, p = curve(summary, args.times if i == 0 else None)
     names, history, hours, psnr = (
         names + [Path(run).name] * len(h),
         history + h,
@@ -74,7 +74,7 @@ for name, h, t, p in zip(names, history, hours, psnr):
     print(f"{name} epoch {h['epoch']:>3}  {t:5.2f} h  validation PSNR {p:.2f} dB")
 plt.figure(figsize=(6, 3.5))
 plt.plot(hours, psnr, marker=".", label="validation (fixed draws)")
-if all(json.loads((Path(r) / "summary.json").read_text())["train_config"]["loss"] == "psnr" for r in args.runs):
+if all(summary["train_config"]["loss"] == "psnr" for summary in summaries):
     plt.plot(hours, [-h["train"]["recon"] for h in history], alpha=0.6, label="training (new crops every epoch)")
     plt.legend()
     plt.ylabel("mean crop PSNR (dB)")

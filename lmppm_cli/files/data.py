@@ -210,6 +210,8 @@ def photo_crops(
     at most CROP_SIDE_LIMIT; `sides` adds each training photo at other such limits (more scales, more
     pixels of the large photos), each version drawn in proportion to its area. An epoch's crops depend
     only on (seed, epoch), so a resumed run draws what an unbroken one would."""
+    if not sides or min(sides) < 1:
+        raise LmppmError("--crop-sides takes one or more positive side lengths, e.g. 768,1280.")
     whole = [photo_tensor(shipped_photo(n), limit=None) for n in CROP_PHOTOS["train"]]
     whole += [to_channels(read_image(p)[0], 3) for p in _wallpapers(extra_photos, validation=False)]
     photos = [version for photo in whole for version in _scaled_versions(photo, sides)]
@@ -256,8 +258,6 @@ def _limited(x: torch.Tensor, side: int = CROP_SIDE_LIMIT) -> torch.Tensor:
 
 def _scaled_versions(photo: torch.Tensor, sides: tuple[int, ...]) -> list[torch.Tensor]:
     """The photo with its longer side limited to each of `sides`, never enlarged, each size once."""
-    if not sides or min(sides) < 1:
-        raise LmppmError("--crop-sides takes one or more positive side lengths, e.g. 768,1280.")
     versions = {}
     for side in sorted(set(sides)):
         version = _limited(photo, side)
