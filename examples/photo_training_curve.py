@@ -27,7 +27,9 @@ parser.add_argument("--times", default=None)
 parser.add_argument("--start", type=int, default=None)
 parser.add_argument("--pauses", default=None)
 parser.add_argument("--out", default="docs/photo_training.png")
-parser.add_argument("--title", default="photos-dae: chelsea crops, noise U(0, 0.3)", help="what the validation was")
+parser.add_argument(
+    "--title", default="photos-dae: validation crops of the six scenes, training noise", help="what the validation was"
+)
 args = parser.parse_args()
 
 
