@@ -27,9 +27,7 @@ parser.add_argument("--times", default=None)
 parser.add_argument("--start", type=int, default=None)
 parser.add_argument("--pauses", default=None)
 parser.add_argument("--out", default="docs/photo_training.png")
-parser.add_argument(
-    "--title", default="photos-dae: validation crops of the six scenes, training noise", help="what the validation was"
-)
+parser.add_argument("--title", default=None, help="what the validation was [default: from the first run's summary]")
 args = parser.parse_args()
 
 
@@ -83,7 +81,8 @@ if all(summary["train_config"]["loss"] == "psnr" for summary in summaries):
 else:
     plt.ylabel("validation PSNR (dB)")
 plt.xlabel("hours on 2 CPU cores")
-plt.title(args.title)
+first = summaries[0]
+plt.title(args.title or f"{first['dataset']}: {first['val_images']} validation crops, the training noise")
 plt.grid(alpha=0.3)
 plt.tight_layout()
 plt.savefig(args.out, dpi=120)
