@@ -13,7 +13,7 @@ from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error
 from lmppm_cli.core.models import build_autoencoder
-from lmppm_cli.core.noise import camera_noise, noisy
+from lmppm_cli.core.noise import camera_noise, jpeg_round_trip, noisy
 from lmppm_cli.core.noise_level import noise_levels
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
@@ -88,6 +88,31 @@ def test_a_camera_share_replaces_that_share_of_gaussian_samples():
     changed = (plain != mixed).flatten(1).any(1).float().mean()
     assert 0.4 < float(changed) < 0.6
     torch.testing.assert_close(noisy(x, (0.1, 0.1, 1.0, 0.0), torch.Generator().manual_seed(1)), plain)
+
+
+def test_a_jpeg_share_stores_that_share_of_noisy_samples_as_jpegs():
+    """Those rows equal a JPEG round trip of the noisy sample at some quality in 75-95; the rest are
+    untouched, and the draws before it are the same as without the share (seeded)."""
+    x = torch.rand(200, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    plain = noisy(x, (0.05, 0.05, 1.0, 0.25), torch.Generator().manual_seed(1))
+    stored = noisy(x, (0.05, 0.05, 1.0, 0.25, 0.5), torch.Generator().manual_seed(1))
+    changed = (plain != stored).flatten(1).any(1)
+    assert 0.4 < float(changed.float().mean()) < 0.6
+    row = int(changed.nonzero()[0])
+    assert any(torch.equal(stored[row], jpeg_round_trip(plain[row], q)) for q in range(75, 96))
+    assert torch.equal(stored, noisy(x, (0.05, 0.05, 1.0, 0.25, 0.5), torch.Generator().manual_seed(1)))
+
+
+def test_a_jpeg_round_trip_keeps_the_image_and_its_channels():
+    gray = torch.linspace(0, 1, 256).view(1, 16, 16)
+    colour = torch.stack([gray[0], gray[0].flip(0), gray[0].T])
+    for image in (gray, colour):
+        back = jpeg_round_trip(image, 95)
+        assert back.shape == image.shape and not torch.equal(back, image)
+        assert float((back - image).abs().mean()) < 0.02
+    assert float((jpeg_round_trip(colour, 75) - colour).abs().mean()) > float(
+        (jpeg_round_trip(colour, 95) - colour).abs().mean()
+    )
 
 
 @pytest.mark.parametrize("kind", ["l2", "l1", "charbonnier", "relative", "psnr"])
@@ -166,7 +191,7 @@ def test_ema_weights_are_validated_kept_and_resumed_exactly(tmp_path, device):
 
 
 def test_camera_training_and_the_new_architecture_options_train_and_load(tmp_path, device):
-    tcfg = TrainConfig(epochs=1, batch_size=8, seed=0, sigma_range=(0.0, 0.2), camera=0.5, calibrate=False)
+    tcfg = TrainConfig(epochs=1, batch_size=8, seed=0, sigma_range=(0.0, 0.2), camera=0.5, jpeg=0.5, calibrate=False)
     config = dataclasses.replace(
         _dae_config(),
         autoencoder=dataclasses.replace(_dae_config().autoencoder, channels=3, unshuffle=2, noise_map=True),
@@ -175,7 +200,7 @@ def test_camera_training_and_the_new_architecture_options_train_and_load(tmp_pat
     summary = train(config, data, tcfg, tmp_path, device)
     model = load_model(tmp_path / "model.safetensors")
     assert model.config.autoencoder.noise_map and model.config.autoencoder.depth == 3
-    assert summary["train_config"]["camera"] == 0.5
+    assert summary["train_config"]["camera"] == 0.5 and summary["train_config"]["jpeg"] == 0.5
 
 
 def test_a_flow_that_gains_less_than_min_flow_gain_leaves_the_single_pass(tmp_path, device):

@@ -136,8 +136,9 @@ def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
 
 def test_train_config_takes_the_noise_range_and_the_denoising_weight():
     tcfg = TrainConfig(sigma_range=(0, 0.9), weights=LossWeights(denoise=2.0))
-    assert tcfg.training_noise == (0.0, 0.9, 1.0, 0.0) and tcfg.weights.denoise == 2.0
-    assert TrainConfig(sigma_range=(0, 0.3), sigma_power=2.0).training_noise == (0.0, 0.3, 2.0, 0.0)
+    assert tcfg.training_noise == (0.0, 0.9, 1.0, 0.0, 0.0) and tcfg.weights.denoise == 2.0
+    assert TrainConfig(sigma_range=(0, 0.3), sigma_power=2.0).training_noise == (0.0, 0.3, 2.0, 0.0, 0.0)
+    assert TrainConfig(sigma_d=0.1, jpeg=0.5).training_noise == (0.1, 0.1, 1.0, 0.0, 0.5)  # JPEG'd at sigma_d
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(LmppmError, match="sigma-power"):
             TrainConfig(sigma_range=(0, 0.3), sigma_power=bad)

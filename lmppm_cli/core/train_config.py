@@ -97,6 +97,9 @@ class TrainConfig:
     camera: float = option(
         0.0, "Share of training samples with camera-like Poisson-Gaussian noise (not in the paper).", min=0.0, max=1.0
     )
+    jpeg: float = option(
+        0.0, "Share of noisy training samples stored as a JPEG of quality 75-95 (not in the paper).", min=0.0, max=1.0
+    )
     loss: str = _choice(PIXEL_LOSSES, "The DAE's pixel loss", "l2")
     ema: float = option(0.0, "Decay of an average of the weights that is validated and kept (0: off).", min=0.0)
 
@@ -128,12 +131,12 @@ class TrainConfig:
 
     @property
     def training_noise(self):
-        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power, camera)
-        when a range or a camera share is set."""
-        if not self.sigma_range and not self.camera:
+        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power, camera, jpeg)
+        when a range, a camera share or a JPEG share is set."""
+        if not self.sigma_range and not self.camera and not self.jpeg:
             return self.sigma_d
         low, high = self.sigma_range or (self.sigma_d, self.sigma_d)
-        return (low, high, self.sigma_power, self.camera)
+        return (low, high, self.sigma_power, self.camera, self.jpeg)
 
     @property
     def reference_sigma(self) -> float:

@@ -18,19 +18,16 @@ when its interval excludes 0.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.degradations import degrade
 from lmppm_cli.core.metrics import psnr, ssim
-from lmppm_cli.core.noise import camera_noise
+from lmppm_cli.core.noise import camera_noise, jpeg_round_trip
 from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.experiments.bench.intervals import t_interval, verdict
 from lmppm_cli.files.atomic import write_text
@@ -118,15 +115,6 @@ def camera_like(a: float, b: float, jpeg: int | None = None):
         return x if jpeg is None else jpeg_round_trip(x, jpeg)
 
     return make
-
-
-def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
-    """(3, H, W) in [0, 1] -> the same photo after a JPEG of this quality (Pillow, 4:2:0 as cameras store)."""
-    buffer = io.BytesIO()
-    array = x.mul(255).round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=quality)
-    back = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    return torch.from_numpy(back.copy()).permute(2, 0, 1).float().div(255.0)
 
 
 def degraded_by(kind: str, value: float):
