@@ -7,9 +7,9 @@ from __future__ import annotations
 import io
 import math
 
-import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 # Camera-like range of (a, b) in Var = a x + b on a [0, 1] scale, each drawn log-uniformly: shot-noise
 # gains whose standard deviation at mid-gray is about 0.007-0.07 and read noise of 0.001-0.03.
@@ -62,11 +62,8 @@ def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
     """(C, H, W) in [0, 1], C 1 or 3 -> the same image after a JPEG of this quality and back (Pillow; colour
     with 4:2:0 chroma as cameras store it), 8-bit."""
     buffer = io.BytesIO()
-    array = x.mul(255).round().byte().permute(1, 2, 0).numpy()
-    Image.fromarray(array[..., 0] if len(x) == 1 else array).save(buffer, format="JPEG", quality=quality)
-    back = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L" if len(x) == 1 else "RGB"))
-    back = torch.from_numpy(back.copy())
-    return (back[None] if len(x) == 1 else back.permute(2, 0, 1)).float().div(255.0)
+    to_pil_image(x.mul(255).round().byte()).save(buffer, format="JPEG", quality=quality)
+    return pil_to_tensor(Image.open(buffer)).float().div(255.0)
 
 
 def _log_uniform(bounds: tuple[float, float], n: int, generator: torch.Generator) -> torch.Tensor:
