@@ -10,6 +10,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import lmppm_cli
+import lmppm_cli.api  # the lazy package does not import it; these tests call it directly
 from lmppm_cli.cli import app
 from lmppm_cli.files.data import photo_tensor
 from lmppm_cli.files.domain import (
@@ -181,9 +182,7 @@ def test_the_readme_examples_go_to_their_models(tmp_path):
         app, ["restore", "examples/noisy_photo.png", "examples/noisy_digit.png", "-o", str(tmp_path), "--device", "cpu"]
     )
     assert result.exit_code == 0, result.output
-    from lmppm_cli.api import _tensors  # imported here: run alone, the test must not rely on another's import
-
-    route = expected_photo_route(_tensors(Image.open("examples/noisy_photo.png"))[0])
+    route = expected_photo_route(lmppm_cli.api._tensors(Image.open("examples/noisy_photo.png"))[0])
     assert (
         f"{'method' if route == 'bm3d' else 'model'}: {route} for 1 file(s) (colour image, estimated noise"
         in result.stderr
