@@ -3,7 +3,18 @@ second: each list is its registry's, written out (tests/test_first_hour.py check
 
 RESTORING = ("lmppm", "ablation-lmppm", "dae", "ablation-dae", "ldm", "bm3d", "nlmeans", "wavelet")  # methods/
 TRAINED = ("lmppm", "dae", "ldm", "classifier")  # methods/ that train
-SUITES = ("circle", "faces", "generation", "mnist", "mnist-noise", "photo-noise", "photo-pick", "photos", "speed")
+SUITES = (
+    "camera",
+    "circle",
+    "faces",
+    "generation",
+    "mnist",
+    "mnist-noise",
+    "photo-noise",
+    "photo-pick",
+    "photos",
+    "speed",
+)
 DEGRADATIONS = ("noise", "elastic", "downsample", "missing-pixels", "scribbles", "sharpen")  # core/degradations.py
 DOMAINS = ("digits", "faces")  # Table 6's presets
 PRECISIONS = ("fp32", "bf16", "fp16")  # core/precision.py

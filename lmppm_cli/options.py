@@ -160,7 +160,7 @@ SuiteOpt = _one_of(
     names.SUITES,
     False,
     metavar="SUITE",
-    help="mnist (Table 1), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9), photos, photo-pick, mnist-noise, photo-noise or speed.",
+    help="mnist (Table 1), faces (Table 2), circle (Figs. 4-7), generation (Fig. 9), photos, photo-pick, camera, mnist-noise, photo-noise or speed.",
     show_default=False,
 )
 BenchOutputOpt = Annotated[str, _opt("--output", "-o", help="Folder for results.json, results.md and grids.")]

@@ -445,6 +445,7 @@ def test_an_interrupted_photo_pick_keeps_bm3d_cells_of_the_scenes_it_finished(tm
     monkeypatch.setattr(photo_pick, "validation_photos", lambda extra: scenes)
     monkeypatch.setattr(photo_pick, "PICK_LEVELS", (0.0, 0.1))
     monkeypatch.setattr(photo_pick, "CAMERA_ROWS", {})
+    monkeypatch.setattr(photo_pick, "camera_rows", lambda: {})
     monkeypatch.setattr(photo_pick, "classical_rows", lambda: {photo_pick.BM3D: lambda x: bm3d(x, stop_in=0.6)})
     with pytest.raises(KeyboardInterrupt):
         photo_pick.run_photo_pick(tmp_path, seed=0, device="cpu")

@@ -48,6 +48,18 @@ def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, 
     return out
 
 
+def training_pair(x: torch.Tensor, tcfg, generator: torch.Generator, share: tuple[int, int] = (0, 1)):
+    """(input, target) of a training batch of clean images x under a TrainConfig: `noisy` (target x),
+    with the `camera_pipeline` share of rows replaced by a camera's file and its noise-free output
+    (core/camera.py). Without that share the draws are exactly those of `noisy`."""
+    x_noisy = noisy(x, tcfg.training_noise, generator, share)
+    if not tcfg.camera_pipeline:
+        return x_noisy, x
+    from lmppm_cli.core.camera import Camera
+
+    return Camera(tcfg.camera_pipeline).sample(x, x_noisy, generator, share)
+
+
 def _stored_as_jpeg(x: torch.Tensor, share: float, generator: torch.Generator, rank: int, size: int) -> torch.Tensor:
     """That share of the rows of x, each through a JPEG of a quality drawn over JPEG_QUALITY."""
     rows = len(x) * size

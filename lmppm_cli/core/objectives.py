@@ -24,7 +24,7 @@ from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
 from lmppm_cli.core.models.growth import can_grow, grow
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
-from lmppm_cli.core.noise import noisy
+from lmppm_cli.core.noise import noisy, training_pair
 from lmppm_cli.core.objective import Objective
 from lmppm_cli.core.pixels import place, rows
 
@@ -131,7 +131,7 @@ class LmppmObjective(Objective):
             self.model.autoencoder.eval()
 
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
-        x_noisy = noisy(x, self.tcfg.training_noise, generator, share)
+        x_noisy, x = training_pair(x, self.tcfg, generator, share)
         x_star = (self.nearest_all if validation else self.nearest_train)(x_noisy)
         return lmppm_loss(self.model.autoencoder, self.model.distance, x, x_noisy, x_star, self.tcfg.weights)
 
@@ -169,7 +169,7 @@ class DaeObjective(Objective):
 
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         ae = self.model.autoencoder
-        x_noisy = noisy(x, self.tcfg.training_noise, generator, share)
+        x_noisy, x = training_pair(x, self.tcfg, generator, share)
         z, skips = ae.encode(x_noisy)
         recon = denoising_error(ae, z, skips, x, self.tcfg.loss, x_noisy)
         return recon, {"recon": recon}

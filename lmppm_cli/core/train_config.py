@@ -100,6 +100,12 @@ class TrainConfig:
     jpeg: float = option(
         0.0, "Share of noisy training samples stored as a JPEG of quality 75-95 (not in the paper).", min=0.0, max=1.0
     )
+    camera_pipeline: float = option(
+        0.0,
+        "Share of training samples made by a camera drawn per sample (core/camera.py: raw noise, demosaic, colour, tone, JPEG); their target is that camera without noise and JPEG (not in the paper).",
+        min=0.0,
+        max=1.0,
+    )
     loss: str = _choice(PIXEL_LOSSES, "The DAE's pixel loss", "l2")
     ema: float = option(0.0, "Decay of an average of the weights that is validated and kept (0: off).", min=0.0)
 

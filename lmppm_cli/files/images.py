@@ -51,6 +51,7 @@ class ImageInfo:
     notes: list[str] = field(default_factory=list)
     scale: float = 1.0  # float images: the scale their values were read on (1 or 255), used to write them back
     bits: int = 8  # colour images: bits per channel of the file (16: read and written by pypng / tifffile)
+    format: str = ""  # Pillow's name of the file's format (JPEG: as cameras write photos; domain.choose)
 
 
 DEEP_SUFFIXES = {".png", ".tif", ".tiff"}  # where 16-bit colour is read and written at 16 bits
@@ -162,6 +163,7 @@ def large_images(paths: list[Path], in_strips=lambda path: False) -> list[str]:
 
 def decode(img: Image.Image) -> tuple[torch.Tensor, ImageInfo]:
     info = ImageInfo(img.mode, img.width, img.height, None, img.info.get("icc_profile"), img.info.get("exif"))
+    info.format = img.format or ""
     mode = img.mode
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")

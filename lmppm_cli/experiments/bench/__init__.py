@@ -11,6 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.experiments.bench import faces, mnist, noise  # noqa: F401  (each registers its suite)
+from lmppm_cli.experiments.bench.camera_pick import run_camera_pick
 from lmppm_cli.experiments.bench.circle import run_circle
 from lmppm_cli.experiments.bench.generation import run_generation
 from lmppm_cli.experiments.bench.photo_pick import run_photo_pick
@@ -23,6 +24,7 @@ STANDALONE = {
     "speed": run_speed,
     "photos": run_photos,
     "photo-pick": run_photo_pick,
+    "camera": run_camera_pick,
     "generation": run_generation,
 }
 ALL_SUITES = sorted([*SUITES, *STANDALONE])
@@ -85,8 +87,8 @@ def run_bench(
     takes = check_options(suite, options)
     if options.quick:
         options = dataclasses.replace(options, **{k: v for k, v in QUICK.items() if k in takes})
-        if "limit" in takes and options.limit and suite in ("photo-pick", "photos"):
-            options = dataclasses.replace(options, limit=2 if suite == "photo-pick" else None)
+        if "limit" in takes and options.limit and suite in ("photo-pick", "photos", "camera"):
+            options = dataclasses.replace(options, limit=None if suite == "photos" else 2)
     if suite in STANDALONE:
         given = {k: getattr(options, k) for k in takes if k in {f.name for f in fields(BenchOptions)}}
         return STANDALONE[suite](out_dir, on_stage=on_stage, **given)

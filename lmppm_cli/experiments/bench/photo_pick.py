@@ -19,7 +19,14 @@ import math
 from pathlib import Path
 
 from lmppm_cli.experiments.bench.intervals import t_interval
-from lmppm_cli.experiments.bench.photos import CAMERA_ROWS, classical_rows, learned_rows, noise_levels, score_photo
+from lmppm_cli.experiments.bench.photos import (
+    CAMERA_ROWS,
+    camera_rows,
+    classical_rows,
+    learned_rows,
+    noise_levels,
+    score_photo,
+)
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import validation_photos
 from lmppm_cli.files.devices import pick_device
@@ -49,7 +56,7 @@ def run_photo_pick(
     rows = learned_rows(net, None)
     methods = {MODEL: rows[MODEL], SINGLE: rows[SINGLE], BM3D: classical_rows()[BM3D]}
     scenes = dict(list(validation_photos(extra_photos).items())[:limit])
-    degradations = {**noise_levels(PICK_LEVELS), **CAMERA_ROWS}
+    degradations = {**noise_levels(PICK_LEVELS), **CAMERA_ROWS, **camera_rows()}
     out = Path(out_dir)
     known = classical_cells(out / "results.json", seed, draws)
     cells = []
@@ -75,21 +82,26 @@ def save_results(out: Path, seed: int, draws: int, cells: list[dict], partial: b
     write_text(out / "results.json", json.dumps(record, indent=2))
 
 
-def classical_cells(results: Path, seed: int, draws: int) -> dict:
-    """BM3D's cells of an earlier run into the same folder with the same seed and draws, by (scene,
-    degradation, method): they do not depend on the model, so a re-run for new weights keeps them."""
+def classical_cells(results: Path, seed: int, draws: int, kept_methods: tuple[str, ...] = (BM3D,)) -> dict:
+    """BM3D's cells (or those of `kept_methods`) of an earlier run into the same folder with the same seed
+    and draws, by (scene, degradation, method): they do not depend on the model, so a re-run for new
+    weights keeps them."""
     if not results.is_file():
         return {}
     earlier = json.loads(results.read_text())
     if earlier.get("seed") != seed or earlier.get("draws") != draws:  # a run that did not record its draws: anew
         return {}
-    kept = [c for c in earlier["cells"] if c["method"] == BM3D and all(math.isfinite(v) for v in c["psnr"] + c["ssim"])]
+    kept = [
+        c
+        for c in earlier["cells"]
+        if c["method"] in kept_methods and all(math.isfinite(v) for v in c["psnr"] + c["ssim"])
+    ]
     return {(c["scene"], c["degradation"], c["method"]): c for c in kept}  # a cell without numbers: anew
 
 
-def pooled(cells: list[dict]) -> list[dict]:
+def pooled(cells: list[dict], reference: str = MODEL) -> list[dict]:
     """Per (degradation, method): the mean PSNR and SSIM over scenes and draws, and the paired difference
-    to LMPPM (this row minus LMPPM) with its interval over every (scene, draw)."""
+    to `reference` (this row minus it) with its interval over every (scene, draw)."""
     keys = list(dict.fromkeys((c["degradation"], c["method"]) for c in cells))
     by = {(c["degradation"], c["method"], c["scene"]): c for c in cells}
     scenes = list(dict.fromkeys(c["scene"] for c in cells))
@@ -99,48 +111,56 @@ def pooled(cells: list[dict]) -> list[dict]:
         for metric in ("psnr", "ssim", "chroma_rmse"):
             values = [v for s in scenes for v in by[deg, method, s][metric]]
             row["means"][metric] = sum(values) / len(values)
-            if method != MODEL:
-                ref = [v for s in scenes for v in by[deg, MODEL, s][metric]]
+            if method != reference:
+                ref = [v for s in scenes for v in by[deg, reference, s][metric]]
                 row["versus"][metric] = t_interval([a - b for a, b in zip(values, ref)])
         out.append(row)
     return out
 
 
-def pick_table(cells: list[dict], name: str, sha256: str, scenes: list[str]) -> dict:
-    """What domain.photo_method reads: per Gaussian noise level, the mean over the scenes of the noisy
-    photos' estimated noise and of the model's and blind BM3D's PSNR and SSIM."""
+def pick_table(
+    cells: list[dict], name: str, sha256: str, scenes: list[str], model: str = MODEL, suite: str = "photo-pick"
+) -> dict:
+    """What domain.photo_method reads: per Gaussian noise level (per row where no cell has a level: the
+    camera rows), the mean over the scenes of the noisy photos' estimated noise and of the model's and
+    blind BM3D's PSNR and SSIM."""
     gaussian = [c for c in cells if c["sigma"] is not None]
-    levels = sorted({c["sigma"] for c in gaussian})
+    levels: list = sorted({c["sigma"] for c in gaussian})
+    if not gaussian:  # the camera rows, in their order
+        gaussian = [c | {"sigma": c["degradation"]} for c in cells]
+        levels = list(dict.fromkeys(c["sigma"] for c in gaussian))
 
     def mean(sigma, method, key):
         values = [v for c in gaussian if c["sigma"] == sigma and c["method"] == method for v in c[key]]
         return sum(values) / len(values)
 
     return {
-        "_about": "lmppm bench --suite photo-pick: the photo model's default restorer against blind BM3D, mean over the validation scenes, by noise level.",
+        "_about": f"lmppm bench --suite {suite}: the model's default restorer against blind BM3D, mean over the validation scenes, by noise level.",
         "model": name,
         "sha256": sha256,
         "scenes": scenes,
         "sigma": levels,
-        "estimated_noise": [mean(s, MODEL, "estimated_noise") for s in levels],
-        "model_psnr": [mean(s, MODEL, "psnr") for s in levels],
+        "estimated_noise": [mean(s, model, "estimated_noise") for s in levels],
+        "model_psnr": [mean(s, model, "psnr") for s in levels],
         "bm3d_psnr": [mean(s, BM3D, "psnr") for s in levels],
-        "model_ssim": [mean(s, MODEL, "ssim") for s in levels],
+        "model_ssim": [mean(s, model, "ssim") for s in levels],
         "bm3d_ssim": [mean(s, BM3D, "ssim") for s in levels],
     }
 
 
-def markdown(cells: list[dict], scenes: list[str], draws: int) -> str:
+def markdown(
+    cells: list[dict], scenes: list[str], draws: int, reference: str = MODEL, suite: str = "photo-pick"
+) -> str:
     lines = [
-        "# lmppm bench: photo-pick",
+        f"# lmppm bench: {suite}",
         "",
         f"The validation scenes ({', '.join(scenes)}), whole, {draws} draw(s) each, 8-bit in and out. "
         "Mean over the scenes; the difference to LMPPM is paired by scene and draw (95% interval).",
         "",
-        "| degradation | method | PSNR | SSIM | chroma RMSE | PSNR - LMPPM | SSIM - LMPPM | chroma - LMPPM |",
+        f"| degradation | method | PSNR | SSIM | chroma RMSE | PSNR - {reference} | SSIM - {reference} | chroma - {reference} |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in pooled(cells):
+    for row in pooled(cells, reference):
         v = row["versus"]
         diff = [f"{v[m].text(d, True)} {v[m].verdict}" if m in v else "" for m, d in PAIRED]
         means = row["means"]
@@ -148,10 +168,12 @@ def markdown(cells: list[dict], scenes: list[str], draws: int) -> str:
             f"| {row['degradation']} | {row['method']} | {means['psnr']:.2f} | {means['ssim']:.4f} | "
             f"{means['chroma_rmse']:.4f} | {' | '.join(diff)} |"
         )
-    lines += ["", "LMPPM minus blind BM3D, PSNR by scene:", "", "| degradation | " + " | ".join(scenes) + " |"]
+    lines += ["", f"{reference} minus blind BM3D, PSNR by scene:", "", "| degradation | " + " | ".join(scenes) + " |"]
     lines.append("|---" * (len(scenes) + 1) + "|")
     by = {(c["degradation"], c["method"], c["scene"]): c for c in cells}
     for deg in dict.fromkeys(c["degradation"] for c in cells):
-        gaps = [sum(by[deg, MODEL, s]["psnr"]) / draws - sum(by[deg, BM3D, s]["psnr"]) / draws for s in scenes]
+        gaps = [sum(by[deg, reference, s]["psnr"]) / draws - sum(by[deg, BM3D, s]["psnr"]) / draws for s in scenes]
         lines.append(f"| {deg} | " + " | ".join(f"{g:+.2f}" for g in gaps) + " |")
-    return "\n".join(lines) + "\n\nwin / loss: the row is ahead of / behind LMPPM with the interval excluding 0.\n"
+    return (
+        "\n".join(lines) + f"\n\nwin / loss: the row is ahead of / behind {reference} with the interval excluding 0.\n"
+    )

@@ -18,6 +18,7 @@ when its interval excludes 0.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -117,6 +118,39 @@ def camera_like(a: float, b: float, jpeg: int | None = None):
     return make
 
 
+CAMERA_LEVELS = {"clean JPEG": 0.0, "daylight": 3e-4, "indoor": 2e-3, "night": 1e-2}  # shot noise a in raw
+HELD_OUT_LEVEL = "indoor"  # the level of the held-out row (a demosaicing method never trained on)
+
+
+def camera_made(shot_noise: float, demosaic: str | None = None):
+    """A camera's JPEG (core/camera.py) as score_photo takes it: (clean, seed) -> (the file, the same camera
+    without noise and JPEG, which the row is scored against). Every camera parameter but the noise is drawn
+    per seed over the training ranges, always stored as a JPEG; read noise on Brooks et al.'s line;
+    `demosaic` fixes the method (the held-out row)."""
+    from lmppm_cli.core.camera import CameraRanges, draw_shot, photograph, read_noise
+
+    ranges = dataclasses.replace(CameraRanges(), clean=0.0, lossless=0.0)
+
+    def make(clean: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        shot = draw_shot(ranges, g)
+        read = read_noise(shot_noise, 0.0) if shot_noise else 0.0
+        shot = dataclasses.replace(shot, shot=shot_noise, read=read, demosaic=demosaic or shot.demosaic)
+        return photograph(clean, shot, g)
+
+    return make
+
+
+def camera_rows() -> dict:
+    """The camera rows: a clean camera JPEG, daylight, indoor and night noise, and the indoor level through
+    the demosaicing method training never draws (camera.HELD_OUT_DEMOSAIC)."""
+    from lmppm_cli.core.camera import HELD_OUT_DEMOSAIC
+
+    rows = {f"camera, {name}": (None, camera_made(a)) for name, a in CAMERA_LEVELS.items()}
+    held = f"camera, {HELD_OUT_LEVEL}, {HELD_OUT_DEMOSAIC} (held out)"
+    return rows | {held: (None, camera_made(CAMERA_LEVELS[HELD_OUT_LEVEL], HELD_OUT_DEMOSAIC))}
+
+
 def degraded_by(kind: str, value: float):
     """Another degradation of the paper (Table 6's mild strengths on a photo), seeded, 8-bit."""
     return lambda clean, seed: quantised(degrade(clean, kind, value, torch.Generator().manual_seed(seed)))
@@ -133,28 +167,31 @@ def score_photo(
 ) -> list[dict]:
     """Every (degradation, method) over the same draws: per-draw PSNR, SSIM, seconds per megapixel and
     the estimated noise of each degraded input. `degradations`: label -> (sigma or None, (clean, seed) -> image).
-    `known`: cells already measured on the same photo, seed and draws, by (degradation, method); kept as they are."""
+    `known`: cells already measured on the same photo, seed and draws, by (degradation, method); kept as they are.
+    A degradation may return (image, reference): the row is then scored against that reference (a
+    camera's own noise-free output) instead of the clean photo."""
     cells, known = [], known or {}
     megapixels = clean.shape[-2] * clean.shape[-1] / 1e6
     for label, (sigma, make) in degradations.items():
-        inputs = [make(clean, seed + k) for k in range(draws)]
-        noise = [estimate_noise(x) for x in inputs]
+        made = [make(clean, seed + k) for k in range(draws)]
+        pairs = [m if isinstance(m, tuple) else (m, clean) for m in made]
+        noise = [estimate_noise(x) for x, _ in pairs]
         for name, fn in methods.items():
             if (label, name) in known:
                 cells.append(known[label, name])
                 continue
             on_stage(f"{label}: {name}")
             scores = []
-            for x in inputs:
+            for x, reference in pairs:
                 start = time.perf_counter()
                 out = quantised(fn(x).float().cpu())
                 seconds = time.perf_counter() - start
                 scores.append(
                     (
-                        float(psnr(out[None], clean[None])[0]),
-                        float(ssim(out[None], clean[None])[0]),
+                        float(psnr(out[None], reference[None])[0]),
+                        float(ssim(out[None], reference[None])[0]),
                         seconds / megapixels,
-                        chroma_error(out, clean),
+                        chroma_error(out, reference),
                     )
                 )
             cells.append(
@@ -231,6 +268,7 @@ def run_photos(
     degradations = {
         **noise_levels((0.0, *PHOTO_LEVELS)),
         **CAMERA_ROWS,
+        **camera_rows(),
         **{f"{k} {v:g}": (None, degraded_by(k, v)) for k, v in BEYOND_NOISE.items()},
     }
     n = limit or draws

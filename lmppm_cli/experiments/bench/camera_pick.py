@@ -1,0 +1,79 @@
+"""Suite `camera`: photos as cameras write them (core/camera.py), whole, on the six validation scenes and
+on coffee, the test photo. Rows: a clean camera JPEG, daylight, indoor and night sensor noise, and the
+indoor level through a demosaicing method training never draws (held out). Each row is scored against
+the same camera's output without noise and without the JPEG. Methods: the input itself (doing nothing),
+the model under test (`-m`, default `photos-camera`), the bundled `photos`, and blind BM3D.
+
+It writes results.json, results.md and `camera-vs-bm3d.json`: per camera row (the held-out row left
+out), the mean over the validation scenes of the estimated noise and of the model's and BM3D's PSNR and
+SSIM, which `lmppm restore` reads to send a camera's photo to the camera model (domain.camera_method).
+Coffee is scored the same way and reported apart; it chooses nothing. A re-run into the same folder with
+the same seed and draws keeps the cells that do not depend on the model (input, photos, BM3D).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from lmppm_cli.experiments.bench.photo_pick import (
+    BM3D,
+    classical_cells,
+    markdown,
+    pick_table,
+    save_results,
+)
+from lmppm_cli.experiments.bench.photos import camera_rows, classical_rows, learned_rows, score_photo
+from lmppm_cli.files.atomic import write_text
+from lmppm_cli.files.data import photo_tensor, shipped_photo, validation_photos
+from lmppm_cli.files.devices import pick_device
+from lmppm_cli.files.weights import load_model, resolve_model
+
+MODEL, INPUT, SHIPPED = "camera model", "input", "photos"
+TEST_SCENE = "coffee"
+TABLE = "camera-vs-bm3d.json"
+
+
+def run_camera_pick(
+    out_dir,
+    *,
+    seed: int,
+    limit: int | None = None,
+    on_stage=lambda s: None,
+    models: dict | None = None,
+    draws: int = 1,
+    device: str = "auto",
+    extra_photos: str | None = None,
+) -> dict:
+    """The camera rows on the validation scenes (the first `limit`) and coffee; see the module docstring."""
+    dev = pick_device(device)
+    path = resolve_model((models or {}).get("lmppm") or "photos-camera")
+    methods = {
+        INPUT: lambda x: x,
+        MODEL: learned_rows(load_model(path, dev), None)["LMPPM"],
+        SHIPPED: learned_rows(load_model(resolve_model("photos"), dev), None)["LMPPM"],
+        BM3D: classical_rows()[BM3D],
+    }
+    scenes = dict(list(validation_photos(extra_photos).items())[:limit])
+    scenes[TEST_SCENE] = photo_tensor(shipped_photo(TEST_SCENE), limit=None)
+    out = Path(out_dir)
+    known = classical_cells(out / "results.json", seed, draws, (INPUT, SHIPPED, BM3D))
+    cells: list[dict] = []
+    for name, clean in scenes.items():
+        stage = lambda s, name=name: on_stage(f"{name}, {s}")  # noqa: E731
+        found = {k[1:]: c for k, c in known.items() if k[0] == name}
+        scored = score_photo(clean, methods, camera_rows(), seed, draws, stage, known=found)
+        cells += [c | {"scene": name} for c in scored]
+        save_results(out, seed, draws, cells, partial=True)
+    validation = [c for c in cells if c["scene"] != TEST_SCENE]
+    chosen = [c for c in validation if "held out" not in c["degradation"]]
+    names = [n for n in scenes if n != TEST_SCENE]
+    sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    table = pick_table(chosen, Path(path).stem, sha, names, model=MODEL, suite="camera")
+    write_text(out / TABLE, json.dumps(table, indent=2) + "\n")
+    save_results(out, seed, draws, cells, partial=False)
+    test = [c for c in cells if c["scene"] == TEST_SCENE]
+    report = markdown(validation, names, draws, MODEL, "camera") + "\n" + markdown(test, [TEST_SCENE], draws, MODEL)
+    write_text(out / "results.md", report.replace("# lmppm bench: photo-pick", f"## {TEST_SCENE}, the test photo"))
+    return {f"{c['degradation']}: {c['method']} ({c['scene']})": sum(c["psnr"]) / draws for c in cells}

@@ -1,0 +1,146 @@
+"""The camera in code (core/camera.py): its round trips, its raw noise, its seeds, and training on it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from lmppm_cli.core.camera import (
+    HELD_OUT_DEMOSAIC,
+    Camera,
+    CameraRanges,
+    Shot,
+    draw_shot,
+    photograph,
+    process,
+    read_noise,
+    sensor_noise,
+    tone,
+    unprocess,
+    untone,
+)
+from lmppm_cli.core.noise import training_pair
+from lmppm_cli.core.train_config import TrainConfig
+
+
+def _photo(h: int = 24, w: int = 30, seed: int = 0) -> torch.Tensor:
+    """A smooth colour image in 8-bit steps, away from 0 and 1 (odd sizes on purpose)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, 4, 5, generator=g) * 0.8 + 0.1
+    x = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[0]
+    return x.mul(255).round().div(255)
+
+
+def _shot(seed: int = 3, **changes) -> Shot:
+    return dataclasses.replace(draw_shot(CameraRanges(), torch.Generator().manual_seed(seed)), **changes)
+
+
+def test_the_tone_curve_and_its_inverse_are_inverse_on_0_1():
+    y = torch.linspace(0, 1, 101)
+    torch.testing.assert_close(tone(untone(y)), y, atol=1e-5, rtol=0)
+    assert float(untone(torch.tensor(0.5))) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unprocess_then_process_without_the_mosaic_gives_the_photo_back(seed):
+    """Inverse tone, gamma, colour and gains, then the forward ones: the same 8-bit photo (no blur, no
+    sharpening, no noise), whatever camera was drawn."""
+    x = _photo(seed=seed)
+    shot = _shot(seed, blur=0.0, sharpen=0.0)
+    back = process(unprocess(x, shot, mosaic=False), shot)
+    assert float((back - x).abs().max()) <= 1 / 255 + 1e-6
+
+
+def test_the_colour_matrix_mixes_channels_and_keeps_grey():
+    shot = _shot(5)
+    m = torch.tensor(shot.rgb2cam).view(3, 3)
+    torch.testing.assert_close(m.sum(1), torch.ones(3, dtype=m.dtype))
+    assert float(m.diagonal().max()) < 1.0  # every camera channel takes some of the others
+
+
+def test_without_noise_and_stored_losslessly_the_file_is_the_target():
+    x = _photo()
+    shot = _shot(7, shot=0.0, read=0.0, quality=None)
+    written, target = photograph(x, shot, torch.Generator().manual_seed(0))
+    assert torch.equal(written, target)
+    assert written.shape == x.shape and written.dtype == x.dtype
+
+
+def test_the_target_is_the_quiet_camera_and_the_file_differs_by_noise_and_jpeg():
+    x = _photo(32, 32)
+    shot = _shot(7, shot=5e-3, read=read_noise(5e-3, 0.0), quality=80)
+    written, target = photograph(x, shot, torch.Generator().manual_seed(0))
+    quiet, again = photograph(x, shot.quiet(), torch.Generator().manual_seed(9))
+    assert torch.equal(target, quiet) and torch.equal(quiet, again)
+    assert float((written - target).pow(2).mean().sqrt()) > 0.01
+
+
+@pytest.mark.parametrize("level", [0.05, 0.2, 0.5])
+def test_raw_noise_has_mean_x_and_variance_a_x_plus_b(level):
+    raw = torch.full((300, 300), level)
+    a, b = 4e-3, 2e-4
+    out = sensor_noise(raw, a, b, torch.Generator().manual_seed(0))
+    assert float(out.mean()) == pytest.approx(level, abs=2e-3)
+    assert float(out.var()) == pytest.approx(a * level + b, rel=0.05)
+
+
+def test_read_noise_follows_the_log_linear_fit():
+    """Brooks et al.: log b = 2.18 log a + 1.20 on the line; a tenfold shot noise gives 10^2.18 the read."""
+    assert read_noise(1e-3, 0.0) / read_noise(1e-4, 0.0) == pytest.approx(10**2.18)
+    assert read_noise(1e-3, 1.0) > read_noise(1e-3, 0.0) > read_noise(1e-3, -1.0)
+
+
+def test_the_draws_stay_in_their_ranges_and_never_hold_out_menon():
+    ranges = CameraRanges()
+    g = torch.Generator().manual_seed(0)
+    shots = [draw_shot(ranges, g) for _ in range(300)]
+    noisy = [s for s in shots if s.shot > 0]
+    assert all(ranges.shot[0] <= s.shot <= ranges.shot[1] for s in noisy)
+    assert 0.03 < 1 - len(noisy) / len(shots) < 0.2  # the clean share
+    assert {s.demosaic for s in shots} == set(ranges.demosaic) and HELD_OUT_DEMOSAIC not in ranges.demosaic
+    qualities = [s.quality for s in shots if s.quality is not None]
+    assert min(qualities) >= ranges.quality[0] and max(qualities) <= ranges.quality[1]
+    assert {s.subsampling for s in shots} == set(ranges.subsampling)
+    assert len({s.pattern for s in shots}) == 4
+
+
+def test_the_camera_is_seeded():
+    x = _photo(32, 32)
+    shot = _shot(2, shot=2e-3, read=read_noise(2e-3, 0.0), quality=90)
+    one = photograph(x, shot, torch.Generator().manual_seed(4))[0]
+    assert torch.equal(one, photograph(x, shot, torch.Generator().manual_seed(4))[0])
+    assert not torch.equal(one, photograph(x, shot, torch.Generator().manual_seed(5))[0])
+    assert draw_shot(CameraRanges(), torch.Generator().manual_seed(1)) == draw_shot(
+        CameraRanges(), torch.Generator().manual_seed(1)
+    )
+
+
+def test_a_camera_share_of_a_batch_and_torchruns_ranks_draw_the_same_rows():
+    x = torch.stack([_photo(16, 16, seed=i) for i in range(8)])
+    noisy = x + 0.01
+    whole = Camera(0.5).sample(x, noisy, torch.Generator().manual_seed(0))
+    taken = (whole[1] != x).flatten(1).any(1)
+    assert 0 < int(taken.sum()) < 8  # some rows are the camera's, whose target is not the clean photo
+    assert torch.equal(whole[0][~taken], noisy[~taken])
+    for rank in (0, 1):
+        part = Camera(0.5).sample(x[rank::2], noisy[rank::2], torch.Generator().manual_seed(0), share=(rank, 2))
+        assert torch.equal(part[0], whole[0][rank::2]) and torch.equal(part[1], whole[1][rank::2])
+
+
+def test_training_pairs_without_the_camera_share_are_the_old_noise_draws():
+    x = torch.stack([_photo(16, 16, seed=i) for i in range(4)])
+    plain = TrainConfig(sigma_d=0.1)
+    noisy, target = training_pair(x, plain, torch.Generator().manual_seed(0))
+    assert target is x and noisy.shape == x.shape
+    with_camera = TrainConfig(sigma_d=0.1, camera_pipeline=1.0)
+    inputs, targets = training_pair(x, with_camera, torch.Generator().manual_seed(0))
+    assert not torch.equal(targets, x) and inputs.shape == targets.shape == x.shape
+
+
+def test_the_camera_refuses_a_gray_image():
+    from lmppm_cli.core.errors import LmppmError
+
+    with pytest.raises(LmppmError, match="colour photos"):
+        photograph(torch.rand(1, 8, 8), Shot(), torch.Generator())
