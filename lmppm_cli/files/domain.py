@@ -34,6 +34,7 @@ DOMAIN_MODELS = {
 GENERAL = "photos"  # the model for images of no bundled model's size
 NATIVE_RATIO = 1.5  # an image within this factor of a model's input size is of that model's size
 NOISE_MARGIN = 1.25  # warn when the estimated noise exceeds the trained maximum by this factor
+BM3D_MIN_SIDE = 32  # pixels: a narrower colour image goes to the learned model (BM3D's blocks find too few matches)
 COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image counts as colour
 MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
 BLUR_SIGMA = 2.0  # pixels; the residual's blur
@@ -158,6 +159,9 @@ def choose(
         colour = [n for n, m in models.items() if m.config.autoencoder.channels == 3]
         name = GENERAL if GENERAL in colour else colour[0]
         method, reason = photo_method(estimate_noise(x), photo_table, name)
+        if method is not None and min(x.shape[-2:]) < BM3D_MIN_SIDE:
+            reason += f"; but {x.shape[-1]}x{x.shape[-2]} is too narrow for BM3D's blocks, so {name} restores it"
+            method = None
         if method is not None and importlib.util.find_spec(method) is not None:
             return Choice(method, reason, method=method)
         if method is not None:

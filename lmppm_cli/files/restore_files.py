@@ -17,6 +17,8 @@ from lmppm_cli.files.reports import CHANNELS, Report, row
 from lmppm_cli.files.strips import restore_png_in_strips, streamable
 from lmppm_cli.files.tiling import resolve, restore_images, tile_starts
 
+MIN_SIDE = 8  # pixels: an image with a shorter side holds too little to tell noise from detail; copied unchanged
+
 
 @dataclass
 class Progress:
@@ -100,6 +102,16 @@ def _pixels_per_tile(path, tiles: tuple[int, int]) -> float:
     return width * height / max(1, len(tile_starts(height, th, tiles[1])) * len(tile_starts(width, tw, tiles[1])))
 
 
+def untouched(x: torch.Tensor) -> str | None:
+    """Why an image (C, H, W) is copied unchanged rather than restored, or None: a side under MIN_SIDE
+    pixels (too little to tell noise from detail), or one colour throughout (nothing to restore)."""
+    if min(x.shape[-2:]) < MIN_SIDE:
+        return f"{x.shape[-1]}x{x.shape[-2]}: too small to restore, copied unchanged"
+    if bool((x == x[:, :1, :1]).all()):
+        return f"{x.shape[-1]}x{x.shape[-2]}: one colour throughout, nothing to restore, copied unchanged"
+    return None
+
+
 @dataclass
 class _Batch:
     """Restores a batch of read images and hands the results to the pool's writers."""
@@ -134,7 +146,15 @@ class _Batch:
         self.writing = []
 
     def _run(self, pending) -> None:
+        for job, x, info in pending:
+            if why := untouched(x):
+                self.report.note(f"{why}.", job.source)
+                line = {"input": str(job.source), "output": str(job.target), "note": why}
+                self.staged.append((job, to_array(x), info, None if self.report_as is None else line))
+        pending = [p for p in pending if not untouched(p[1])]
         for (job, x, info), done in zip(pending, self._restored([x for _, x, _ in pending])):
+            if not isinstance(done, str) and not torch.isfinite(done.image).all():
+                done = "its result holds NaN or infinite values (a bug of this tool; please report it), so nothing was written"
             if isinstance(done, str):
                 self.report.failed.append((job.source, done))
                 self.progress.on_file(job)

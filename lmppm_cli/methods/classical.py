@@ -52,6 +52,8 @@ def _one(image: np.ndarray, method: str) -> np.ndarray:
     other channel count channel by channel.
     An image with a side under MIN_SIDE is padded to it (its edge pixels repeated) and cropped back."""
     h, w = image.shape[:2]
+    if np.ptp(image, axis=(0, 1)).max() == 0:  # a flat image is its own best estimate (BM3D divides by its zero spread)
+        return image
     if min(h, w) < MIN_SIDE:
         padded = np.pad(image, ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)), mode="edge")
         return _one(padded, method)[:h, :w]
