@@ -98,7 +98,7 @@ def friendly(command):
     return wrapper
 
 
-@app.command()
+@app.command(short_help="Restore degraded images blindly by the latent flow (Alg. 4).")
 @friendly
 @flow_options
 def restore(
@@ -149,7 +149,7 @@ def restore(
     display.run_restore(service.restore, request, quiet)
 
 
-@app.command()
+@app.command(short_help="Degrade images reproducibly, to build test sets.")
 @friendly
 def degrade(
     inputs: o.Files,
@@ -176,7 +176,7 @@ def degrade(
     display.report(result, "degraded")
 
 
-@app.command()
+@app.command(short_help="Generate new images from pure noise through the flow.")
 @friendly
 @flow_options
 def generate(
@@ -210,7 +210,7 @@ def generate(
     display.report(result, "wrote")
 
 
-@app.command()
+@app.command(short_help="Train a model (LMPPM or a baseline) on a set of images.")
 @friendly
 @config_options(TrainConfig, AutoencoderConfig, DiffusionConfig, panel="Training and model")
 def train(
@@ -248,7 +248,7 @@ def train(
     display.run_training(training.run, method, (ae, diffusion), tcfg, source, output, device, resume, base)
 
 
-@app.command()
+@app.command(short_help="Run one of the paper's experiments, or a speed bench.")
 @friendly
 def bench(
     suite: o.SuiteOpt,
@@ -292,7 +292,7 @@ def bench(
     display.bench(suite, output, options, run_bench)
 
 
-@app.command()
+@app.command(short_help="List the bundled models and those in the Hub cache.")
 @friendly
 def models(
     paths: Annotated[
@@ -310,7 +310,7 @@ def models(
     display.models(bundled_entries() + hub_entries(cache_dir) + local_entries(paths or []))
 
 
-@app.command("methods")
+@app.command("methods", short_help="List every method: what it needs, does and trains.")
 @friendly
 def list_methods() -> None:
     """List the methods of the registry: what each needs, does and restores with by default."""
@@ -319,7 +319,7 @@ def list_methods() -> None:
     display.methods(methods.REGISTRY.values(), methods.default_model)
 
 
-@app.command()
+@app.command(short_help="Write a Hugging Face Hub model repo for a model.")
 @friendly
 def export(
     source: Annotated[

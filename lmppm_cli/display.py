@@ -3,6 +3,7 @@ training epochs and bench tables (rich). Everything here prints; nothing here co
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import typer
@@ -56,10 +57,31 @@ def choices(counts: list[tuple[str, int, list[str]]], warnings: list[str]) -> No
     for name, n, reasons in counts:
         if reasons:
             kind = "method" if name in CLASSICAL else "model"
-            more = "; ..." if len(reasons) > 3 else ""
-            say(f"{kind}: {name} for {n} file(s) ({'; '.join(reasons[:3])}{more}).")
+            reasons = merged_reasons(reasons)
+            more = "; ..." if len(reasons) > 2 else ""
+            say(f"{kind}: {name} for {n} file(s) ({'; '.join(reasons[:2])}{more}).")
     for warning in warnings:
         err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+
+
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def merged_reasons(reasons: list[str]) -> list[str]:
+    """Reasons that differ only in their numbers as one, each number that differs shown as its range
+    ("estimated noise 0.071-0.093"), in their first order."""
+    groups: dict[str, list[list[str]]] = {}
+    for reason in reasons:
+        groups.setdefault(NUMBER.sub("#", reason), []).append(NUMBER.findall(reason))
+    merged = []
+    for template, numbers in groups.items():
+        parts = template.split("#")
+        text = parts[0]
+        for i, part in enumerate(parts[1:]):
+            values = sorted({n[i] for n in numbers}, key=float)
+            text += (values[0] if len(values) == 1 else f"{values[0]}-{values[-1]}") + part
+        merged.append(text)
+    return merged
 
 
 def report(result, verb: str, quiet: bool = False, failures: bool | None = None) -> None:

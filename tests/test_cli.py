@@ -342,3 +342,11 @@ def test_skip_existing_finishes_an_interrupted_folder_run(tmp_path):
     assert (tmp_path / "out" / "b.png").is_file() and (tmp_path / "out" / "a.png").stat().st_mtime_ns == kept
     done = run("restore", tmp_path / "in", "-o", tmp_path / "out", "-m", "mnist", "--skip-existing")
     assert done.exit_code == 0 and "nothing to do" in done.output
+
+
+def test_every_command_summary_in_the_top_level_help_is_a_whole_sentence_at_80_columns():
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    commands = result.output.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 8
+    for line in commands:
+        assert len(line) <= 80 and line.rstrip().endswith(".") and not line.rstrip().endswith("..."), line

@@ -71,3 +71,19 @@ def test_degenerate_images_come_back_restored_or_copied_with_a_note(degenerate, 
     strip_in = np.asarray(Image.open(degenerate / "strip_3000x8.png")).astype(float)
     strip_out = np.asarray(Image.open(out / "strip_3000x8.png")).astype(float)
     assert np.abs(strip_out - strip_in).mean() > 2  # denoised, not a no-op
+
+
+def test_pick_reasons_that_differ_in_numbers_only_merge_into_one_with_ranges():
+    from lmppm_cli.display import merged_reasons
+
+    reasons = [
+        "colour image, estimated noise 0.093: BM3D is ahead (30.1 against 29.5 dB)",
+        "colour image, estimated noise 0.071: BM3D is ahead (31.0 against 30.2 dB)",
+        "1x1 is no bundled model's size; restored in tiles",
+        "colour image, estimated noise 0.080: BM3D is ahead (30.5 against 29.9 dB)",
+    ]
+    merged = merged_reasons(reasons)
+    assert merged == [
+        "colour image, estimated noise 0.071-0.093: BM3D is ahead (30.1-31.0 against 29.5-30.2 dB)",
+        "1x1 is no bundled model's size; restored in tiles",
+    ]
