@@ -5,7 +5,7 @@ from PIL import Image
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.generate_files import generate_files
-from lmppm_cli.files.plan import OutputRules, plan_outputs
+from lmppm_cli.files.plan import OutputRules, plan_outputs, record_outputs
 from lmppm_cli.files.restore_files import Progress, restore_files
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.methods import restorer
@@ -186,3 +186,18 @@ def test_pooled_writes_report_every_file_once_in_order_and_a_failed_write(tiny_m
     assert [p.name for p in report.written] == ["0.png", "1.png", "2.png", "3.png", "5.png"]
     assert [p.name for p, _ in report.failed] == ["4.png"] and sorted(done) == [f"{i}.png" for i in range(6)]
     assert all((tmp_path / "out" / f"{i}.png").is_file() for i in (0, 1, 2, 3, 5))
+
+
+def test_the_input_folder_as_output_is_refused_without_a_suffix_and_writes_beside_the_originals_with_one(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _img(folder / "a.png")
+    with pytest.raises(LmppmError, match="would overwrite the originals"):
+        plan_outputs([str(folder)], str(folder))
+    jobs = plan_outputs([str(folder)], str(folder), OutputRules(suffix="_clean"))
+    assert [j.target.name for j in jobs] == ["a_clean.png"] and jobs[0].target.parent == folder
+    _img(folder / "a_clean.png")  # not the tool's: refused, it may be the user's own
+    with pytest.raises(LmppmError, match="may be one of your images"):
+        plan_outputs([str(folder)], str(folder), OutputRules(suffix="_clean"))
+    record_outputs([str(folder)], str(folder), [folder / "a_clean.png"])  # the tool's earlier result
+    assert [j.source.name for j in plan_outputs([str(folder)], str(folder), OutputRules(suffix="_clean"))] == ["a.png"]

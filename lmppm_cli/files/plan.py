@@ -49,9 +49,12 @@ def plan_outputs(inputs: list[str], output: str, rules: OutputRules = OutputRule
     out = Path(output)
     if out.is_file() and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise LmppmError(f"-o {output} is an existing file that is not an image; give an image name or a folder.")
-    if any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs):
-        raise LmppmError(f"-o {output} is one of the inputs: the results would overwrite the originals.")
-    found, real = _sources(inputs, out)
+    same = any(Path(item).is_dir() and Path(item).resolve() == out.resolve() for item in inputs)
+    if same and not rules.suffix:
+        raise LmppmError(
+            f"-o {output} is one of the inputs: the results would overwrite the originals (--suffix writes beside them)."
+        )
+    found, real = _sources(inputs, out, rules.suffix if same else "")
     folder = out.is_dir() or output.endswith(("/", os.sep)) or not (len(inputs) == 1 and Path(inputs[0]).is_file())
     if not folder and out.suffix.lower() not in IMAGE_SUFFIXES:
         raise LmppmError(
@@ -74,12 +77,13 @@ def plan_outputs(inputs: list[str], output: str, rules: OutputRules = OutputRule
     return jobs
 
 
-def _sources(inputs: list[str], out: Path) -> tuple[list[tuple[Path, Path]], dict[Path, str]]:
+def _sources(inputs: list[str], out: Path, beside: str = "") -> tuple[list[tuple[Path, Path]], dict[Path, str]]:
     """([(source, name relative to its root)], {source: real path}) of every input, each file once,
-    leaving out what lies in the output folder (earlier results are not restored again)."""
+    leaving out what lies in the output folder (earlier results are not restored again); with `beside`
+    (the results' suffix, written into an input folder), leaving out the files named with it instead."""
     found: list[tuple[Path, Path]] = []
     real: dict[Path, str] = {}  # each source's real path, found once (docs/speed.md)
-    out_dir = os.path.join(os.path.realpath(out), "") if out.is_dir() else None
+    out_dir = os.path.join(os.path.realpath(out), "") if out.is_dir() and not beside else None
     seen: set[str] = set()
     for item in inputs:
         for src, rel in _expand(item):
@@ -87,7 +91,8 @@ def _sources(inputs: list[str], out: Path) -> tuple[list[tuple[Path, Path]], dic
             if real[src] in seen:
                 continue
             seen.add(real[src])
-            if out_dir is None or not real[src].startswith(out_dir):
+            earlier = out_dir is not None and real[src].startswith(out_dir)
+            if not earlier and not (beside and src.stem.endswith(beside)):
                 found.append((src, rel))
     if not found:
         raise LmppmError("the inputs hold no images outside the output folder.")
