@@ -35,10 +35,10 @@ class Model:
         self.net, self.name, self.training, self.method = net, name, training or {}, method  # method: restore's default
 
     def __repr__(self) -> str:
+        if self.method is not None and methods.get(self.method).model is None:
+            return f"Model({self.name!r}, {self.method}: classical, needs no network)"
         ae = self.net.config.autoencoder
-        return (
-            f"Model({self.name!r}, {self.net.config.method}, {ae.channels}x{ae.height}x{ae.width}, {self.net.device})"
-        )
+        return f"Model({self.name!r}, {self.method or self.net.config.method}, {ae.channels}x{ae.height}x{ae.width}, {self.net.device})"
 
     def restore(
         self,
@@ -87,14 +87,14 @@ def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, 
 def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
     """The bundled domain model for one image and the choice with its reason: the pick of `lmppm
     restore` (service.DomainModels.choose). Where the choice is blind BM3D (a colour photo at a noise
-    where it beats the photo model), the photo model comes back with `method` "bm3d", so its `restore`
-    runs BM3D, as `lmppm restore` would."""
+    where it beats the photo model), the model is named "bm3d" with `method` "bm3d" (it holds the photo
+    model's network for `scores`), so its `restore` runs BM3D, as `lmppm restore` would."""
     from lmppm_cli.service import DomainModels
 
     bundle = DomainModels.load(pick_device(device))
     choice = bundle.choose(_tensors(image)[0])
-    name = domain.GENERAL if choice.method is not None else choice.name
-    return Model(bundle.nets[name], name, bundle.training[name], choice.method), choice
+    net = domain.GENERAL if choice.method is not None else choice.name
+    return Model(bundle.nets[net], choice.name, bundle.training[net], choice.method), choice
 
 
 def _tensors(image) -> list[torch.Tensor]:

@@ -283,7 +283,8 @@ def test_api_pick_follows_the_same_rule():
 
     clean = skimage.data.astronaut()[:96, :128]
     model, choice = lmppm_cli.pick(clean, device="cpu")
-    assert choice.method == "bm3d" and model.method == "bm3d"
+    assert choice.method == "bm3d" and model.method == "bm3d" and model.name == "bm3d"
+    assert "bm3d" in repr(model) and "photos" not in repr(model)  # it names what runs
     out = np.asarray(model.restore(clean), dtype=np.float64)
     assert out.shape == clean.shape and 10 * math.log10(255.0**2 / ((out - clean) ** 2).mean()) > 40.0
 
