@@ -9,7 +9,7 @@ import functools
 import inspect
 import re
 import typing
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -24,10 +24,16 @@ def _opt(*decls, **kw):
 
 
 def _one_of(choices: tuple[str, ...], optional: bool = False, *decls, **kw):
-    """An option whose value must be one of `choices` (a Literal type: click checks it before any of our
-    modules loads)."""
-    kind = Literal[choices]
-    return Annotated[kind | None if optional else kind, typer.Option(*decls, **kw)]
+    """An option whose value must be one of `choices`, checked as it is parsed, before any of our modules
+    loads (a plain sentence: typer's own Literal check prefixes its message with "Value error,")."""
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(map(repr, choices))}.")
+        return value
+
+    kw.setdefault("metavar", "[" + "|".join(choices) + "]")
+    return Annotated[str | None if optional else str, typer.Option(*decls, parser=parse, **kw)]
 
 
 def _device(spec: str) -> str:

@@ -234,6 +234,7 @@ def test_restore_with_each_method_and_its_model(tiny_bundle, tmp_path):
     assert "needs a ldm model" in one_sentence_error(
         run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "ldm", "-m", tiny_bundle["lmppm"])
     )
+    assert "Value error" not in one_sentence_error(run("degrade", "x.png", "-o", "y.png", "--kind", "nois"))
     assert "'gan' is not one of" in one_sentence_error(
         run("restore", tmp_path / "in.png", "-o", tmp_path / "x.png", "--method", "gan", "-m", tiny_bundle["lmppm"])
     )
