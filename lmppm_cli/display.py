@@ -120,11 +120,17 @@ def training_progress(progress: Progress):
             f"epoch {rec['epoch']:>3} | {terms} | val {rec['val']['total']:.4f}{mark}", highlight=False
         )
 
+    def on_calibration(done, total):  # its own bar, with the time left: 1,200 settings take minutes
+        if "calibration" not in tasks:
+            tasks["calibration"] = progress.add_task("calibrating the flow (settings)", total=total)
+        progress.update(tasks["calibration"], completed=done)
+
     return Hooks(
         on_start=on_start,
         on_batch=lambda e, t: progress.advance(tasks["batches"]),
         on_epoch=on_epoch,
         on_note=lambda text: progress.console.print(text, highlight=False, soft_wrap=True),
+        on_calibration=on_calibration,
     )
 
 

@@ -112,3 +112,34 @@ def test_calibration_noise_levels_judge_the_flow_on_clean_images_too(tiny_model_
     )
     on_clean = psnr(restore(model, clean, setting).images, clean).mean() - psnr(single_pass(model, clean), clean).mean()
     assert abs(on_clean.item() - row["gains"]["sigma 0"]) < 1e-3
+
+
+def test_calibration_reports_each_setting_and_the_bar_shows_a_finite_time_left(tiny_model_file):
+    import io
+    import re
+    import time
+
+    from rich.console import Console
+
+    from lmppm_cli.display import bar, training_progress  # the bars `lmppm train` shows
+
+    told = []
+    model = load_model(tiny_model_file)
+    grid = dict(alphas=ALPHAS[:2], betas=BETAS[:2], multipliers=KERNEL_MULTIPLIERS[:1], steps=(1, 2))
+    gen = torch.Generator().manual_seed(0)
+    calibrate_flow(model, blob_images(8, seed=3), 0.3, gen, on_setting=lambda d, t: told.append((d, t)), **grid)
+    assert told == [(d, 8) for d in range(9)]  # 2 x 2 x 1 settings, with and without the adaptive cap
+
+    screen = io.StringIO()
+    progress = bar()
+    progress.live.console = Console(file=screen, force_terminal=True, width=140)
+    hooks = training_progress(progress)
+    hooks.on_start(1, 1)
+    for done, total in told:
+        hooks.on_calibration(done, total)
+        time.sleep(0.05)
+        if done == 4:
+            shown = [t for t in progress.tasks if t.description.startswith("calibrating")][0]
+            assert shown.time_remaining is not None and 0 < shown.time_remaining < 60  # finite, before the end
+    progress.stop()
+    assert re.search(r"calibrating the flow", screen.getvalue())

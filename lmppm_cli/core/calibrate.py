@@ -91,26 +91,29 @@ def calibrate_flow(
     steps=STEPS,
     min_gain: float = 0.0,
     levels=None,
+    on_setting=lambda done, total: None,
 ):
     """-> (chosen FlowConfig, rows): each row a setting with its PSNR gains (dB), worst gain, distance
     to the bank and SSIM lost on clean images. `alphas=(0.0,)` calibrates the kernel-only flow
     (Ablation_dae on a DAE); GRIDS holds the searched values. `min_gain` (ours): where the chosen
     setting's worst gain is below it, the flow is not worth its cost and the single pass G(F(x)) is
-    the default (0 steps). `levels`: the noise levels judged (default sigma_d x NOISE_FACTORS)."""
+    the default (0 steps). `levels`: the noise levels judged (default sigma_d x NOISE_FACTORS).
+    `on_setting(done, total)`: told after each setting (all its step counts), for a progress bar."""
     base = model.config.flow
     cases = noisy_cases(model, clean, sigma_d, generator, levels)
     names = noise_levels(sigma_d, levels)[1]
     ssim_single = ssim(single_pass(model, clean), clean).mean().item()
     adaptives = (False, True) if model.distance is not None else (False,)  # the cap needs D
     rows = []
-    for alpha, beta, mult, adaptive in itertools.product(alphas, betas, multipliers, adaptives):
-        if alpha + beta >= 1.0:
-            continue
+    grid = [g for g in itertools.product(alphas, betas, multipliers, adaptives) if g[0] + g[1] < 1.0]
+    on_setting(0, len(grid))
+    for done, (alpha, beta, mult, adaptive) in enumerate(grid, 1):
         flow = dataclasses.replace(
             base, alpha=alpha, beta=beta, steps=max(steps), sigma_ker=base.sigma_ker * mult, adaptive=adaptive
         )
         setting = {"alpha": alpha, "beta": beta, "sigma_ker": flow.sigma_ker, "adaptive": adaptive}
         rows += _rows_by_steps(model, flow, clean, cases, ssim_single, setting, steps, names)
+        on_setting(done, len(grid))
     best = choose(rows)
     keys = ("alpha", "beta", "steps", "sigma_ker", "adaptive")
     chosen = dataclasses.replace(base, **{k: best[k] for k in keys})

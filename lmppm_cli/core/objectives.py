@@ -205,6 +205,7 @@ def _bank_and_flow(model: LMPPM, loop, alphas) -> dict:
             steps,
             min_gain=loop.tcfg.min_flow_gain,
             levels=loop.tcfg.calibration_noise,
+            on_setting=loop.progress.on_calibration,
         )
     shared = {k: getattr(flow, k) for k in ("sigma_ker", "schedule", "adaptive", "top_k")}  # generation's kernel
     model.config = dataclasses.replace(

@@ -43,6 +43,7 @@ class Progress:
     on_batch: Callable[[int, dict], None] = lambda epoch, terms: None
     on_epoch: Callable[[dict], None] = lambda record: None
     on_note: Callable[[str], None] = lambda text: None  # what the run found before its first epoch
+    on_calibration: Callable[[int, int], None] = lambda done, total: None  # flow settings tried of all
 
 
 def fit(
@@ -94,6 +95,7 @@ def fit(
         if world.main:
             loop.save(store)
         progress.on_epoch(record)
+    loop.progress = progress
     return finish(loop, store) if world.main else None
 
 
@@ -158,6 +160,7 @@ class _Loop:
             if tcfg.ema
             else None
         )
+        self.progress = Progress()  # fit's hooks, for what runs after the epochs (the calibration)
         self.epoch_no, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, 0, 0
         self.history: list[dict] = []
         self.best_state = _copy_state(self.model)
