@@ -126,8 +126,14 @@ def restore(
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
+    from lmppm_cli.files.plan import OutputRules, plan_outputs
+    from lmppm_cli.files.references import check_reference
+
+    rules = OutputRules(save_trajectory, skip_existing, overwrite, suffix)
+    plan_outputs(list(inputs), output, rules)  # inputs, -o and the model refused here, before torch loads
+    if model is not None:
+        check_reference(model)
     from lmppm_cli import display, service
-    from lmppm_cli.files.plan import OutputRules
     from lmppm_cli.methods.ldm import LdmOptions
 
     request = service.RestoreRequest(
@@ -143,7 +149,7 @@ def restore(
         precision=precision,
         tiling=service.Tiling(tile, tile_overlap, batch_size),
         report=report,
-        outputs=OutputRules(save_trajectory, skip_existing, overwrite, suffix),
+        outputs=rules,
         strict=strict,
     )
     display.run_restore(service.restore, request, quiet)
@@ -162,13 +168,14 @@ def degrade(
     suffix: o.SuffixOpt = "",
 ) -> None:
     """Degrade images reproducibly (Appendix B.2), to build test sets."""
+    from lmppm_cli.files.plan import OutputRules, plan_outputs, record_outputs
+
+    jobs = plan_outputs(inputs, output, OutputRules(overwrite=overwrite, suffix=suffix))  # before torch loads
     from lmppm_cli import display
     from lmppm_cli.core.degradations import strength
     from lmppm_cli.files.degrade_files import degrade_files
-    from lmppm_cli.files.plan import OutputRules, plan_outputs, record_outputs
 
     value = strength(kind, severity, domain)
-    jobs = plan_outputs(inputs, output, OutputRules(overwrite=overwrite, suffix=suffix))
     with display.bar() as progress:
         task = progress.add_task(f"{kind} {value:g}", total=len(jobs))
         result = degrade_files(jobs, kind, value, seed, lambda job: progress.advance(task))

@@ -4,6 +4,8 @@ results are replaced knowingly (or not at all), and names and chatter can be set
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +253,38 @@ def test_ctrl_c_in_a_bench_says_nothing_of_restore_options(tmp_path, monkeypatch
     monkeypatch.setattr(bench, "run_bench", interrupted)
     done = CliRunner().invoke(app, ["bench", "--suite", "mnist-noise", "-o", str(tmp_path / "b")])
     assert done.exit_code == 130 and "interrupted" in done.output and "--skip-existing" not in done.output
+
+
+REFUSE = """
+import sys, time
+from lmppm_cli.cli import main
+sys.argv = ["lmppm", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print("torch" in sys.modules, code)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["restore", "missing.png", "-o", "x.png"],
+        ["restore", "examples/noisy_digit.png", "-o", "x.png", "-m", "nosuchmodel"],
+        ["restore", "examples/noisy_digit.png", "-o", "x.txt"],
+        ["degrade", "missing.png", "-o", "x.png", "--kind", "noise"],
+    ],
+)
+def test_bad_paths_and_model_names_are_refused_before_torch_loads(args, tmp_path):
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", REFUSE, *args], capture_output=True, text=True, cwd=root)
+    refused = time.perf_counter() - start
+    assert done.stdout.split() == ["False", "2" if "nosuchmodel" not in args else "3"], done.stdout + done.stderr
+    assert done.stderr.startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    assert refused < 0.5 * (time.perf_counter() - start)  # the same machine, side by side

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image, ImageDraw
-from torchvision.transforms import v2
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.noise import noisy
@@ -33,6 +31,8 @@ def gaussian_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) ->
 def elastic(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
     """torchvision's ElasticTransform(alpha=34, sigma), a fresh displacement field per image; lower
     sigma smooths the field less, so the warp is more local and stronger (Table 6: 2.3 mild, 1.8 severe)."""
+    from torchvision.transforms import v2  # here: torchvision loads its models too (docs/speed.md)
+
     transform = v2.ElasticTransform(alpha=ELASTIC_ALPHA, sigma=sigma)
     out = []
     for img, seed in zip(x, _seeds(generator, len(x))):
@@ -44,6 +44,8 @@ def elastic(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.
 
 def downsample(x: torch.Tensor, factor: float, generator: torch.Generator) -> torch.Tensor:
     """Antialiased downsampling by `factor`, then bilinear upsampling back (Table 6: 0.5, 0.35)."""
+    import torchvision.transforms.v2.functional as TF
+
     h, w = x.shape[-2:]
     small = TF.resize(x, [max(1, round(h * factor)), max(1, round(w * factor))], antialias=True)
     return TF.resize(small, [h, w], antialias=False).clamp(0.0, 1.0)
@@ -87,6 +89,8 @@ def scribbles(x: torch.Tensor, count: float, generator: torch.Generator) -> torc
 
 def sharpen(x: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
     """Over-sharpening I + s (I - I * G_sigma), sigma = 1 px, clamped (Table 6: s = 8, 18)."""
+    import torchvision.transforms.v2.functional as TF
+
     blurred = TF.gaussian_blur(x, [5, 5], [SHARPEN_SIGMA, SHARPEN_SIGMA])
     return (x + amount * (x - blurred)).clamp(0.0, 1.0)
 

@@ -9,7 +9,6 @@ import math
 
 import torch
 from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor, to_pil_image
 
 # Camera-like range of (a, b) in Var = a x + b on a [0, 1] scale, each drawn log-uniformly: shot-noise
 # gains whose standard deviation at mid-gray is about 0.007-0.07 and read noise of 0.001-0.03.
@@ -73,6 +72,8 @@ def _stored_as_jpeg(x: torch.Tensor, share: float, generator: torch.Generator, r
 def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
     """(C, H, W) in [0, 1], C 1 or 3 -> the same image after a JPEG of this quality and back (Pillow; colour
     with 4:2:0 chroma as cameras store it), 8-bit."""
+    from torchvision.transforms.functional import pil_to_tensor, to_pil_image  # here: torchvision is slow to load
+
     buffer = io.BytesIO()
     to_pil_image(x.mul(255).round().byte()).save(buffer, format="JPEG", quality=quality)
     return pil_to_tensor(Image.open(buffer)).float().div(255.0)

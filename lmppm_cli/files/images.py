@@ -20,21 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import atomic_path
+from lmppm_cli.files.formats import IMAGE_SUFFIXES  # noqa: F401  (images.IMAGE_SUFFIXES, as before)
 
-IMAGE_SUFFIXES = {
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".gif",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".ppm",
-    ".pgm",
-    ".pbm",
-    ".pnm",
-}
 _GRAY = {"1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as PIL's convert("L") and torchvision's rgb_to_grayscale
 _SCALE = {"I": 65535.0, "I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "F": 1.0}

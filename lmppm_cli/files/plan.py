@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.atomic import write_text
-from lmppm_cli.files.images import IMAGE_SUFFIXES
+from lmppm_cli.files.formats import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
