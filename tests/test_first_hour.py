@@ -219,6 +219,9 @@ def test_every_command_the_readme_shows_parses_and_names_files_that_exist():
         for arg in args:
             if arg.startswith("examples/"):
                 assert (ROOT / arg).exists(), arg
+        for flag, value in zip(args, args[1:]):
+            if flag in ("-o", "--report"):
+                assert value.startswith("out/"), line  # under the ignored out/: a clone stays clean
 
 
 def test_the_report_flags_a_clear_digit_that_became_another_and_a_distance_that_grew():
