@@ -92,7 +92,7 @@ def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
     from lmppm_cli.service import DomainModels
 
     bundle = DomainModels.load(pick_device(device))
-    choice = bundle.choose(_tensors(image)[0])
+    choice = bundle.choose(_tensors(image)[0], jpeg=isinstance(image, Image.Image) and image.format == "JPEG")
     net = domain.GENERAL if choice.method is not None else choice.name
     return Model(bundle.nets[net], choice.name, bundle.training[net], choice.method), choice
 

@@ -164,7 +164,8 @@ def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[di
     picked, groups = _Picked(Report()), {}
     for job in jobs:
         try:
-            choice = bundle.choose(read_image(job.source)[0])
+            image, info = read_image(job.source)
+            choice = bundle.choose(image, jpeg=info.format == "JPEG")
         except LmppmError as exc:
             picked.report.failed.append((job.source, str(exc)))
             continue
@@ -188,17 +189,20 @@ class DomainModels:
     nets: dict
     training: dict
     photo_table: dict | None
+    camera_table: dict | None = None
 
     @classmethod
     def load(cls, device, revision=None, offline=False) -> DomainModels:
         paths = {n: resolve_model(n, revision=revision, offline=offline) for n in domain.DOMAIN_MODELS}
         nets = {n: load_model(p, device) for n, p in paths.items()}
         training = {n: domain.training_summary(model_metadata(p)) for n, p in paths.items()}
-        return cls(nets, training, domain.pick_table(paths[domain.GENERAL]))
+        camera = domain.pick_table(paths[domain.CAMERA], domain.CAMERA_TABLE) if domain.CAMERA in paths else None
+        return cls(nets, training, domain.pick_table(paths[domain.GENERAL]), camera)
 
-    def choose(self, x: torch.Tensor) -> domain.Choice:
-        """The one pick of the CLI and the API: domain.choose over the bundled models."""
-        return domain.choose(x, self.nets, self.training, self.photo_table)
+    def choose(self, x: torch.Tensor, jpeg: bool = False) -> domain.Choice:
+        """The one pick of the CLI and the API: domain.choose over the bundled models; `jpeg`: the image
+        came from a JPEG file (as cameras write photos)."""
+        return domain.choose(x, self.nets, self.training, self.photo_table, domain.CameraPick(jpeg, self.camera_table))
 
 
 def _load(reference: str, request: RestoreRequest, device):

@@ -144,3 +144,55 @@ def test_the_camera_refuses_a_gray_image():
 
     with pytest.raises(LmppmError, match="colour photos"):
         photograph(torch.rand(1, 8, 8), Shot(), torch.Generator())
+
+
+CAMERA_TABLE = {  # a camera table: the camera model ahead of BM3D from an estimated noise of 0.01 up
+    "estimated_noise": [0.005, 0.012, 0.03, 0.07],
+    "model_psnr": [27.0, 28.0, 27.0, 23.0],
+    "bm3d_psnr": [27.5, 26.5, 23.0, 17.0],
+}
+
+
+def _colour_photo(noise: float, seed: int = 0) -> torch.Tensor:
+    clean = torch.stack(
+        [
+            torch.linspace(0, 1, 64).expand(64, 64),
+            torch.full((64, 64), 0.3),
+            torch.linspace(1, 0, 64)[:, None].expand(64, 64),
+        ]
+    )
+    return (clean + noise * torch.randn(clean.shape, generator=torch.Generator().manual_seed(seed))).clamp(0, 1)
+
+
+def test_a_colour_jpeg_goes_to_the_camera_model_where_its_table_says_it_beats_bm3d():
+    from lmppm_cli.core.config import AutoencoderConfig, ModelConfig
+    from lmppm_cli.files import domain
+
+    net = type(
+        "Net", (), {"config": ModelConfig(autoencoder=AutoencoderConfig(arch="unet", channels=3, height=16, width=16))}
+    )()
+    models = {"photos": net, "photos-camera": net}
+    gaussian = {"estimated_noise": [0.0, 0.3], "model_psnr": [30.0, 30.0], "bm3d_psnr": [31.0, 31.0]}  # BM3D always
+    noisy = _colour_photo(0.05)
+    as_jpeg = domain.choose(noisy, models, photo_table=gaussian, camera=domain.CameraPick(True, CAMERA_TABLE))
+    assert as_jpeg.name == "photos-camera" and as_jpeg.method is None and "colour JPEG" in as_jpeg.reason
+    as_png = domain.choose(noisy, models, photo_table=gaussian, camera=domain.CameraPick(False, CAMERA_TABLE))
+    assert as_png.name == "bm3d"
+    clean_jpeg = domain.choose(
+        _colour_photo(0.0), models, photo_table=gaussian, camera=domain.CameraPick(True, CAMERA_TABLE)
+    )
+    assert clean_jpeg.name == "bm3d" and "colour JPEG" in clean_jpeg.reason  # where the camera table says BM3D
+    no_table = domain.choose(noisy, models, photo_table=gaussian, camera=domain.CameraPick(True, None))
+    assert no_table.name == "bm3d"  # unmeasured: the safe choice
+
+
+def test_the_file_format_reaches_the_pick(tmp_path):
+    from PIL import Image
+
+    from lmppm_cli.files.images import read_image
+
+    pixels = (_colour_photo(0.05).permute(1, 2, 0).numpy() * 255).astype("uint8")
+    Image.fromarray(pixels).save(tmp_path / "a.jpg", quality=90)
+    Image.fromarray(pixels).save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.jpg")[1].format == "JPEG"
+    assert read_image(tmp_path / "a.png")[1].format == "PNG"

@@ -32,6 +32,7 @@ DOMAIN_MODELS = {
     "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)",
 }
 GENERAL = "photos"  # the model for images of no bundled model's size
+CAMERA = "photos-camera"  # the model for a camera's JPEGs (choose, by CAMERA_TABLE)
 NATIVE_RATIO = 1.5  # an image within this factor of a model's input size is of that model's size
 NOISE_MARGIN = 1.25  # warn when the estimated noise exceeds the trained maximum by this factor
 BM3D_MIN_SIDE = 32  # pixels: a narrower colour image goes to the learned model (BM3D's blocks find too few matches)
@@ -39,6 +40,7 @@ COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image coun
 MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
 BLUR_SIGMA = 2.0  # pixels; the residual's blur
 PICK_TABLE = "photos-vs-bm3d.json"  # weights/: `lmppm bench --suite photo-pick` for the bundled photo model
+CAMERA_TABLE = "camera-vs-bm3d.json"  # weights/: `lmppm bench --suite camera` for the bundled camera model
 
 
 @dataclass
@@ -46,6 +48,14 @@ class Scores:
     distance: float | None  # mean D_S(F(x)) over the views (None: the model has no D)
     residual: float  # RMS of the blurred residual x - G(F(x)), mean over the views
     noise: float  # estimated noise standard deviation of the image
+
+
+@dataclass(frozen=True)
+class CameraPick:
+    """What sends a photo to the camera model: whether its file is a JPEG, and the bundled camera table."""
+
+    jpeg: bool
+    table: dict | None
 
 
 @dataclass
@@ -108,18 +118,20 @@ def size_ratio(x: torch.Tensor, model) -> float:
     return max(h / ae.height, ae.height / h, w / ae.width, ae.width / w)
 
 
-def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple[str | None, str]:
+def photo_method(
+    sigma: float, table: dict | None, name: str = GENERAL, what: str = "colour image"
+) -> tuple[str | None, str]:
     """(None, why) to restore a colour image of estimated noise `sigma` with the learned photo model, or
     ("bm3d", why): the learned model only where its mean PSNR over the validation scenes, interpolated at
     `sigma` on the table's estimated-noise axis (bench photo-pick), is above blind BM3D's. With no
     table for this model (a file changed since it was measured), BM3D, the measured safe choice."""
     if not table:
-        return "bm3d", f"colour image; {name} has no measured comparison with BM3D (--model {name} forces it)"
+        return "bm3d", f"{what}; {name} has no measured comparison with BM3D (--model {name} forces it)"
     order = np.argsort(table["estimated_noise"])  # the axis, increasing (np.interp holds the ends beyond it)
     axis = np.asarray(table["estimated_noise"])[order]
     model_db = float(np.interp(sigma, axis, np.asarray(table["model_psnr"])[order]))
     bm3d_db = float(np.interp(sigma, axis, np.asarray(table["bm3d_psnr"])[order]))
-    where = f"colour image, estimated noise {sigma:.3f}: on the validation scenes at that noise"
+    where = f"{what}, estimated noise {sigma:.3f}: on the validation scenes at that noise"
     if model_db > bm3d_db:
         return (
             None,
@@ -131,14 +143,15 @@ def photo_method(sigma: float, table: dict | None, name: str = GENERAL) -> tuple
     )
 
 
-def pick_table(model_path) -> dict | None:
-    """The bundled photo-pick table, if it was measured on exactly this model file (same SHA-256)."""
+def pick_table(model_path, name: str = PICK_TABLE) -> dict | None:
+    """A bundled pick table (PICK_TABLE, or CAMERA_TABLE), if it was measured on exactly this model file
+    (same SHA-256)."""
     import hashlib
     from pathlib import Path
 
     from lmppm_cli.files.weights import bundled_dir
 
-    path = bundled_dir() / PICK_TABLE
+    path = bundled_dir() / name
     try:
         table = json.loads(path.read_text())
         return table if table.get("sha256") == hashlib.sha256(Path(model_path).read_bytes()).hexdigest() else None
@@ -147,18 +160,28 @@ def pick_table(model_path) -> dict | None:
 
 
 def choose(
-    x: torch.Tensor, models: dict, training: dict[str, dict] | None = None, photo_table: dict | None = None
+    x: torch.Tensor,
+    models: dict,
+    training: dict[str, dict] | None = None,
+    photo_table: dict | None = None,
+    camera: CameraPick | None = None,
 ) -> Choice:
     """The model for image x (C, H, W) among `models` {name: model} (DOMAIN_MODELS, GENERAL among them).
 
-    Colour images go to the colour model where it beats blind BM3D at their noise (photo_method, by
+    A colour JPEG (`camera.jpeg`: what cameras write) goes to CAMERA where it beats blind BM3D on a
+    camera's photos at the image's noise (`camera.table`, bench camera), else to BM3D. Other colour
+    images go to the colour model where it beats blind BM3D at their noise (photo_method, by
     `photo_table`), else to BM3D. A gray image of about a model's input size (NATIVE_RATIO) goes to
     the model whose size is nearest; any other image to GENERAL, in tiles."""
     training = training or {}
     if is_colour(x):
         colour = [n for n, m in models.items() if m.config.autoencoder.channels == 3]
         name = GENERAL if GENERAL in colour else colour[0]
-        method, reason = photo_method(estimate_noise(x), photo_table, name)
+        if camera is not None and camera.jpeg and CAMERA in models:
+            name = CAMERA
+            method, reason = photo_method(estimate_noise(x), camera.table, name, "colour JPEG, as cameras write photos")
+        else:
+            method, reason = photo_method(estimate_noise(x), photo_table, name)
         if method is not None and min(x.shape[-2:]) < BM3D_MIN_SIDE:
             reason += f"; but {x.shape[-1]}x{x.shape[-2]} is too narrow for BM3D's blocks, so {name} restores it"
             method = None

@@ -62,15 +62,16 @@ def whole(net, fn):
     return lambda x: restore_images(net, fn, [x], tiles, 64)[0].image
 
 
-def default_row(device) -> dict:
+def default_row(device, jpeg: bool = False) -> dict:
     """What `lmppm restore photo.png` runs with no --model: the pick (service.DomainModels.choose) of
-    the bundled models for each photo, then that model's default restorer (or BM3D where picked)."""
+    the bundled models for each photo, then that model's default restorer (or BM3D where picked); with
+    `jpeg`, each photo picked as if read from a JPEG file (`lmppm restore photo.jpg`)."""
     from lmppm_cli.service import DomainModels
 
     bundle = DomainModels.load(device)
 
     def run(x):
-        choice = bundle.choose(x)
+        choice = bundle.choose(x, jpeg=jpeg)
         net = bundle.nets.get(choice.name)
         return whole(net, restorer(net, choice.method))(x)
 
