@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -196,3 +197,24 @@ def test_the_file_format_reaches_the_pick(tmp_path):
     Image.fromarray(pixels).save(tmp_path / "a.png")
     assert read_image(tmp_path / "a.jpg")[1].format == "JPEG"
     assert read_image(tmp_path / "a.png")[1].format == "PNG"
+
+
+@pytest.mark.parametrize("method", ["dae", "lmppm"])
+def test_training_with_a_camera_share_learns_toward_the_cameras_own_output(tmp_path, method):
+    """`--camera-pipeline 1`: every sample a camera's file, every target that camera without noise and
+    JPEG; the loss falls over a few epochs, the model loads, and the share is in its training summary."""
+    from lmppm_cli.core.config import AutoencoderConfig, DistanceConfig, ModelConfig
+    from lmppm_cli.core.data import Dataset, Split
+    from lmppm_cli.files.weights import load_model
+    from lmppm_cli.training import train
+
+    ae = AutoencoderConfig(arch="unet", channels=3, height=16, width=16, latent_dim=6, widths=(4, 8), residual=True)
+    config = ModelConfig(autoencoder=ae, distance=DistanceConfig(hidden=(8,), dropout=0.0), method=method)
+    images = torch.stack([_photo(16, 16, seed=i) for i in range(24)])
+    data = Dataset("photos", Split(images[:16]), Split(images[16:]))
+    tcfg = TrainConfig(epochs=4, batch_size=8, lr=3e-3, sigma_d=0.05, camera_pipeline=1.0, calibrate=False)
+    summary = train(config, data, tcfg, tmp_path, torch.device("cpu"))
+    assert summary["train_config"]["camera_pipeline"] == 1.0
+    history = json.loads((tmp_path / "summary.json").read_text())["history"]
+    assert history[-1]["train"]["total"] < history[0]["train"]["total"]
+    assert load_model(tmp_path / "model.safetensors").config.method == method

@@ -2,7 +2,9 @@
 on coffee, the test photo. Rows: a clean camera JPEG, daylight, indoor and night sensor noise, and the
 indoor level through a demosaicing method training never draws (held out). Each row is scored against
 the same camera's output without noise and without the JPEG. Methods: the input itself (doing nothing),
-the model under test (`-m`, default `photos-camera`), the bundled `photos`, and blind BM3D.
+the model under test (`-m`, default `photos-camera`) in fp32 and in bf16 (where the device computes it), the
+bundled `photos`, blind BM3D, and the default (what `lmppm restore photo.jpg` runs: the pick of the bundled
+models for a JPEG). Seconds per megapixel are measured side by side on the same photos.
 
 It writes results.json, results.md and `camera-vs-bm3d.json`: per camera row (the held-out row left
 out), the mean over the validation scenes of the estimated noise and of the model's and BM3D's PSNR and
@@ -17,6 +19,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from lmppm_cli.core.precision import cpu_has_bf16
 from lmppm_cli.experiments.bench.photo_pick import (
     BM3D,
     classical_cells,
@@ -24,13 +27,22 @@ from lmppm_cli.experiments.bench.photo_pick import (
     pick_table,
     save_results,
 )
-from lmppm_cli.experiments.bench.photos import camera_rows, classical_rows, learned_rows, score_photo
+from lmppm_cli.experiments.bench.photos import (
+    camera_rows,
+    classical_rows,
+    default_row,
+    learned_rows,
+    score_photo,
+    whole,
+)
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo, validation_photos
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.weights import load_model, resolve_model
+from lmppm_cli.methods import restorer
 
 MODEL, INPUT, SHIPPED = "camera model", "input", "photos"
+BF16 = "camera model, bf16"  # the same under autocast (AMX), where the CPU computes bf16
 TEST_SCENE = "coffee"
 TABLE = "camera-vs-bm3d.json"
 
@@ -49,12 +61,16 @@ def run_camera_pick(
     """The camera rows on the validation scenes (the first `limit`) and coffee; see the module docstring."""
     dev = pick_device(device)
     path = resolve_model((models or {}).get("lmppm") or "photos-camera")
+    net = load_model(path, dev)
     methods = {
         INPUT: lambda x: x,
-        MODEL: learned_rows(load_model(path, dev), None)["LMPPM"],
+        MODEL: learned_rows(net, None)["LMPPM"],
         SHIPPED: learned_rows(load_model(resolve_model("photos"), dev), None)["LMPPM"],
         BM3D: classical_rows()[BM3D],
+        **default_row(dev, jpeg=True),
     }
+    if dev.type == "cuda" or cpu_has_bf16():
+        methods[BF16] = whole(net, restorer(net, precision="bf16"))
     scenes = dict(list(validation_photos(extra_photos).items())[:limit])
     scenes[TEST_SCENE] = photo_tensor(shipped_photo(TEST_SCENE), limit=None)
     out = Path(out_dir)
