@@ -218,3 +218,23 @@ def test_training_with_a_camera_share_learns_toward_the_cameras_own_output(tmp_p
     history = json.loads((tmp_path / "summary.json").read_text())["history"]
     assert history[-1]["train"]["total"] < history[0]["train"]["total"]
     assert load_model(tmp_path / "model.safetensors").config.method == method
+
+
+def test_the_camera_bench_default_takes_the_model_or_bm3d_cell_by_the_pick_rule():
+    from lmppm_cli.experiments.bench import camera_pick as cp
+
+    def cell(scene, method, psnr, noise):
+        return {
+            "scene": scene,
+            "degradation": "camera, night",
+            "method": method,
+            "psnr": [psnr],
+            "estimated_noise": [noise],
+        }
+
+    cells = [cell("a", cp.MODEL, 25.0, 0.05), cell("a", cp.BM3D, 20.0, 0.05)]
+    cells += [cell("b", cp.MODEL, 27.0, 0.004), cell("b", cp.BM3D, 27.4, 0.004)]
+    picked = {c["scene"]: c for c in cp.default_cells(cells, CAMERA_TABLE)}
+    assert picked["a"]["psnr"] == [25.0] and picked["a"]["picked"] == cp.MODEL  # ahead of BM3D at 0.05
+    assert picked["b"]["psnr"] == [27.4] and picked["b"]["picked"] == cp.BM3D  # behind it at 0.004
+    assert {c["method"] for c in picked.values()} == {cp.DEFAULT}

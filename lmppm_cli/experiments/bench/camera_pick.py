@@ -3,8 +3,8 @@ on coffee, the test photo. Rows: a clean camera JPEG, daylight, indoor and night
 indoor level through a demosaicing method training never draws (held out). Each row is scored against
 the same camera's output without noise and without the JPEG. Methods: the input itself (doing nothing),
 the model under test (`-m`, default `photos-camera`) in fp32 and in bf16 (where the device computes it), the
-bundled `photos`, blind BM3D, and the default (what `lmppm restore photo.jpg` runs: the pick of the bundled
-models for a JPEG). Seconds per megapixel are measured side by side on the same photos.
+bundled `photos`, blind BM3D, and the default (what `lmppm restore photo.jpg` runs once this model and its
+table are bundled: `default_cells`). Seconds per megapixel are measured side by side on the same photos.
 
 It writes results.json, results.md and `camera-vs-bm3d.json`: per camera row (the held-out row left
 out), the mean over the validation scenes of the estimated noise and of the model's and BM3D's PSNR and
@@ -30,7 +30,6 @@ from lmppm_cli.experiments.bench.photo_pick import (
 from lmppm_cli.experiments.bench.photos import (
     camera_rows,
     classical_rows,
-    default_row,
     learned_rows,
     score_photo,
     whole,
@@ -42,6 +41,7 @@ from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import restorer
 
 MODEL, INPUT, SHIPPED = "camera model", "input", "photos"
+DEFAULT = "default (a JPEG, no --model)"
 BF16 = "camera model, bf16"  # the same under autocast (AMX), where the CPU computes bf16
 TEST_SCENE = "coffee"
 TABLE = "camera-vs-bm3d.json"
@@ -67,7 +67,6 @@ def run_camera_pick(
         MODEL: learned_rows(net, None)["LMPPM"],
         SHIPPED: learned_rows(load_model(resolve_model("photos"), dev), None)["LMPPM"],
         BM3D: classical_rows()[BM3D],
-        **default_row(dev, jpeg=True),
     }
     if dev.type == "cuda" or cpu_has_bf16():
         methods[BF16] = whole(net, restorer(net, precision="bf16"))
@@ -88,8 +87,25 @@ def run_camera_pick(
     sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     table = pick_table(chosen, Path(path).stem, sha, names, model=MODEL, suite="camera")
     write_text(out / TABLE, json.dumps(table, indent=2) + "\n")
+    cells += default_cells(cells, table)
     save_results(out, seed, draws, cells, partial=False)
     test = [c for c in cells if c["scene"] == TEST_SCENE]
     report = markdown(validation, names, draws, MODEL, "camera") + "\n" + markdown(test, [TEST_SCENE], draws, MODEL)
     write_text(out / "results.md", report.replace("# lmppm bench: photo-pick", f"## {TEST_SCENE}, the test photo"))
     return {f"{c['degradation']}: {c['method']} ({c['scene']})": sum(c["psnr"]) / draws for c in cells}
+
+
+def default_cells(cells: list[dict], table: dict) -> list[dict]:
+    """What `lmppm restore photo.jpg` gives with this model and table bundled: for each (scene, row), the
+    camera model's cell where domain.photo_method picks it at that photo's estimated noise, else BM3D's
+    (the pick's rule applied to the cells measured, so no photo is restored twice)."""
+    from lmppm_cli.files.domain import CAMERA, photo_method
+
+    by = {(c["scene"], c["degradation"], c["method"]): c for c in cells}
+    out = []
+    for c in cells:
+        if c["method"] == MODEL:
+            method, _ = photo_method(sum(c["estimated_noise"]) / len(c["estimated_noise"]), table, CAMERA)
+            picked = c if method is None else by[c["scene"], c["degradation"], BM3D]
+            out.append(picked | {"method": DEFAULT, "picked": MODEL if method is None else BM3D})
+    return out
