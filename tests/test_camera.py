@@ -238,3 +238,19 @@ def test_the_camera_bench_default_takes_the_model_or_bm3d_cell_by_the_pick_rule(
     assert picked["a"]["psnr"] == [25.0] and picked["a"]["picked"] == cp.MODEL  # ahead of BM3D at 0.05
     assert picked["b"]["psnr"] == [27.4] and picked["b"]["picked"] == cp.BM3D  # behind it at 0.004
     assert {c["method"] for c in picked.values()} == {cp.DEFAULT}
+
+
+def test_the_bundled_camera_table_was_measured_on_the_bundled_camera_model_and_sends_jpegs_to_it():
+    import hashlib
+    from pathlib import Path
+
+    from lmppm_cli.files import domain
+
+    weights = Path(__file__).resolve().parents[1] / "weights"
+    table = json.loads((weights / domain.CAMERA_TABLE).read_text())
+    model = weights / f"{domain.CAMERA}.safetensors"
+    assert table["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert domain.pick_table(model, domain.CAMERA_TABLE) == table
+    assert domain.CAMERA in domain.DOMAIN_MODELS
+    night = table["estimated_noise"][-1]
+    assert domain.photo_method(night, table, domain.CAMERA)[0] is None  # the measured lead at night

@@ -170,7 +170,7 @@ def test_api_returns_the_input_type_size_and_channels():
     batch = torch.rand(2, 1, 28, 28)
     assert lmppm_cli.load("mnist", device="cpu").restore(batch).shape == batch.shape
     picked, choice = lmppm_cli.pick(pil, device="cpu")
-    assert picked.name == "photos" and choice.reason.startswith("colour image, estimated noise")
+    assert picked.name == choice.name and choice.reason.startswith("colour image, estimated noise")
     assert (choice.method or "photos") == expected_photo_route(lmppm_cli.api._tensors(pil)[0])
     with pytest.raises(lmppm_cli.api.LmppmError):
         model.restore("not an image")

@@ -30,6 +30,7 @@ DOMAIN_MODELS = {
     "mnist": "handwritten digits, 28x28 gray",
     "faces": "face crops, 25x25 gray",
     "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)",
+    "photos-camera": "colour photos as cameras write them (JPEG files), where it beats blind BM3D; any size (tiled)",
 }
 GENERAL = "photos"  # the model for images of no bundled model's size
 CAMERA = "photos-camera"  # the model for a camera's JPEGs (choose, by CAMERA_TABLE)

@@ -148,6 +148,11 @@ def pick_table(
     }
 
 
+def _verdict(metric: str, interval) -> str:
+    """win / loss / tie for the row; a chroma error is better lower, so its sign is turned."""
+    return interval.verdict if metric != "chroma_rmse" else {"win": "loss", "loss": "win"}.get(interval.verdict, "tie")
+
+
 def markdown(
     cells: list[dict], scenes: list[str], draws: int, reference: str = MODEL, suite: str = "photo-pick"
 ) -> str:
@@ -162,7 +167,7 @@ def markdown(
     ]
     for row in pooled(cells, reference):
         v = row["versus"]
-        diff = [f"{v[m].text(d, True)} {v[m].verdict}" if m in v else "" for m, d in PAIRED]
+        diff = [f"{v[m].text(d, True)} {_verdict(m, v[m])}" if m in v else "" for m, d in PAIRED]
         means = row["means"]
         lines.append(
             f"| {row['degradation']} | {row['method']} | {means['psnr']:.2f} | {means['ssim']:.4f} | "
