@@ -12,20 +12,18 @@ bench's held-out row uses it, to show a model that did not only fit the cameras 
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from PIL import Image
-from torchvision.transforms.functional import gaussian_blur, pil_to_tensor, to_pil_image
+from torchvision.transforms.functional import gaussian_blur
 
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.noise import jpeg_round_trip
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
-DEMOSAIC = ("bilinear", "Malvar2004", "Menon2007")
 HELD_OUT_DEMOSAIC = "Menon2007"
 GAMMA = 2.2
 # Brooks et al.'s fit of read noise to shot noise over real sensors: log b = 2.18 log a + 1.20 + N(0, 0.26^2)
@@ -160,9 +158,8 @@ def sensor_noise(raw: torch.Tensor, shot: float, read: float, generator: torch.G
     and variance shot x raw + read. No noise where both are 0."""
     if shot <= 0 and read <= 0:
         return raw
-    counts = torch.poisson(raw.clamp_min(0).double() / shot, generator=generator) if shot > 0 else raw.double()
-    photons = counts * shot if shot > 0 else counts
-    return (photons + math.sqrt(read) * torch.randn(raw.shape, generator=generator, dtype=torch.float64)).to(raw)
+    signal = shot * torch.poisson(raw.clamp_min(0).double() / shot, generator=generator) if shot > 0 else raw.double()
+    return (signal + math.sqrt(read) * torch.randn(raw.shape, generator=generator, dtype=torch.float64)).to(raw)
 
 
 def demosaic(raw: torch.Tensor, shot: Shot) -> torch.Tensor:
@@ -192,11 +189,7 @@ def process(raw: torch.Tensor, shot: Shot) -> torch.Tensor:
 def store(x: torch.Tensor, quality: int | None, subsampling: int) -> torch.Tensor:
     """An 8-bit sRGB photo (3, H, W) as the camera's file holds it: a JPEG of that quality and chroma
     subsampling read back (Pillow), or unchanged where quality is None."""
-    if quality is None:
-        return x
-    buffer = io.BytesIO()
-    to_pil_image(x.mul(255).round().byte()).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
-    return pil_to_tensor(Image.open(buffer)).to(x).div(255.0)
+    return x if quality is None else jpeg_round_trip(x, quality, subsampling).to(x)
 
 
 def photograph(x: torch.Tensor, shot: Shot, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

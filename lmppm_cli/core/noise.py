@@ -69,13 +69,13 @@ def _stored_as_jpeg(x: torch.Tensor, share: float, generator: torch.Generator, r
     return torch.stack(stored)
 
 
-def jpeg_round_trip(x: torch.Tensor, quality: int) -> torch.Tensor:
+def jpeg_round_trip(x: torch.Tensor, quality: int, subsampling: int = -1) -> torch.Tensor:
     """(C, H, W) in [0, 1], C 1 or 3 -> the same image after a JPEG of this quality and back (Pillow; colour
-    with 4:2:0 chroma as cameras store it), 8-bit."""
+    with 4:2:0 chroma as cameras store it; `subsampling`: Pillow's 0 4:4:4, 1 4:2:2, 2 4:2:0, -1 its default), 8-bit."""
     from torchvision.transforms.functional import pil_to_tensor, to_pil_image  # here: torchvision is slow to load
 
     buffer = io.BytesIO()
-    to_pil_image(x.mul(255).round().byte()).save(buffer, format="JPEG", quality=quality)
+    to_pil_image(x.mul(255).round().byte()).save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
     return pil_to_tensor(Image.open(buffer)).float().div(255.0)
 
 

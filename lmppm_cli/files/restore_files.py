@@ -146,12 +146,13 @@ class _Batch:
         self.writing = []
 
     def _run(self, pending) -> None:
-        for job, x, info in pending:
-            if why := untouched(x):
+        reasons = [untouched(x) for _, x, _ in pending]
+        for (job, x, info), why in zip(pending, reasons):
+            if why:
                 self.report.note(f"{why}.", job.source)
                 line = {"input": str(job.source), "output": str(job.target), "note": why}
                 self.staged.append((job, to_array(x), info, None if self.report_as is None else line))
-        pending = [p for p in pending if not untouched(p[1])]
+        pending = [p for p, why in zip(pending, reasons) if not why]
         for (job, x, info), done in zip(pending, self._restored([x for _, x, _ in pending])):
             if not isinstance(done, str) and not torch.isfinite(done.image).all():
                 done = "its result holds NaN or infinite values (a bug of this tool; please report it), so nothing was written"
