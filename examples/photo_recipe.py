@@ -27,7 +27,7 @@ from lmppm_cli.core.restoration import Restored, single_pass
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.experiments.bench.photos import PHOTO_DEGRADATIONS, classical_rows, score_photo
 from lmppm_cli.files.data import photo_crops, validation_photos
-from lmppm_cli.files.tiling import resolve, restore_images
+from lmppm_cli.files.tiling import Restorer
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.training import train
 
@@ -83,9 +83,9 @@ def run_variant(name, args, photos):
     train(config, data, tcfg, run, torch.device("cpu"))
     seconds = time.perf_counter() - start
     net = load_model(run / "model.safetensors", torch.device("cpu"))
-    tiles = resolve(None, None, net)
     one_pass = lambda b, keep=False: Restored(single_pass(net, b), torch.zeros(len(b)), [])  # noqa: E731
-    fn = lambda x: restore_images(net, one_pass, [x], tiles, 64)[0].image  # noqa: E731
+    restoring = Restorer.of(net, one_pass)
+    fn = lambda x: restoring([x])[0].image  # noqa: E731
     result = {"train_seconds": round(seconds, 1), "epochs": epochs, "scores": score(fn, photos, args.seed)}
     (Path(args.out) / f"{name}.json").write_text(json.dumps(result, indent=1))
     print(name, table_row(result["scores"]), flush=True)

@@ -1,10 +1,10 @@
 """lmppm: Latent Manifold-Probabilistic Projection Models for blind image restoration.
 
-`lmppm_cli.load(name)` and `lmppm_cli.pick(image)` are the Python API (api.py), imported on first use
-so that the command line starts without them."""
+`lmppm_cli.load(name)`, `lmppm_cli.pick(image)` and `lmppm_cli.train(request)` are the Python API
+(api.py), imported on first use so that the command line starts without them."""
 
 __version__ = "0.1.0"
-__all__ = ["load", "pick", "Model"]
+__all__ = ["load", "pick", "train", "Model", "TrainRequest", "DataSource", "RunOptions"]
 
 
 def __getattr__(name: str):

@@ -5,6 +5,7 @@
     clean = model.restore(image)              # a PIL image, a numpy array or a tensor; the same type back
     model.scores(image)                       # learned distance D, residual and noise level (domain.Scores)
     model, choice = lmppm_cli.pick(image)     # the bundled model for the image, and why
+    lmppm_cli.train(lmppm_cli.TrainRequest(lmppm_cli.DataSource("mnist-5k"), lmppm_cli.RunOptions("run")))
 
 Images of any size: U-Net models restore large images in tiles, conv models resize to their input and
 back, exactly as `lmppm restore` does. Arrays are (H, W) or (H, W, C), uint8 or floats in [0, 1];
@@ -17,15 +18,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from lmppm_cli import methods
+from lmppm_cli import methods, service
 from lmppm_cli.core.config import FlowOverride
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.restoration import generate, sample_seeds
+from lmppm_cli.core.train import Progress
+from lmppm_cli.core.train_config import DataSource, RunOptions, TrainRequest  # noqa: F401 - the API's
 from lmppm_cli.files import domain
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.images import decode, encode
-from lmppm_cli.files.tiling import resolve, restore_images
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
+from lmppm_cli.methods.ldm import LdmOptions
 
 
 class Model:
@@ -44,25 +47,28 @@ class Model:
         self,
         image,
         method: str | None = None,
-        tile: int | None = None,
-        overlap: int | None = None,
+        precision: str = "fp32",
+        start_step: int | None = None,
+        seed: int = 0,
         batch_size: int = 64,
-        **flow,
+        tile: int | None = None,
+        tile_overlap: int | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        steps: int | None = None,
+        tol: float | None = None,
+        sigma_ker: float | None = None,
+        schedule: str | None = None,
+        adaptive: bool | None = None,
+        top_k: int | None = None,
     ):
-        """The restored image, of the input's type, size and channels. `method` and `flow` (the flow
-        settings of FlowConfig: alpha, beta, steps, ...) and `precision` as in `lmppm restore`."""
-        method = method or self.method
-        precision = flow.pop("precision", "fp32")
-        try:
-            override = FlowOverride(**flow)
-        except TypeError as exc:
-            raise LmppmError(
-                f"restore takes the flow settings {', '.join(FlowOverride.__dataclass_fields__)} ({exc})."
-            ) from None
-        fn = methods.restorer(self.net, method, override, precision)
-        net = None if method is not None and methods.get(method).model is None else self.net  # bm3d: no model
-        tiles = resolve(tile, overlap, net) if net is not None else (0, 0)
-        return _convert(image, lambda x: restore_images(net, fn, [x], tiles, batch_size)[0].image)
+        """The restored image, of the input's type, size and channels: the keywords are those options of
+        `lmppm restore` (same names, same defaults) that change pixels, and go through the same service."""
+        flow = FlowOverride(alpha, beta, steps, tol, sigma_ker, schedule, adaptive, top_k)
+        tiling = service.Tiling(tile, tile_overlap, batch_size)
+        settings = service.RestoreSettings(method or self.method, flow, LdmOptions(seed, start_step), precision, tiling)
+        restoring = service.restorer(self.net, settings)
+        return _convert(image, lambda x: restoring([x])[0].image)
 
     def scores(self, image) -> domain.Scores | list[domain.Scores]:
         """domain.scores of the image (a list for a batch tensor)."""
@@ -84,14 +90,21 @@ def load(ref: str = "mnist", device: str = "auto", revision: str | None = None, 
     return Model(load_model(path, pick_device(device)), ref, domain.training_summary(model_metadata(path)))
 
 
+def train(request: TrainRequest, progress: Progress | None = None, say=lambda text: None) -> dict | None:
+    """One training run, whole, as `lmppm train` runs it (the CLI builds the same request from its
+    options): checks, data, Eq. 20 (or the method's objective), the run folder. -> its summary (None
+    on torchrun's ranks other than 0). `progress`: core.train.Progress hooks; `say`: its notes."""
+    from lmppm_cli import training
+
+    return training.run(request, progress, say)
+
+
 def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
     """The bundled domain model for one image and the choice with its reason: the pick of `lmppm
     restore` (service.DomainModels.choose). Where the choice is blind BM3D (a colour photo at a noise
     where it beats the photo model), the model is named "bm3d" with `method` "bm3d" (it holds the photo
     model's network for `scores`), so its `restore` runs BM3D, as `lmppm restore` would."""
-    from lmppm_cli.service import DomainModels
-
-    bundle = DomainModels.load(pick_device(device))
+    bundle = service.DomainModels.load(pick_device(device))
     choice = bundle.choose(_tensors(image)[0], jpeg=isinstance(image, Image.Image) and image.format == "JPEG")
     net = domain.GENERAL if choice.method is not None else choice.name
     return Model(bundle.nets[net], choice.name, bundle.training[net], choice.method), choice

@@ -3,9 +3,7 @@ one library function; display.py shows what comes back. Errors are formatted onc
 
 from __future__ import annotations
 
-import functools
 import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,32 +15,18 @@ import typer  # noqa: E402
 
 from lmppm_cli import __version__  # noqa: E402
 from lmppm_cli import options as o  # noqa: E402
-from lmppm_cli.core.config import AutoencoderConfig, DiffusionConfig, FlowOverride  # noqa: E402
+from lmppm_cli.cli_errors import DEBUG, OneSentenceErrors, friendly  # noqa: E402
 from lmppm_cli.core.errors import EXIT_CODES, LmppmError  # noqa: E402
-from lmppm_cli.core.train_config import TrainConfig  # noqa: E402
-from lmppm_cli.display import err, out  # noqa: E402
-from lmppm_cli.options import config_options, flow_options  # noqa: E402
+from lmppm_cli.display import out  # noqa: E402
 
 app = typer.Typer(
+    cls=OneSentenceErrors,
     rich_markup_mode=None,
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Learned, manifold-aware image restoration and generation (LMPPM).\n\nExit codes: "
     + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
     + ".",
 )
-_state = {"debug": bool(os.environ.get("LMPPM_DEBUG"))}
-
-
-def _usage_error(self, file=None) -> None:
-    """A mistyped command, option or value: one sentence, as every other error (click's own would add
-    the usage line and a hint around it)."""
-    err.print(f"[red]error:[/red] {self.format_message()}", highlight=False, soft_wrap=True)
-
-
-# typer's click (vendored since typer 0.22) raises these; reached through a public class of typer's
-UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
-UsageError.show = _usage_error  # errors are formatted once, here and in `friendly`
 
 
 def _version(value: bool) -> None:
@@ -51,8 +35,9 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
@@ -61,46 +46,18 @@ def _root(
         int | None, typer.Option(min=1, help="CPU threads torch may use [default: one per core].")
     ] = None,
 ) -> None:
-    _state["debug"] = _state["debug"] or debug
+    if ctx.invoked_subcommand is None:  # `lmppm` alone: the help, as a usage error
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    DEBUG["on"] = DEBUG["on"] or debug
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
 
 
-def friendly(command):
-    """Turn known errors into one sentence and a non-zero exit code; a traceback only with --debug."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except LmppmError as exc:
-            if _state["debug"]:
-                raise
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            then = " (rerun with --skip-existing to finish a folder)" if command.__name__ == "restore" else ""
-            err.print(f"interrupted; every file written so far is whole{then}.")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the edge of the program
-            if _state["debug"]:
-                raise
-            err.print(
-                f"[red]internal error:[/red] {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                soft_wrap=True,
-            )
-            raise typer.Exit(70) from None
-
-    return wrapper
-
-
 @app.command(short_help="Restore degraded images blindly by the latent flow (Alg. 4).")
 @friendly
-@flow_options
 def restore(
     inputs: o.Files,
     output: o.Output,
@@ -122,13 +79,21 @@ def restore(
     overwrite: o.OverwriteOpt = True,
     suffix: o.SuffixOpt = "",
     quiet: o.QuietOpt = False,
-    flow: FlowOverride = None,
+    alpha: o.AlphaOpt = None,
+    beta: o.BetaOpt = None,
+    steps: o.StepsOpt = None,
+    tol: o.TolOpt = None,
+    sigma_ker: o.SigmaKerOpt = None,
+    schedule: o.ScheduleOpt = None,
+    adaptive: o.AdaptiveOpt = None,
+    top_k: o.TopKOpt = None,
 ) -> None:
     """Restore degraded images blindly with the latent flow of Alg. 4 (or a baseline with --method).
     With no --model, each image goes to the bundled model of its domain (digits, faces, photos)."""
     from lmppm_cli.files.plan import OutputRules, plan_outputs
     from lmppm_cli.files.references import check_reference
 
+    flow = o.flow_override(locals())
     rules = OutputRules(save_trajectory, skip_existing, overwrite, suffix)
     plan_outputs(list(inputs), output, rules)  # inputs, -o and the model refused here, before torch loads
     if model is not None:
@@ -136,21 +101,11 @@ def restore(
     from lmppm_cli import display, service
     from lmppm_cli.methods.ldm import LdmOptions
 
+    settings = service.RestoreSettings(
+        method, flow, LdmOptions(seed, start_step), precision, service.Tiling(tile, tile_overlap, batch_size)
+    )
     request = service.RestoreRequest(
-        inputs=tuple(inputs),
-        output=output,
-        model=model,
-        method=method,
-        flow=flow,
-        ldm=LdmOptions(seed, start_step),
-        revision=revision,
-        offline=offline,
-        device=device,
-        precision=precision,
-        tiling=service.Tiling(tile, tile_overlap, batch_size),
-        report=report,
-        outputs=rules,
-        strict=strict,
+        tuple(inputs), output, model, settings, revision, offline, device, tuple(report or ()), rules, strict
     )
     display.run_restore(service.restore, request, quiet)
 
@@ -185,7 +140,6 @@ def degrade(
 
 @app.command(short_help="Generate new images from pure noise through the flow.")
 @friendly
-@flow_options
 def generate(
     output: o.OutputFolder,
     n: o.CountOpt = 64,
@@ -198,7 +152,14 @@ def generate(
     progression: o.ProgressionOpt = False,
     start: o.StartOpt = "latent",
     precision: o.PrecisionOpt = "fp32",
-    flow: FlowOverride = None,
+    alpha: o.AlphaOpt = None,
+    beta: o.BetaOpt = None,
+    steps: o.StepsOpt = None,
+    tol: o.TolOpt = None,
+    sigma_ker: o.SigmaKerOpt = None,
+    schedule: o.ScheduleOpt = None,
+    adaptive: o.AdaptiveOpt = None,
+    top_k: o.TopKOpt = None,
 ) -> None:
     """Generate new images from pure Gaussian noise through the flow (Fig. 9)."""
     from lmppm_cli import display
@@ -207,6 +168,7 @@ def generate(
     from lmppm_cli.files.generate_files import generate_files
     from lmppm_cli.files.weights import load_model, resolve_model
 
+    flow = o.flow_override(locals())
     if Path(output).is_file():
         raise LmppmError(f"-o {output} is a file; generate writes a folder.")
     if start not in ("latent", "pixel"):
@@ -219,7 +181,6 @@ def generate(
 
 @app.command(short_help="Train a model (LMPPM or a baseline) on a set of images.")
 @friendly
-@config_options(TrainConfig, AutoencoderConfig, DiffusionConfig, panel="Training and model")
 def train(
     data: o.DataArg,
     output: o.RunOpt,
@@ -235,24 +196,48 @@ def train(
     data_dir: o.DataDirOpt = None,
     stream: o.StreamOpt = False,
     cache: o.CacheOpt = None,
+    workers: o.WorkersOpt = 2,
     device: o.DeviceOpt = "auto",
     resume: o.ResumeOpt = False,
-    configs: dict = None,
+    epochs: o.EpochsOpt = 200,
+    batch_size: o.BatchSizeOpt = 128,
+    lr: o.LrOpt = 1e-3,
+    lr_distance: o.LrDistanceOpt = 1e-3,
+    sigma_d: o.SigmaDOpt = 0.4,
+    sigma_range: o.SigmaRangeOpt = None,
+    sigma_power: o.SigmaPowerOpt = 1.0,
+    freeze_init: o.FreezeInitOpt = False,
+    precision: o.TrainPrecisionOpt = "fp32",
+    patience: o.PatienceOpt = 10,
+    lr_schedule: o.LrScheduleOpt = "constant",
+    seed: o.TrainSeedOpt = 0,
+    neighbours: o.NeighboursOpt = "exact",
+    calibrate: o.CalibrateOpt = True,
+    min_flow_gain: o.MinFlowGainOpt = 0.0,
+    calibration_grid: o.CalibrationGridOpt = "full",
+    calibration_noise: o.CalibrationNoiseOpt = None,
+    camera: o.CameraOpt = 0.0,
+    jpeg: o.JpegOpt = 0.0,
+    camera_pipeline: o.CameraPipelineOpt = 0.0,
+    loss: o.LossOpt = "l2",
+    ema: o.EmaOpt = 0.0,
+    arch: o.ArchOpt = "conv",
+    latent_dim: o.LatentDimOpt = 18,
+    widths: o.WidthsOpt = None,
+    projections: o.ProjectionsOpt = True,
+    skip_dropout: o.SkipDropoutOpt = 0.0,
+    unshuffle: o.UnshuffleOpt = 1,
+    residual: o.ResidualOpt = False,
+    depth: o.DepthOpt = 2,
+    noise_map: o.NoiseMapOpt = False,
+    ldm_hidden: o.LdmHiddenOpt = "256,256,256",
 ) -> None:
     """Train an LMPPM model (F, G, D_S and the latent bank) with the loss of Eq. 20, or a baseline.
     Several processes: torchrun --nproc-per-node N -m lmppm_cli train ... (DistributedDataParallel)."""
-    from lmppm_cli.core.train_config import LossWeights
+    request = o.train_request(locals())  # the options by name; TrainConfig checks itself before torch loads
+    from lmppm_cli import api, display
 
-    weights = LossWeights(*o.floats(lambdas, "--lambdas", 6), denoise=lambda_denoise)
-    tcfg = TrainConfig(**configs[TrainConfig], init=init or "", weights=weights)  # checked before torch loads
-    height, width, ch = o.image_size_of(data, image_size, channels)
-    from lmppm_cli import display, training
-
-    ae = AutoencoderConfig(channels=ch, height=height, width=width, **configs[AutoencoderConfig])
-    crops = o.sides(crop_sides, "--crop-sides")
-    source = training.DataSource(data, data_dir, stream, cache, tcfg.workers, extra_photos, crops)
-    diffusion = DiffusionConfig(**configs[DiffusionConfig])
-    display.run_training(training.run, method, (ae, diffusion), tcfg, source, output, device, resume, base)
+    display.run_training(api.train, request)
 
 
 @app.command(short_help="Run one of the paper's experiments, or a speed bench.")
@@ -357,4 +342,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -5,10 +5,25 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from lmppm_cli.core.train_config import TrainRequest
 
 err = Console(stderr=True)
 out = Console()
@@ -151,7 +166,9 @@ class FileProgress:
     within a large image and set exactly as each file finishes; its label counts the files."""
 
     def __init__(self, progress: Progress):
-        self.progress, self.task, self.sizes = progress, None, {}
+        self.progress = progress
+        self.task = TaskID(0)  # set by on_start
+        self.sizes: dict[Path, float] = {}
         self.files, self.count, self.finished, self.partial = 0, 0, 0.0, 0.0
 
     def on_start(self, jobs) -> None:
@@ -203,7 +220,7 @@ def run_restore(restore, request, quiet: bool = False) -> None:
     report(result, "restored", quiet=not main, failures=world_from_env().main)
 
 
-def run_training(run, method, model, tcfg, source, output, device, resume, base) -> None:
+def run_training(run: Callable[..., dict | None], request: TrainRequest) -> None:
     """`training.run` under an epoch bar and a batch bar (rank 0 only), then where the model went."""
     from pathlib import Path
 
@@ -212,9 +229,9 @@ def run_training(run, method, model, tcfg, source, output, device, resume, base)
     main = world_from_env().main
     with bar(quiet=not main) as progress:
         hooks = training_progress(progress) if main else None
-        summary = run(method, model, tcfg, source, output, device, resume, base, hooks, say if main else lambda s: None)
+        summary = run(request, hooks, say if main else lambda s: None)
     if summary is not None:
-        where = Path(output) / "model.safetensors"
+        where = Path(request.run.output) / "model.safetensors"
         epochs = f"best epoch {summary['best_epoch']} of {summary['epochs_run']}, {summary['seconds']} s"
         out.print(f"model written to {where} ({epochs}).")
 
@@ -247,14 +264,14 @@ def bench(suite: str, output: str, options, run_bench) -> None:
 
 def bench_summary(cells) -> None:
     """One line per degradation: LMPPM's PSNR and SSIM, and its verdicts against every other row."""
-    by = {}
+    by: dict[str, list] = {}
     for c in cells:
         by.setdefault(c.degradation, []).append(c)
     for degradation, row in by.items():
         ours = next((c for c in row if c.method == "LMPPM"), None)
         if ours is None:
             continue
-        tally = {}
+        tally: dict[str, int] = {}
         for c in row:
             v = c.versus.get("psnr", {}).get("verdict")
             if v and c.method != "LMPPM":

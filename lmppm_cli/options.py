@@ -1,20 +1,18 @@
-"""Options the CLI's commands share, declared once: the model reference, the device, and the flow
-settings, which come from FlowConfig's own fields (config.FLOW_OPTIONS) so that a new flow setting
-becomes an option of `restore` and `generate` with no change here."""
+"""Options of the CLI's commands, declared once each as a typer annotation; an option that sets a config
+field (a flow setting, a training or model option) takes its help and bounds from that field
+(config.option), and tests/test_cli_options.py checks that every such field has its option."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 import re
-import typing
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from lmppm_cli import names
-from lmppm_cli.core.config import FLOW_OPTIONS, FlowConfig, FlowOverride
+from lmppm_cli.core.config import AutoencoderConfig, DiffusionConfig, FlowConfig, FlowOverride, comma_numbers
+from lmppm_cli.core.train_config import DataSource, LossWeights, RunOptions, TrainConfig, TrainRequest
 
 FLOW_PANEL = "Flow (Alg. 4) [default: the model's]"
 
@@ -90,8 +88,11 @@ OverlapOpt = Annotated[
     int | None, _opt(min=0, help="Pixels shared by neighbouring tiles [default: a quarter of the tile].")
 ]
 ReportOpt = Annotated[
-    str | None,
-    _opt(help="Also write per-image scores (D and residual before and after, steps, time) to this .csv or .json file."),
+    list[str] | None,
+    _opt(
+        help="Also write per-image scores (D, residual and noise before and after, steps, time) to this .csv or .json "
+        "file, or a before/after page to this .html file (self-contained: open it in any browser); repeatable."
+    ),
 ]
 StrictOpt = Annotated[
     bool,
@@ -191,104 +192,78 @@ QuickOpt = Annotated[
 SplitOpt = _one_of(names.SPLITS, False, help="mnist: the test digits (every reported figure) or the validation digits.")
 
 
-def _parameter(f, owner, panel: str | None, flow: bool = False) -> inspect.Parameter:
-    """The typer option of one config field (config.option): its name, type, default, help and bounds.
-    A flow setting defaults to None (the model's own); a field with `parse` is read as text."""
-    kind = typing.get_type_hints(owner)[f.name]
-    meta = f.metadata
-    limits = {k: meta[k] for k in ("min", "max") if k in meta}
-    flag = meta.get("flag", f.name.replace("_", "-"))
-    decls = (f"--{flag}/--no-{flag}",) if kind is bool else ()
-    default = None if flow else meta.get("shown", f.default)
-    if "parse" in meta:
-        kind, default = str, None if default is None else ",".join(map(str, default))
-    option = typer.Option(*decls, help=meta["help"], rich_help_panel=panel, show_default=not flow, **limits)
-    annotation = Annotated[kind | None, option] if default is None else Annotated[kind, option]
-    return inspect.Parameter(_name(f), inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+def _field(owner: type, name: str, decls: tuple[str, ...], panel: str, show_default: bool = True) -> Any:
+    """The typer option of the config field `name` of `owner` (config.option): its help and bounds."""
+    meta = next(f for f in dataclasses.fields(owner) if f.name == name).metadata
+    return typer.Option(
+        *decls,
+        help=meta["help"],
+        min=meta.get("min"),
+        max=meta.get("max"),
+        rich_help_panel=panel,
+        show_default=show_default,
+    )
 
 
-def _name(f) -> str:
-    """The command's parameter for a config field: its option's name (`flag` where a field sets one)."""
-    return f.metadata.get("flag", f.name).replace("-", "_")
+def _flow(name: str, *decls: str) -> Any:
+    """A flow setting (FlowConfig): None, its default, keeps the model's own."""
+    return _field(FlowConfig, name, decls, FLOW_PANEL, show_default=False)
 
 
-def _extend(command, name: str, added: list[inspect.Parameter], collect):
-    """`command` with `added` options in its signature; their values reach it as `name` = collect(values)."""
-    signature = inspect.signature(command, eval_str=True)
-    names = [p.name for p in added]
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        given = {n: kwargs.pop(n, None) for n in names}
-        return command(*args, **kwargs, **{name: collect(given)})
-
-    own = [p for p in signature.parameters.values() if p.name != name]
-    parameters = [*own, *added]
-    wrapper.__signature__ = signature.replace(parameters=parameters)
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}  # evaluated: typer reads them here
-    del wrapper.__wrapped__  # typer reads the new signature, not the command's
-    return wrapper
+AlphaOpt = Annotated[float | None, _flow("alpha")]
+BetaOpt = Annotated[float | None, _flow("beta")]
+StepsOpt = Annotated[int | None, _flow("steps")]
+TolOpt = Annotated[float | None, _flow("tol")]
+SigmaKerOpt = Annotated[float | None, _flow("sigma_ker")]
+ScheduleOpt = Annotated[str | None, _flow("schedule")]
+AdaptiveOpt = Annotated[bool | None, _flow("adaptive", "--adaptive/--no-adaptive")]
+TopKOpt = Annotated[int | None, _flow("top_k")]
 
 
-def flow_options(command):
-    """Give a command one option per user setting of FlowConfig (config.FLOW_OPTIONS), passed on whole
-    as `flow` (a FlowOverride)."""
-    added = [_parameter(f, FlowConfig, FLOW_PANEL, flow=True) for f in FLOW_OPTIONS]
-    return _extend(command, "flow", added, lambda given: FlowOverride(**given))
+def _train(owner: type, name: str, *decls: str) -> Any:
+    return _field(owner, name, decls, TRAIN_PANEL)
 
 
-def config_options(*classes, panel: str | None = None):
-    """Give a command one option per field of these config classes that has a help text (config.option),
-    passed on as `configs`: {class: {field: value}} (text parsed where the field says how)."""
-
-    def fields_of(cls):
-        return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
-
-    def collect(given: dict) -> dict:
-        out = {}
-        for cls in classes:
-            values = {f.name: given[_name(f)] for f in fields_of(cls)}
-            for f in fields_of(cls):
-                if "parse" in f.metadata and isinstance(values[f.name], str):
-                    values[f.name] = f.metadata["parse"](values[f.name])
-            out[cls] = values
-        return out
-
-    def decorate(command):
-        added = [_parameter(f, cls, panel) for cls in classes for f in fields_of(cls)]
-        return _extend(command, "configs", added, collect)
-
-    return decorate
+def _flag(owner: type, name: str) -> Any:
+    return _train(owner, name, f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}")
 
 
-def floats(text: str, option: str, count: int) -> tuple[float, ...]:
-    """COUNT finite numbers separated by commas."""
-    import math
-
-    from lmppm_cli.core.errors import LmppmError
-
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != count or not all(math.isfinite(v) for v in values):
-        raise LmppmError(f"{option} needs {count} finite numbers separated by commas, not {text!r}.")
-    return values
-
-
-def sides(text: str | None, option: str) -> tuple[int, ...] | None:
-    """Positive whole numbers separated by commas (None stays None)."""
-    from lmppm_cli.core.errors import LmppmError
-
-    if text is None:
-        return None
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1:
-        raise LmppmError(f"{option} needs positive whole numbers separated by commas, not {text!r}.")
-    return values
+TRAIN_PANEL = "Training and model"
+EpochsOpt = Annotated[int, _train(TrainConfig, "epochs")]
+BatchSizeOpt = Annotated[int, _train(TrainConfig, "batch_size")]
+LrOpt = Annotated[float, _train(TrainConfig, "lr")]
+LrDistanceOpt = Annotated[float, _train(TrainConfig, "lr_distance")]
+SigmaDOpt = Annotated[float, _train(TrainConfig, "sigma_d")]
+SigmaRangeOpt = Annotated[str | None, _train(TrainConfig, "sigma_range")]
+SigmaPowerOpt = Annotated[float, _train(TrainConfig, "sigma_power")]
+FreezeInitOpt = Annotated[bool, _flag(TrainConfig, "freeze_init")]
+TrainPrecisionOpt = Annotated[str, _train(TrainConfig, "precision")]
+PatienceOpt = Annotated[int, _train(TrainConfig, "patience")]
+LrScheduleOpt = Annotated[str, _train(TrainConfig, "lr_schedule")]
+TrainSeedOpt = Annotated[int, _train(TrainConfig, "seed")]
+NeighboursOpt = Annotated[str, _train(TrainConfig, "neighbours")]
+CalibrateOpt = Annotated[bool, _flag(TrainConfig, "calibrate")]
+MinFlowGainOpt = Annotated[float, _train(TrainConfig, "min_flow_gain")]
+CalibrationGridOpt = Annotated[str, _train(TrainConfig, "calibration_grid")]
+CalibrationNoiseOpt = Annotated[str | None, _train(TrainConfig, "calibration_noise")]
+CameraOpt = Annotated[float, _train(TrainConfig, "camera")]
+JpegOpt = Annotated[float, _train(TrainConfig, "jpeg")]
+CameraPipelineOpt = Annotated[float, _train(TrainConfig, "camera_pipeline")]
+LossOpt = Annotated[str, _train(TrainConfig, "loss")]
+EmaOpt = Annotated[float, _train(TrainConfig, "ema")]
+ArchOpt = Annotated[str, _train(AutoencoderConfig, "arch")]
+LatentDimOpt = Annotated[int, _train(AutoencoderConfig, "latent_dim")]
+WidthsOpt = Annotated[str | None, _train(AutoencoderConfig, "widths")]
+ProjectionsOpt = Annotated[bool, _flag(AutoencoderConfig, "projections")]
+SkipDropoutOpt = Annotated[float, _train(AutoencoderConfig, "skip_dropout")]
+UnshuffleOpt = Annotated[int, _train(AutoencoderConfig, "unshuffle")]
+ResidualOpt = Annotated[bool, _flag(AutoencoderConfig, "residual")]
+DepthOpt = Annotated[int, _train(AutoencoderConfig, "depth")]
+NoiseMapOpt = Annotated[bool, _flag(AutoencoderConfig, "noise_map")]
+LdmHiddenOpt = Annotated[str, _train(DiffusionConfig, "hidden", "--ldm-hidden")]
+WorkersOpt = Annotated[
+    int, _opt(min=0, help="--stream: DataLoader processes that decode the files and read the batches.")
+]
 
 
 def image_size_of(data: str, text: str | None, channels: int | None) -> tuple[int, int, int]:
@@ -306,3 +281,41 @@ def image_size_of(data: str, text: str | None, channels: int | None) -> tuple[in
 
     parts = parts or [NATIVE_SIZE.get(data, 28)]
     return parts[0], parts[-1], channels or sniff_channels(data)
+
+
+def flow_override(values: dict[str, Any]) -> FlowOverride:
+    """The flow settings among a command's option values (its `locals()`), by their FlowConfig names."""
+    return FlowOverride(**{f.name: values[f.name] for f in dataclasses.fields(FlowOverride)})
+
+
+def _fields(owner: type, values: dict[str, Any]) -> dict[str, Any]:
+    """The values of `owner`'s options (its fields with a help text, by name), text parsed where the
+    field says how."""
+    out = {}
+    for f in dataclasses.fields(owner):
+        if "help" in f.metadata and f.name in values:
+            value = values[f.name]
+            out[f.name] = f.metadata["parse"](value) if "parse" in f.metadata and isinstance(value, str) else value
+    return out
+
+
+def train_request(values: dict[str, Any]) -> TrainRequest:
+    """The TrainRequest of `lmppm train`'s option values (its `locals()`): TrainConfig is built (and so
+    checked) before the data's size is read, which loads torch."""
+    weights = LossWeights(*comma_numbers(values["lambdas"], float, "--lambdas", 6))
+    weights = dataclasses.replace(weights, denoise=values["lambda_denoise"])
+    tcfg = TrainConfig(**_fields(TrainConfig, values), init=values["init"] or "", weights=weights)
+    height, width, channels = image_size_of(values["data"], values["image_size"], values["channels"])
+    ae = AutoencoderConfig(channels=channels, height=height, width=width, **_fields(AutoencoderConfig, values))
+    data = DataSource(
+        name=values["data"],
+        data_dir=values["data_dir"],
+        stream=values["stream"],
+        cache=values["cache"],
+        workers=values["workers"],
+        extra_photos=values["extra_photos"],
+        crop_sides=None if values["crop_sides"] is None else comma_numbers(values["crop_sides"], int, "--crop-sides"),
+    )
+    run = RunOptions(values["output"], values["device"], values["resume"], values["base"])
+    diffusion = DiffusionConfig(hidden=comma_numbers(values["ldm_hidden"], int, "--ldm-hidden"))
+    return TrainRequest(data, run, values["method"], ae, diffusion, tcfg)

@@ -5,9 +5,11 @@ CLI only parses options into a RestoreRequest and shows what `Hooks` tell it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,9 +20,11 @@ from lmppm_cli.files import domain, shards
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.images import large_images, read_image
 from lmppm_cli.files.plan import Job, OutputRules, existing_results, plan_outputs, record_outputs, written_paths
+from lmppm_cli.files.report_page import PAGE_SUFFIX, write_page
 from lmppm_cli.files.reports import REPORT_SUFFIXES, Report, flagged, write_rows
 from lmppm_cli.files.restore_files import Progress, restore_files
 from lmppm_cli.files.strips import streamable
+from lmppm_cli.files.tiling import Restorer
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 from lmppm_cli.methods.ldm import LdmOptions
 
@@ -36,21 +40,38 @@ class Tiling:
 
 
 @dataclass(frozen=True)
+class RestoreSettings:
+    """How each image is restored, whoever asks: the options of `lmppm restore` and the keywords of
+    `Model.restore` that change pixels."""
+
+    method: str | None = None  # None: the model's own method
+    flow: FlowOverride = field(default_factory=FlowOverride)
+    ldm: LdmOptions = field(default_factory=LdmOptions)
+    precision: str = "fp32"
+    tiling: Tiling = field(default_factory=Tiling)
+
+
+def restorer(net: Any, settings: RestoreSettings) -> Restorer:
+    """The one restore chain of the CLI, the API and the benches: the method's batch restorer
+    (methods.restorer), no model for a method that needs none (BM3D), and tile-or-resize (tiling.resolve)."""
+    method, t = settings.method, settings.tiling
+    fn = methods.restorer(net, method, (settings.flow, settings.ldm), settings.precision)
+    model = None if method is not None and methods.get(method).model is None else net
+    return Restorer.of(model, fn, t.tile, t.overlap, t.batch_size)
+
+
+@dataclass(frozen=True)
 class RestoreRequest:
     """What to restore, with what, and where the results go (the options of `lmppm restore`)."""
 
     inputs: tuple[str, ...]
     output: str
     model: str | None = None  # None: the method's bundled model, or for the flow the pick per image
-    method: str | None = None  # None: the model's own method
-    flow: FlowOverride = field(default_factory=FlowOverride)
-    ldm: LdmOptions = field(default_factory=LdmOptions)
+    settings: RestoreSettings = field(default_factory=RestoreSettings)
     revision: str | None = None
     offline: bool = False
     device: str = "auto"
-    precision: str = "fp32"
-    tiling: Tiling = field(default_factory=Tiling)
-    report: str | None = None  # a .csv or .json file for per-image rows
+    report: tuple[str, ...] = ()  # .csv or .json files for per-image rows, .html for the before/after page
     outputs: OutputRules = field(default_factory=OutputRules)  # trajectory, skip-existing, overwrite, suffix
     strict: bool = False  # with the pick: stop, writing nothing, when an image is in doubt
 
@@ -70,7 +91,7 @@ class Hooks:
 class Group:
     """Files restored alike: a model (None for a classical method) and the method to run."""
 
-    net: object
+    net: Any  # LMPPM, LatentDiffusion, or None
     method: str | None
     jobs: list[Job] = field(default_factory=list)
 
@@ -78,9 +99,10 @@ class Group:
 def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
     """Restore every input of `request` and write the results; -> the run's report (on every rank,
     the report of all ranks). Under torchrun each rank restores its share of the files."""
-    hooks = hooks or Hooks()
-    if request.report is not None and Path(request.report).suffix.lower() not in REPORT_SUFFIXES:
-        raise LmppmError(f"--report {request.report} must end in .csv or .json.")
+    hooks, started = hooks or Hooks(), time.perf_counter()
+    for path in request.report:
+        if Path(path).suffix.lower() not in REPORT_SUFFIXES:
+            raise LmppmError(f"--report {path} must end in .csv, .json or .html.")
     world = shards.world_from_env()
     device = shards.rank_device(pick_device(request.device), world)
     planned = plan_outputs(list(request.inputs), request.output, request.outputs)
@@ -100,10 +122,7 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
     shards.start(world, device)
     try:
         groups, result = _groups(jobs, request, device)
-        fns = {
-            name: methods.restorer(g.net, g.method, (request.flow, request.ldm), request.precision)
-            for name, g in groups.items()
-        }
+        restorers = {name: restorer(g.net, replace(request.settings, method=g.method)) for name, g in groups.items()}
         summaries = shards.gather(_choice_summary(groups, result.choices), world)
         if world.main:
             hooks.on_choices(*_merged(summaries))
@@ -112,17 +131,12 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
         for job in (j for j in jobs if j.source in unread):  # failed already, at the pick
             hooks.on_file(job)
         for name, group in groups.items():
-            result.report.extend(_restore_group(name, group, fns[name], request, hooks))
+            result.report.extend(_restore_group(name, group, restorers[name], request, hooks, result.choices))
         merged = Report()
         for part in shards.gather(result.report, world):
             merged.extend(part)
-        if request.report is not None and world.main:
-            failed = [{"input": str(src), "output": "", "error": why} for src, why in merged.failed]
-            write_rows(merged.rows + failed, request.report)
-            if n := flagged(merged.rows):
-                merged.note(
-                    f"{n} result(s) may show something else than their input: a clear digit became another, or D grew ({request.report}, column flag)."
-                )
+        if world.main:
+            _write_reports(request.report, merged, time.perf_counter() - started)
         return merged
     finally:
         if world.main:  # also when stopped: every result there now is whole and this tool's
@@ -131,14 +145,36 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
         shards.stop()
 
 
-def _restore_group(name: str, group: Group, fn, request: RestoreRequest, hooks: Hooks) -> Report:
+def _write_reports(paths: tuple[str, ...], report: Report, seconds: float) -> None:
+    """Each --report: the rows as CSV or JSON, or the before/after page (files/report_page.py)."""
+    for path in paths:
+        if Path(path).suffix.lower() == PAGE_SUFFIX:
+            write_page(path, report.rows, [(str(s), why) for s, why in report.failed], report.thumbs, seconds)
+        else:
+            failed = [{"input": str(src), "output": "", "error": why} for src, why in report.failed]
+            write_rows(report.rows + failed, path)
+    if paths and (n := flagged(report.rows)):
+        report.note(
+            f"{n} result(s) may show something else than their input: a clear digit became another, or D grew ({paths[0]}, column flag)."
+        )
+
+
+def _restore_group(
+    name: str, group: Group, restoring: Restorer, request: RestoreRequest, hooks: Hooks, choices: dict
+) -> Report:
+    """One group's files; with a report, each row says which model and method restored it, and why."""
     label = None
     if request.report:
-        label = {"model": name if group.net is not None else "", "method": group.method or group.net.config.method}
-    t, progress = request.tiling, Progress(hooks.on_file, hooks.on_pixels)
-    return restore_files(
-        group.net, group.jobs, fn, t.batch_size, request.outputs.trajectory, progress, t.tile, t.overlap, label
-    )
+        method = group.method or ("" if group.net is None else group.net.config.method)
+        label = {"model": name if group.net is not None else "", "method": method}
+    progress = Progress(hooks.on_file, hooks.on_pixels)
+    thumbnails = any(Path(p).suffix.lower() == PAGE_SUFFIX for p in request.report)
+    report = restore_files(restoring, group.jobs, request.outputs.trajectory, progress, label, thumbnails)
+    given = f"--model {request.model}" if request.model else f"--method {group.method}" if group.method else ""
+    for line in report.rows:
+        picked = choices.get(Path(line["input"]))
+        line["why"] = picked.reason if picked is not None else given
+    return report
 
 
 @dataclass
@@ -150,18 +186,18 @@ class _Picked:
 def _groups(jobs: list[Job], request: RestoreRequest, device: torch.device) -> tuple[dict[str, Group], _Picked]:
     """{name: Group}: the model the request names (or the method's bundled one) for every file, or
     with no --model and a method that picks, each file's bundled domain model (`pick`)."""
-    method = request.method
+    method = request.settings.method
     if request.model is None and methods.get(method or methods.DEFAULT).picks:
         return _picked_groups(jobs, request, device)
     reference = request.model or methods.default_model(method or methods.DEFAULT)
     net = _load(reference, request, device) if reference else None
-    return {reference: Group(net, method, list(jobs))}, _Picked(Report())
+    return {reference or "": Group(net, method, list(jobs))}, _Picked(Report())
 
 
 def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[dict[str, Group], _Picked]:
     """Each file's bundled domain model (domain.choose), grouped; with --strict, an error if any image is in doubt."""
     bundle = DomainModels.load(device, request.revision, request.offline)
-    picked, groups = _Picked(Report()), {}
+    picked, groups = _Picked(Report()), dict[str, Group]()
     for job in jobs:
         try:
             image, info = read_image(job.source)
@@ -174,7 +210,7 @@ def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[di
             continue
         picked.choices[job.source] = choice
         net = bundle.nets.get(choice.name)
-        method = request.method if choice.method is None else choice.method
+        method = request.settings.method if choice.method is None else choice.method
         groups.setdefault(choice.name, Group(net, method)).jobs.append(job)
     doubts = [f"{src}: {w}" for src, c in picked.choices.items() for w in c.warnings]
     if request.strict and doubts:

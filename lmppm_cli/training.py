@@ -1,11 +1,11 @@
 """Training behind `lmppm train`: the model configuration checked against its architecture, the data
 (in memory or streamed), the method's objective from the registry, the run folder, and core/train.py's
-loop over them. The training options are TrainConfig's own fields, which check themselves."""
+loop over them, for one TrainRequest."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,22 +16,10 @@ from lmppm_cli.core.data import Dataset
 from lmppm_cli.core.errors import LmppmError, ModelError
 from lmppm_cli.core.models import ARCHITECTURES, architecture
 from lmppm_cli.core.train import Progress, TrainConfig, fit
+from lmppm_cli.core.train_config import DataSource, TrainRequest
 from lmppm_cli.core.world import World
 from lmppm_cli.files.run import RunFolder
 from lmppm_cli.files.weights import load_model
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where the training images come from: a folder of images or a built-in dataset (`name`)."""
-
-    name: str
-    data_dir: str | None = None  # download folder of torchvision datasets
-    stream: bool = False  # a folder decoded once into a memory-mapped cache and trained from it
-    cache: str | None = None  # --stream: the cache folder (default: RUN/cache)
-    workers: int = 2
-    extra_photos: str | None = None  # photo-crops: a folder of whole photos added to its training photos
-    crop_sides: tuple[int, ...] | None = None  # photo-crops: the longer sides its photos are cropped at
 
 
 def model_config(method: str, autoencoder: AutoencoderConfig, diffusion: DiffusionConfig | None = None) -> ModelConfig:
@@ -103,34 +91,29 @@ def load_data(source: DataSource, autoencoder: AutoencoderConfig, run_dir, world
 
 
 def run(
-    method: str,
-    model: tuple[AutoencoderConfig, DiffusionConfig],
-    tcfg: TrainConfig,
-    source: DataSource,
-    run_dir: str | Path,
-    device: str = "auto",
-    resume: bool = False,
-    base: str | None = None,
-    progress: Progress | None = None,
-    say=lambda text: None,
+    request: TrainRequest, progress: Progress | None = None, say: Callable[[str], None] = lambda text: None
 ) -> dict | None:
-    """`lmppm train`: check everything that can be checked before loading data, load it, train, and
-    return the summary (None on torchrun's ranks other than 0, which neither write nor say anything)."""
+    """`lmppm train` and `lmppm_cli.train`: check everything that can be checked before loading data,
+    load it, train, and return the summary (None on torchrun's ranks other than 0, which neither write
+    nor say anything)."""
     from lmppm_cli.files import shards
     from lmppm_cli.files.devices import pick_device
     from lmppm_cli.files.weights import resolve_model
 
     world = shards.world_from_env()
-    dev = shards.rank_device(pick_device(device), world)
-    config = model_config(method, *model)
+    dev = shards.rank_device(pick_device(request.run.device), world)
+    config = model_config(request.method, request.autoencoder, request.diffusion)
+    tcfg = request.train
     if tcfg.init:
         tcfg = dataclasses.replace(tcfg, init=str(resolve_model(tcfg.init)))
-    methods.check_training(method, bool(tcfg.init), tcfg.freeze_init, world.size)
+    methods.check_training(request.method, bool(tcfg.init), tcfg.freeze_init, world.size)
+    base = request.run.base
     base_model = load_model(resolve_model(base), dev) if base else None
+    run_dir = request.run.output
     RunFolder(run_dir)  # a folder that cannot be written is refused before the data load and any epoch
     shards.start(world, dev)
     try:
-        data = load_data(source, config.autoencoder, run_dir, world)
+        data = load_data(request.data, config.autoencoder, run_dir, world)
         if world.main:
             ranks = f", {world.size} processes" if world.size > 1 else ""
             ae = config.autoencoder
@@ -139,6 +122,7 @@ def run(
             )  # noqa: E501
             if data.skipped:
                 say(f"note: skipped {len(data.skipped)} unreadable file(s), e.g. {data.skipped[0]}")
+        resume = request.run.resume
         return train(config, data, tcfg, run_dir, dev, resume, progress if world.main else None, base_model, world)
     finally:
         shards.stop()

@@ -121,22 +121,22 @@ def test_the_camera_is_seeded():
 def test_a_camera_share_of_a_batch_and_torchruns_ranks_draw_the_same_rows():
     x = torch.stack([_photo(16, 16, seed=i) for i in range(8)])
     noisy = x + 0.01
-    whole = Camera(0.5).sample(x, noisy, torch.Generator().manual_seed(0))
+    whole = Camera(0.5).sample((noisy, x), torch.Generator().manual_seed(0))
     taken = (whole[1] != x).flatten(1).any(1)
     assert 0 < int(taken.sum()) < 8  # some rows are the camera's, whose target is not the clean photo
     assert torch.equal(whole[0][~taken], noisy[~taken])
     for rank in (0, 1):
-        part = Camera(0.5).sample(x[rank::2], noisy[rank::2], torch.Generator().manual_seed(0), share=(rank, 2))
+        part = Camera(0.5).sample((noisy[rank::2], x[rank::2]), torch.Generator().manual_seed(0), ranks=(rank, 2))
         assert torch.equal(part[0], whole[0][rank::2]) and torch.equal(part[1], whole[1][rank::2])
 
 
 def test_training_pairs_without_the_camera_share_are_the_old_noise_draws():
     x = torch.stack([_photo(16, 16, seed=i) for i in range(4)])
     plain = TrainConfig(sigma_d=0.1)
-    noisy, target = training_pair(x, plain, torch.Generator().manual_seed(0))
+    noisy, target = training_pair(x, plain.noise, torch.Generator().manual_seed(0))
     assert target is x and noisy.shape == x.shape
     with_camera = TrainConfig(sigma_d=0.1, camera_pipeline=1.0)
-    inputs, targets = training_pair(x, with_camera, torch.Generator().manual_seed(0))
+    inputs, targets = training_pair(x, with_camera.noise, torch.Generator().manual_seed(0))
     assert not torch.equal(targets, x) and inputs.shape == targets.shape == x.shape
 
 

@@ -185,7 +185,10 @@ def test_a_large_image_moves_the_bar_tile_by_tile(tmp_path, monkeypatch):
     seen, files = [], []
     hooks = service.Hooks(on_pixels=seen.append, on_file=files.append)
     request = service.RestoreRequest(
-        (str(tmp_path / "big.png"),), str(tmp_path / "out.png"), model="faces", tiling=service.Tiling(batch_size=4)
+        (str(tmp_path / "big.png"),),
+        str(tmp_path / "out.png"),
+        model="faces",
+        settings=service.RestoreSettings(tiling=service.Tiling(batch_size=4)),
     )
     service.restore(request, hooks)
     assert len(files) == 1 and len(seen) > 3 and sum(seen) == pytest.approx(90 * 130)

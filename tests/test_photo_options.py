@@ -13,7 +13,14 @@ from lmppm_cli.core.data import Dataset, Split
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error
 from lmppm_cli.core.models import build_autoencoder
-from lmppm_cli.core.noise import camera_noise, jpeg_round_trip, noisy
+from lmppm_cli.core.noise import (
+    GaussianNoise,
+    JpegStorage,
+    PoissonGaussianNoise,
+    camera_noise,
+    jpeg_round_trip,
+    training_pair,
+)
 from lmppm_cli.core.noise_level import noise_levels
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
@@ -81,26 +88,32 @@ def test_camera_noise_has_mean_x_and_variance_a_x_plus_b():
     assert torch.equal(out, again)  # seeded
 
 
+def _drawn(x: torch.Tensor, *kinds) -> torch.Tensor:
+    return training_pair(x, kinds, torch.Generator().manual_seed(1))[0]
+
+
 def test_a_camera_share_replaces_that_share_of_gaussian_samples():
     x = torch.full((400, 1, 8, 8), 0.5)
-    plain = noisy(x, (0.1, 0.1, 1.0), torch.Generator().manual_seed(1))
-    mixed = noisy(x, (0.1, 0.1, 1.0, 0.5), torch.Generator().manual_seed(1))
+    gaussian = GaussianNoise(0.1, 0.1)
+    plain = _drawn(x, gaussian)
+    mixed = _drawn(x, gaussian, PoissonGaussianNoise(0.5))
     changed = (plain != mixed).flatten(1).any(1).float().mean()
     assert 0.4 < float(changed) < 0.6
-    torch.testing.assert_close(noisy(x, (0.1, 0.1, 1.0, 0.0), torch.Generator().manual_seed(1)), plain)
+    torch.testing.assert_close(_drawn(x, gaussian, PoissonGaussianNoise(0.0)), plain)
 
 
 def test_a_jpeg_share_stores_that_share_of_noisy_samples_as_jpegs():
     """Those rows equal a JPEG round trip of the noisy sample at some quality in 75-95; the rest are
     untouched, and the draws before it are the same as without the share (seeded)."""
     x = torch.rand(200, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    plain = noisy(x, (0.05, 0.05, 1.0, 0.25), torch.Generator().manual_seed(1))
-    stored = noisy(x, (0.05, 0.05, 1.0, 0.25, 0.5), torch.Generator().manual_seed(1))
+    kinds = (GaussianNoise(0.05, 0.05), PoissonGaussianNoise(0.25))
+    plain = _drawn(x, *kinds)
+    stored = _drawn(x, *kinds, JpegStorage(0.5))
     changed = (plain != stored).flatten(1).any(1)
     assert 0.4 < float(changed.float().mean()) < 0.6
     row = int(changed.nonzero()[0])
     assert any(torch.equal(stored[row], jpeg_round_trip(plain[row], q)) for q in range(75, 96))
-    assert torch.equal(stored, noisy(x, (0.05, 0.05, 1.0, 0.25, 0.5), torch.Generator().manual_seed(1)))
+    assert torch.equal(stored, _drawn(x, *kinds, JpegStorage(0.5)))
 
 
 def test_a_jpeg_round_trip_keeps_the_image_and_its_channels():

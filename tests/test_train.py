@@ -5,12 +5,11 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from lmppm_cli.core.config import AutoencoderConfig
+from lmppm_cli.core.config import AutoencoderConfig, comma_numbers
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import LossWeights
 from lmppm_cli.core.train import TrainConfig
 from lmppm_cli.files.weights import load_model
-from lmppm_cli.options import floats
 from lmppm_cli.training import model_config, train
 
 
@@ -117,32 +116,45 @@ def test_the_configs_check_themselves_naming_the_option():
         with pytest.raises(LmppmError, match=f"the options give autoencoder.{key}|channels = 2"):
             model_config("lmppm", AutoencoderConfig(**{key: value}))
     with pytest.raises(LmppmError, match="--lambdas needs 6 finite numbers"):
-        floats("1,2", "--lambdas", 6)
+        comma_numbers("1,2", float, "--lambdas", 6)
 
 
 def test_noise_drawn_over_a_range_gives_each_sample_its_own_level(rng):
-    from lmppm_cli.core.noise import noisy
+    from lmppm_cli.core.noise import GaussianNoise, noisy
 
     x = torch.full((400, 1, 16, 16), 0.5)  # mid-grey: no clamping at these levels
+
+    def levels(kind: GaussianNoise) -> torch.Tensor:
+        noisy_x, target = kind.sample((x, x), rng)
+        assert target is x
+        return (noisy_x - x).flatten(1).std(1)
+
     fixed = noisy(x, 0.1, rng) - x
     assert fixed.flatten(1).std(1).sub(0.1).abs().max() < 0.03
-    levels = (noisy(x, (0.02, 0.12), rng) - x).flatten(1).std(1)
-    assert 0.015 < levels.min() < 0.03 and 0.11 < levels.max() < 0.135
-    assert levels.std() > 0.02  # spread over the range, not one level
-    skewed = (noisy(x, (0.0, 0.2, 3.0), rng) - x).flatten(1).std(1)  # u^3: median level 0.2 * 0.5^3 = 0.025
+    spread = levels(GaussianNoise(0.02, 0.12))
+    assert 0.015 < spread.min() < 0.03 and 0.11 < spread.max() < 0.135
+    assert spread.std() > 0.02  # spread over the range, not one level
+    skewed = levels(GaussianNoise(0.0, 0.2, power=3.0))  # u^3: median level 0.2 * 0.5^3 = 0.025
     assert 0.015 < skewed.median() < 0.035 and skewed.max() > 0.15
-    assert 0.08 < (noisy(x, (0.0, 0.2, 1.0), rng) - x).flatten(1).std(1).median() < 0.12  # power 1: uniform
+    assert 0.08 < levels(GaussianNoise(0.0, 0.2, power=1.0)).median() < 0.12  # power 1: uniform
 
 
 def test_train_config_takes_the_noise_range_and_the_denoising_weight():
+    from lmppm_cli.core.camera import Camera
+    from lmppm_cli.core.noise import GaussianNoise, JpegStorage, PoissonGaussianNoise
+
     tcfg = TrainConfig(sigma_range=(0, 0.9), weights=LossWeights(denoise=2.0))
-    assert tcfg.training_noise == (0.0, 0.9, 1.0, 0.0, 0.0) and tcfg.weights.denoise == 2.0
-    assert TrainConfig(sigma_range=(0, 0.3), sigma_power=2.0).training_noise == (0.0, 0.3, 2.0, 0.0, 0.0)
-    assert TrainConfig(sigma_d=0.1, jpeg=0.5).training_noise == (0.1, 0.1, 1.0, 0.0, 0.5)  # JPEG'd at sigma_d
+    assert tcfg.noise == (GaussianNoise(0.0, 0.9, 1.0),) and tcfg.weights.denoise == 2.0
+    assert TrainConfig(sigma_range=(0, 0.3), sigma_power=2.0).noise == (GaussianNoise(0.0, 0.3, 2.0),)
+    jpeg = TrainConfig(sigma_d=0.1, jpeg=0.5).noise
+    assert jpeg == (GaussianNoise(0.1, 0.1, 1.0), JpegStorage(0.5))  # JPEG'd at sigma_d
+    every = TrainConfig(sigma_range=(0, 0.3), camera=0.25, jpeg=0.5, camera_pipeline=0.75).noise
+    assert [type(k) for k in every] == [GaussianNoise, PoissonGaussianNoise, JpegStorage, Camera]
+    assert [k.share for k in every] == [1.0, 0.25, 0.5, 0.75]
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(LmppmError, match="sigma-power"):
             TrainConfig(sigma_range=(0, 0.3), sigma_power=bad)
-    assert TrainConfig().training_noise == 0.4
+    assert TrainConfig().noise == (GaussianNoise(0.4),)
     assert TrainConfig.from_dict(tcfg.to_dict()) == tcfg  # survives the JSON of a checkpoint
     for bad in ((0.9, 0.1), (-1, 1)):
         with pytest.raises(LmppmError, match="sigma-range"):

@@ -25,7 +25,7 @@ import itertools
 import torch
 
 from lmppm_cli.core.metrics import psnr, ssim
-from lmppm_cli.core.models import LMPPM
+from lmppm_cli.core.models import LMPPM, LatentDiffusion
 from lmppm_cli.core.neighbours import nearest
 from lmppm_cli.core.noise import noisy
 from lmppm_cli.core.restoration import restore_steps, single_pass
@@ -52,7 +52,9 @@ def noise_levels(sigma_d: float, levels=None) -> tuple[tuple[float, ...], list[s
     return tuple(sigma_d * f for f in NOISE_FACTORS), [f"{f:g}x" for f in NOISE_FACTORS]
 
 
-def noisy_cases(model: LMPPM, clean: torch.Tensor, sigma_d: float, generator: torch.Generator, levels=None):
+def noisy_cases(
+    model: LMPPM | LatentDiffusion, clean: torch.Tensor, sigma_d: float, generator: torch.Generator, levels=None
+):
     """The validation images with noise at each level of `noise_levels`, as
     (noisy, PSNR of the single pass G(F(noisy))) — the reference every method must beat."""
     cases = []

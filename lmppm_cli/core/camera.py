@@ -21,7 +21,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.core.noise import jpeg_round_trip
+from lmppm_cli.core.noise import Pair, Ranks, jpeg_round_trip
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 HELD_OUT_DEMOSAIC = "Menon2007"
@@ -217,20 +217,20 @@ def _kernel(sigma: float) -> int:
     return 2 * math.ceil(3 * sigma) + 1
 
 
+@dataclass(frozen=True)
 class Camera:
-    """Training samples through the camera: `share` of a batch's rows replaced by (written, target) of
-    cameras drawn over `ranges`. Every row draws from its own seed, which comes from the batch's
-    generator, so torchrun's ranks (each holding rows rank::size) draw exactly what one process would."""
+    """Training samples through the camera (a noise.TrainingNoise): `share` of a batch's rows replaced by
+    (written, target) of cameras drawn over `ranges`. Every row draws from its own seed, which comes from
+    the batch's generator, so torchrun's ranks (each holding rows rank::size) draw exactly what one
+    process would."""
 
-    def __init__(self, share: float, ranges: CameraRanges = CameraRanges()):
-        self.share, self.ranges = share, ranges
+    share: float
+    ranges: CameraRanges = CameraRanges()
 
-    def sample(
-        self, x: torch.Tensor, x_noisy: torch.Tensor, generator: torch.Generator, share: tuple[int, int] = (0, 1)
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 3, H, W) clean rows and their noisy rows -> (inputs, targets) with the picked rows taken by
-        the camera."""
-        rank, size = share
+    def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
+        """(input, target) rows of clean targets -> the same with the picked rows taken by the camera."""
+        x_noisy, x = pair
+        rank, size = ranks
         rows = len(x) * size
         on = generator.device
         pick = (torch.rand(rows, generator=generator, device=on)[rank::size] < self.share).tolist()

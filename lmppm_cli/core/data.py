@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from lmppm_cli.core.errors import LmppmError
+
 
 @dataclass
 class Split:
@@ -24,3 +26,10 @@ class Dataset:
     draw: Callable[[int], torch.Tensor] | None = None  # epoch -> that epoch's training images (photo-crops)
     joint: torch.Tensor | None = None  # train then validation images as one view (streamed folder), else None
     digest: str | None = None  # content hash of both splits when known without reading them (stream cache)
+    workers: int = 0  # DataLoader processes that read a streamed folder's batches (0: in this process)
+
+    def held_out(self) -> Split:
+        """The test split, which the built-in data sets that benches score on have."""
+        if self.test is None:
+            raise LmppmError(f"{self.name} has no test split.")
+        return self.test

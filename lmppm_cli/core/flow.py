@@ -56,8 +56,9 @@ def flow_step(z, distance, bank, flow: FlowConfig, index=None) -> torch.Tensor:
     `top_k`: the kernel mean over the k nearest bank points only, found through `index` if given (bank.kernel_mean)."""
     alpha, beta = flow.alpha, flow.beta
     adaptive = flow.adaptive and distance is not None
-    d = g = None
+    d = g = z.new_zeros(())  # replaced below wherever a step uses D
     if alpha or (beta and adaptive):
+        assert distance is not None, "a distance step needs D"  # FlowConfig with alpha > 0 is refused without D
         d, g = normalized_gradient(distance, z)
         d = d.detach().unsqueeze(1)  # (B, 1)
     z_next = z

@@ -19,7 +19,9 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Structural similarity per image (Gaussian window 11, sigma 1.5, data range 1). -> (B,)."""
-    return structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none")
+    values = structural_similarity_index_measure(pred.float(), target.float(), data_range=1.0, reduction="none")
+    assert isinstance(values, torch.Tensor)  # a tuple only when asked for the full image
+    return values
 
 
 class _GivenFeatures(nn.Module):

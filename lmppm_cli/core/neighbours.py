@@ -6,6 +6,7 @@ clean set) and for the bank statistics behind the default sigma_ker.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from lmppm_cli.core.pixels import as_floats, rows
@@ -116,9 +117,9 @@ class FaissIndex:
         for start in range(0, n, chunk):
             self.index.add(self._reduce(as_floats(self.pool[start : start + chunk], cpu)))
 
-    def _reduce(self, x: torch.Tensor):
-        x = x.detach().float().cpu().numpy()
-        return self.pca.apply(x) if self.pca is not None else x
+    def _reduce(self, x: torch.Tensor) -> np.ndarray:
+        array = x.detach().float().cpu().numpy()
+        return self.pca.apply(array) if self.pca is not None else array
 
     @torch.no_grad()
     def search(self, queries: torch.Tensor, candidates: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,8 +134,8 @@ class FaissIndex:
         q = queries.flatten(1)
         c = min(max(k, candidates), self.pool.shape[0])
         self.index.hnsw.efSearch = max(self.ef_search, c)  # the graph search keeps at least c in its list
-        _, cand = self.index.search(self._reduce(q), c)
-        cand = torch.from_numpy(cand).to(q.device)  # (M, c)
+        _, found = self.index.search(self._reduce(q), c)
+        cand = torch.from_numpy(found).to(q.device)  # (M, c)
         block = max(1, self.RERANK_BYTES // (4 * c * q.shape[1]))  # queries whose candidates fit the budget
         exact = (
             torch.cat(

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from PIL import Image
@@ -18,55 +21,107 @@ CAMERA_B = (1e-6, 1e-3)
 JPEG_QUALITY = (75, 95)
 
 
-def noisy(x: torch.Tensor, sigma, generator: torch.Generator, share: tuple[int, int] = (0, 1)) -> torch.Tensor:
-    """Training samples x + eps, eps ~ N(0, sigma^2), clamped to [0, 1] (as the authors' code).
-
-    `sigma` is sigma_d (the paper: one level) or a range (low, high[, power[, camera[, jpeg]]]): each sample then
-    draws its own level low + (high - low) u^power, u ~ U(0, 1) (power 1: uniform), so the model meets
-    every strength it may be asked to restore (blind); power > 1 gives low noise and clean inputs more
-    weight. `camera` (0 to 1): that share of the samples gets Poisson-Gaussian noise instead
-    (`camera_noise`, with a and b drawn over CAMERA_A and CAMERA_B). `jpeg` (0 to 1): that share of
-    the noisy samples is then stored as a JPEG of a quality drawn over JPEG_QUALITY and read back.
-    `share` = (rank, size): x holds rows rank::size of a global batch (torchrun); every rank draws the
-    whole batch's noise and keeps its rows, so N processes see exactly the noise of one."""
-    rank, size = share
-    rows = len(x) * size
-    eps = torch.randn((rows, *x.shape[1:]), generator=generator, device=generator.device)[rank::size].to(x.device)
-    camera = jpeg = 0.0
-    if isinstance(sigma, tuple):
-        low, high, power, camera, jpeg = (*sigma, *(1.0, 0.0, 0.0)[len(sigma) - 2 :])
-        u = torch.rand(rows, generator=generator, device=generator.device)[rank::size].to(x.device)
-        sigma = (low + (high - low) * u**power).view(-1, *[1] * (x.ndim - 1))  # (B, 1, 1, 1)
-    out = (x + sigma * eps).clamp(0.0, 1.0)
-    if camera > 0:
-        pick = (torch.rand(rows, generator=generator, device=generator.device)[rank::size] < camera).to(x.device)
-        a, b = (_log_uniform(r, rows, generator)[rank::size].to(x.device) for r in (CAMERA_A, CAMERA_B))
-        out = torch.where(pick.view(-1, *[1] * (x.ndim - 1)), camera_noise(x, a, b, generator), out)
-    if jpeg > 0:
-        out = _stored_as_jpeg(out, jpeg, generator, rank, size)
-    return out
+Pair = tuple[torch.Tensor, torch.Tensor]  # (input, target) of a training batch
+Ranks = tuple[int, int]  # (rank, size): x holds rows rank::size of a global batch (torchrun)
 
 
-def training_pair(x: torch.Tensor, tcfg, generator: torch.Generator, share: tuple[int, int] = (0, 1)):
-    """(input, target) of a training batch of clean images x under a TrainConfig: `noisy` (target x),
-    with the `camera_pipeline` share of rows replaced by a camera's file and its noise-free output
-    (core/camera.py). Without that share the draws are exactly those of `noisy`."""
-    x_noisy = noisy(x, tcfg.training_noise, generator, share)
-    if not tcfg.camera_pipeline:
-        return x_noisy, x
-    from lmppm_cli.core.camera import Camera
+class TrainingNoise(Protocol):
+    """One kind of training noise: `sample` takes a batch's (input, target) and returns it with its own
+    share of the rows changed. Every kind draws the whole global batch's randomness and keeps its own
+    rows, so N torchrun processes see exactly the noise of one."""
 
-    return Camera(tcfg.camera_pipeline).sample(x, x_noisy, generator, share)
+    @property
+    def share(self) -> float: ...
+
+    def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair: ...
 
 
-def _stored_as_jpeg(x: torch.Tensor, share: float, generator: torch.Generator, rank: int, size: int) -> torch.Tensor:
-    """That share of the rows of x, each through a JPEG of a quality drawn over JPEG_QUALITY."""
-    rows = len(x) * size
-    pick = (torch.rand(rows, generator=generator, device=generator.device)[rank::size] < share).tolist()
-    low, high = JPEG_QUALITY
-    quality = torch.randint(low, high + 1, (rows,), generator=generator, device=generator.device)[rank::size].tolist()
-    stored = [jpeg_round_trip(row.float().cpu(), q).to(x) if p else row for row, p, q in zip(x, pick, quality)]
-    return torch.stack(stored)
+def _draw(
+    kind, rows: int | tuple[int, ...], generator: torch.Generator, ranks: Ranks, device: torch.device, **kw
+) -> torch.Tensor:
+    """torch.rand or randn over all the global batch's rows, this rank's kept, on `device`."""
+    rank, size = ranks
+    return kind(rows, generator=generator, device=generator.device, **kw)[rank::size].to(device)
+
+
+def _per_row(x: torch.Tensor) -> tuple[int, ...]:
+    return (-1, *[1] * (x.ndim - 1))
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Eq. 20's noisy samples: input = target + N(0, sigma^2), clamped to [0, 1] (as the authors' code).
+    With `high`, each sample draws its own level sigma + (high - sigma) u^power, u ~ U(0, 1) (blind to
+    strength; power > 1 favours low noise and clean inputs; not in the paper). Every row (share 1)."""
+
+    sigma: float
+    high: float | None = None
+    power: float = 1.0
+    share: float = 1.0
+
+    def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
+        x = pair[1]
+        rows = len(x) * ranks[1]
+        eps = _draw(torch.randn, (rows, *x.shape[1:]), generator, ranks, x.device)
+        level: float | torch.Tensor = self.sigma
+        if self.high is not None:
+            u = _draw(torch.rand, rows, generator, ranks, x.device)
+            level = (self.sigma + (self.high - self.sigma) * u**self.power).view(_per_row(x))
+        return (x + level * eps).clamp(0.0, 1.0), x
+
+
+@dataclass(frozen=True)
+class PoissonGaussianNoise:
+    """`share` of the rows get camera-like noise instead (`camera_noise`, a and b drawn log-uniformly
+    over `a` and `b`; not in the paper)."""
+
+    share: float
+    a: tuple[float, float] = CAMERA_A
+    b: tuple[float, float] = CAMERA_B
+
+    def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
+        x_noisy, x = pair
+        rows = len(x) * ranks[1]
+        pick = _draw(torch.rand, rows, generator, ranks, x.device) < self.share
+        a, b = (_log_uniform(r, rows, generator)[ranks[0] :: ranks[1]].to(x.device) for r in (self.a, self.b))
+        return torch.where(pick.view(_per_row(x)), camera_noise(x, a, b, generator), x_noisy), x
+
+
+@dataclass(frozen=True)
+class JpegStorage:
+    """`share` of the rows' inputs stored as a JPEG of a quality drawn uniformly over `quality` and read
+    back, as a camera stores its photos (not in the paper)."""
+
+    share: float
+    quality: tuple[int, int] = JPEG_QUALITY
+
+    def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
+        x_noisy, x = pair
+        rows = len(x) * ranks[1]
+        pick = (_draw(torch.rand, rows, generator, ranks, torch.device("cpu")) < self.share).tolist()
+        low, high = self.quality
+        quality = torch.randint(low, high + 1, (rows,), generator=generator, device=generator.device)
+        qualities = quality[ranks[0] :: ranks[1]].tolist()
+        stored = [
+            jpeg_round_trip(row.float().cpu(), q).to(row) if p else row for row, p, q in zip(x_noisy, pick, qualities)
+        ]
+        return torch.stack(stored), x
+
+
+def noisy(x: torch.Tensor, sigma: float, generator: torch.Generator, ranks: Ranks = (0, 1)) -> torch.Tensor:
+    """x + eps, eps ~ N(0, sigma^2), clamped to [0, 1]: GaussianNoise at one level."""
+    return GaussianNoise(sigma).sample((x, x), generator, ranks)[0]
+
+
+def training_pair(
+    x: torch.Tensor, noise: Sequence[TrainingNoise], generator: torch.Generator, ranks: Ranks = (0, 1)
+) -> Pair:
+    """(input, target) of a training batch of clean images x: each kind of `noise` in turn
+    (TrainConfig.noise: Gaussian first, then its other kinds), starting from (x, x)."""
+    pair = (x, x)
+    for kind in noise:
+        pair = kind.sample(pair, generator, ranks)
+    return pair
 
 
 def jpeg_round_trip(x: torch.Tensor, quality: int, subsampling: int = -1) -> torch.Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import torch
 from torch.nn import functional as F
@@ -23,6 +24,7 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.losses import denoising_error, lmppm_loss
 from lmppm_cli.core.models import LMPPM, DigitClassifier, encode_all
 from lmppm_cli.core.models.growth import can_grow, grow
+from lmppm_cli.core.models.unet import UNetAutoencoder
 from lmppm_cli.core.neighbours import FaissIndex, faiss_available, nearest, nearest_approximate
 from lmppm_cli.core.noise import noisy, training_pair
 from lmppm_cli.core.objective import Objective
@@ -81,7 +83,7 @@ class NearestClean:
     def __call__(self, x_noisy: torch.Tensor, exact: bool = False) -> torch.Tensor:
         if exact or self.mode == "exact":
             idx, _ = nearest(x_noisy, self.flat)
-        elif self.mode == "faiss":
+        elif self.index is not None:  # faiss
             idx, _ = self.index.search(x_noisy)
         else:
             idx, _ = nearest_approximate(x_noisy, self.flat, self.projection)
@@ -99,9 +101,12 @@ class NearestClean:
 class LmppmObjective(Objective):
     """Eq. 20 with x* searched over the training images (over train + validation when validating)."""
 
+    model: LMPPM
+
     def __init__(self, config, data, tcfg, device, base=None):
         self.tcfg = tcfg
-        self.model = LMPPM(config).to(device)
+        self.model = LMPPM(config)
+        self.model.to(device)
         if base is not None:
             warm_start(self.model, base)
         self.val, self.device = place(data.val.images, device), device
@@ -131,7 +136,7 @@ class LmppmObjective(Objective):
             self.model.autoencoder.eval()
 
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
-        x_noisy, x = training_pair(x, self.tcfg, generator, share)
+        x_noisy, x = training_pair(x, self.tcfg.noise, generator, share)
         x_star = (self.nearest_all if validation else self.nearest_train)(x_noisy)
         return lmppm_loss(self.model.autoencoder, self.model.distance, x, x_noisy, x_star, self.tcfg.weights)
 
@@ -147,7 +152,7 @@ def warm_start(model: LMPPM, source) -> None:
     if source.config.autoencoder == model.config.autoencoder:
         model.autoencoder.load_state_dict(source.autoencoder.state_dict())
     elif can_grow(source.config.autoencoder, model.config.autoencoder):
-        grow(model.autoencoder, source.autoencoder)
+        grow(cast(UNetAutoencoder, model.autoencoder), cast(UNetAutoencoder, source.autoencoder))  # can_grow: U-Nets
     else:
         raise LmppmError(
             "the starting model's autoencoder differs from the one being trained (architecture, size or widths; "
@@ -158,9 +163,12 @@ def warm_start(model: LMPPM, source) -> None:
 class DaeObjective(Objective):
     """The DAE baseline: the same autoencoder, L2 from noisy to clean, the same noise."""
 
+    model: LMPPM
+
     def __init__(self, config, data, tcfg, device, base=None):
         self.tcfg = tcfg
-        self.model = LMPPM(config, distance=False).to(device)
+        self.model = LMPPM(config, distance=False)
+        self.model.to(device)
         if base is not None:
             warm_start(self.model, base)
 
@@ -169,7 +177,7 @@ class DaeObjective(Objective):
 
     def loss(self, x, labels, generator, validation: bool, share=(0, 1)):
         ae = self.model.autoencoder
-        x_noisy, x = training_pair(x, self.tcfg, generator, share)
+        x_noisy, x = training_pair(x, self.tcfg.noise, generator, share)
         z, skips = ae.encode(x_noisy)
         recon = denoising_error(ae, z, skips, x, self.tcfg.loss, x_noisy)
         return recon, {"recon": recon}
@@ -242,11 +250,14 @@ def top_k_error(model: LMPPM, clean: torch.Tensor, sigma_ker: float) -> dict:
 class ClassifierObjective(Objective):
     """Cross-entropy on labelled clean images, with small random affine jitter while training."""
 
+    model: DigitClassifier
+
     def __init__(self, config, data, tcfg, device, base=None):
         if data.train.labels is None:
             raise LmppmError("the classifier needs labelled data (mnist-5k or mnist), not a folder of images.")
         self.tcfg = tcfg
-        self.model = DigitClassifier(config).to(device)
+        self.model = DigitClassifier(config)
+        self.model.to(device)
         self.jitter = v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1))
 
     def param_groups(self):

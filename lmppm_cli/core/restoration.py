@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from lmppm_cli.core.config import FLOW_OPTIONS, FlowConfig, FlowOverride
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.flow import run_flow
-from lmppm_cli.core.models import LMPPM
+from lmppm_cli.core.models import LMPPM, LatentDiffusion
 from lmppm_cli.core.noise_level import noise_levels
 
 
@@ -29,7 +30,7 @@ def flow_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowCon
     """The model's saved flow defaults with the fields `override` gives replaced, checked. A setting
     given turns a blind rule off (blind_rule): the flow asked for restores every image; those of
     EVERYWHERE (top_k, tol) apply to every regime of the rule instead."""
-    given = (override or FlowOverride()).given()
+    given: dict[str, Any] = (override or FlowOverride()).given()
     if any(k not in EVERYWHERE for k in given):
         given = {"far": None, "noisy": None, **given}
     shared = {k: given.pop(k) for k in EVERYWHERE if k in given}
@@ -41,7 +42,7 @@ def flow_settings(model: LMPPM, override: FlowOverride | None = None) -> FlowCon
 def everywhere(flow: FlowConfig, **changes) -> FlowConfig:
     """`flow` with `changes` made to it and to its nested flows alike (an ablation removes a part from
     every regime of a blind rule)."""
-    nested = {
+    nested: dict[str, Any] = {
         k: None if getattr(flow, k) is None else everywhere(getattr(flow, k), **changes) for k in ("far", "noisy")
     }
     changed = dataclasses.replace(flow, **changes, **nested)
@@ -78,10 +79,10 @@ def restore(model: LMPPM, x: torch.Tensor, flow: FlowConfig | None = None, keep_
     parts = blind_rule(model, x, z, skips, flow)
     if len(parts) == 1:
         return _flow_and_decode(model, z, skips, parts[0][1], keep_trajectory)
-    parts = [
+    restored = [
         (rows, _flow_and_decode(model, z[rows], tuple(s[rows] for s in skips), f, keep_trajectory)) for rows, f in parts
     ]
-    return _merge(parts, len(x))
+    return _merge(restored, len(x))
 
 
 def blind_rule(model: LMPPM, x: torch.Tensor, z, skips, flow: FlowConfig) -> list[tuple[torch.Tensor, FlowConfig]]:
@@ -183,7 +184,7 @@ class SkipFlow:
 
 
 @torch.no_grad()
-def single_pass(model: LMPPM, x: torch.Tensor) -> torch.Tensor:
+def single_pass(model: LMPPM | LatentDiffusion, x: torch.Tensor) -> torch.Tensor:
     """G(F(x)): the autoencoder alone, the reference the flow has to beat."""
     model.eval()
     z, skips = model.autoencoder.encode(x.to(model.device))

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -144,10 +145,11 @@ class _Loop:
         self.optimizer = torch.optim.Adam(objective.param_groups())
         for group in self.optimizer.param_groups:
             group["initial_lr"] = group["lr"]
-        self.sampler = DistributedSampler(
-            range(len(self.train_x)), world.size, world.rank, shuffle=True, seed=tcfg.seed
+        rows: Any = range(len(self.train_x))  # the sampler needs only a length
+        self.sampler: DistributedSampler = DistributedSampler(
+            rows, world.size, world.rank, shuffle=True, seed=tcfg.seed
         )
-        self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device)
+        self.batches = _batches(self.train_x, self.train_y, self.sampler, tcfg, device, data.workers)
         autocast(device, tcfg.precision)  # refused here, before the first epoch, where it cannot run
         self.batch_loss = objective.loss
         if world.size > 1:
@@ -179,7 +181,7 @@ class _Loop:
         if self.data.draw is None:
             return
         self.train_x = place(self.data.draw(self.epoch_no), self.device)
-        self.batches = _batches(self.train_x, self.train_y, self.sampler, self.tcfg, self.device)
+        self.batches = _batches(self.train_x, self.train_y, self.sampler, self.tcfg, self.device, self.data.workers)
         self.objective.new_training_images(self.train_x)
 
     def set_learning_rate(self) -> None:
@@ -332,10 +334,9 @@ class _Loop:
         ):  # older files lack newer defaulted fields
             raise LmppmError(f"{path} was trained with another model configuration; resume with the same options.")
         saved = TrainConfig.from_dict(state["train_config"])
-        loose = {
+        loose: dict[str, Any] = {
             "epochs": epochs,
             "calibrate": self.tcfg.calibrate,
-            "workers": self.tcfg.workers,
             "calibration_grid": self.tcfg.calibration_grid,
             "calibration_noise": self.tcfg.calibration_noise,
             "min_flow_gain": self.tcfg.min_flow_gain,
@@ -374,12 +375,11 @@ class _Rows(torch.utils.data.Dataset):
         return self.images[i], None if self.labels is None else self.labels[i]
 
 
-def _batches(images, labels, sampler, tcfg: TrainConfig, device: torch.device) -> DataLoader:
+def _batches(images, labels, sampler, tcfg: TrainConfig, device: torch.device, workers: int) -> DataLoader:
     """The epoch's batches in the sampler's order. Images in memory are indexed in this process; a
-    streamed folder's memory map is read by `tcfg.workers` DataLoader processes, a batch per step,
-    into pinned memory when training on CUDA."""
+    streamed folder's memory map is read by `workers` DataLoader processes (the data's), a batch per
+    step, into pinned memory when training on CUDA."""
     streamed = images.dtype == torch.uint8
-    workers = tcfg.workers if streamed else 0
     own = torch.Generator().manual_seed(tcfg.seed)  # the loader's seed draws leave the global RNG (dropout) alone
     return DataLoader(
         _Rows(images, labels),

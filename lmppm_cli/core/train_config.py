@@ -1,15 +1,19 @@
 """The configuration of a training run: TrainConfig (every field but `init` and `weights` an option of
-`lmppm train` of the same name) and the loss weights of Eq. 20. Frozen dataclasses that check themselves;
-saved in every checkpoint and model file."""
+`lmppm train` of the same name) and the loss weights of Eq. 20, frozen dataclasses that check themselves,
+saved in every checkpoint and model file; and the TrainRequest that holds a whole run."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from lmppm_cli.core.config import _numbers, option
+from lmppm_cli.core.config import AutoencoderConfig, DiffusionConfig, comma_numbers, option
 from lmppm_cli.core.errors import LmppmError
+
+if TYPE_CHECKING:  # torch loads with core/noise.py, after the options are checked
+    from lmppm_cli.core.noise import TrainingNoise
 
 # Training (TrainConfig): the choices of its options
 NEIGHBOURS = ("exact", "approximate", "faiss", "auto")
@@ -61,7 +65,7 @@ class TrainConfig:
     sigma_range: tuple[float, float] | None = option(
         None,
         "LOW,HIGH: each training sample draws its noise level from this range (blind to strength) instead of --sigma-d.",
-        parse=lambda text: _numbers(text, float, "--sigma-range", 2),
+        parse=lambda text: comma_numbers(text, float, "--sigma-range", 2),
     )
     sigma_power: float = option(
         1.0,
@@ -71,7 +75,6 @@ class TrainConfig:
     freeze_init: bool = option(
         False, "lmppm: keep F and G at the --init model and train D alone with Eq. 20 (not in the paper)."
     )
-    workers: int = option(2, "--stream: DataLoader processes that decode the files and read the batches.", min=0)
     precision: str = _choice(TRAIN_PRECISIONS, "F and G under autocast where the device computes bf16", "fp32")
     patience: int = option(10, "Early stopping: epochs without a better validation loss.", min=1)
     lr_schedule: str = _choice(LR_SCHEDULES, "The learning rates: constant, or falling to 1% on a cosine", "constant")
@@ -91,7 +94,7 @@ class TrainConfig:
     calibration_noise: tuple[float, ...] | None = option(
         None,
         "LEVELS: the calibration's noise levels, e.g. 0,0.02,0.1 (default: --sigma-d and 1.75 times it).",
-        parse=lambda text: _numbers(text, float, "--calibration-noise"),
+        parse=lambda text: comma_numbers(text, float, "--calibration-noise"),
     )
     weights: LossWeights = field(default_factory=LossWeights)
     camera: float = option(
@@ -136,13 +139,25 @@ class TrainConfig:
             raise LmppmError(f"--ema must be at least 0 and below 1, not {self.ema}.")
 
     @property
-    def training_noise(self):
-        """What `noise.noisy` draws the training samples from: sigma_d, or (low, high, power, camera, jpeg)
-        when a range, a camera share or a JPEG share is set."""
-        if not self.sigma_range and not self.camera and not self.jpeg:
-            return self.sigma_d
-        low, high = self.sigma_range or (self.sigma_d, self.sigma_d)
-        return (low, high, self.sigma_power, self.camera, self.jpeg)
+    def noise(self) -> tuple[TrainingNoise, ...]:
+        """The kinds of training noise these options ask for, in the order they are drawn (core/noise.py):
+        Gaussian at sigma_d, or over --sigma-range (also at sigma_d when another kind is set, as before
+        they were typed); then the Poisson-Gaussian (--camera), JPEG (--jpeg) and camera (--camera-pipeline)
+        shares that are set."""
+        from lmppm_cli.core.camera import Camera
+        from lmppm_cli.core.noise import GaussianNoise, JpegStorage, PoissonGaussianNoise
+
+        kinds: list[TrainingNoise] = [GaussianNoise(self.sigma_d)]
+        if self.sigma_range or self.camera or self.jpeg:
+            low, high = self.sigma_range or (self.sigma_d, self.sigma_d)
+            kinds = [GaussianNoise(low, high, self.sigma_power)]
+        if self.camera:
+            kinds.append(PoissonGaussianNoise(self.camera))
+        if self.jpeg:
+            kinds.append(JpegStorage(self.jpeg))
+        if self.camera_pipeline:
+            kinds.append(Camera(self.camera_pipeline))
+        return tuple(kinds)
 
     @property
     def reference_sigma(self) -> float:
@@ -158,7 +173,45 @@ class TrainConfig:
     def from_dict(cls, raw: dict) -> TrainConfig:
         """Back from to_dict (a checkpoint's JSON); fields added since take their defaults."""
         tuples = {k: tuple(raw[k]) if raw.get(k) is not None else None for k in ("sigma_range", "calibration_noise")}
-        return cls(**{**raw, "weights": LossWeights(**raw["weights"]), **tuples})
+        kept = {k: v for k, v in raw.items() if k != "workers"}  # a data option since, not the run's
+        return cls(**{**kept, "weights": LossWeights(**raw["weights"]), **tuples})
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the training images come from: a folder of images or a built-in dataset (`name`)."""
+
+    name: str
+    data_dir: str | None = None  # download folder of torchvision datasets
+    stream: bool = False  # a folder decoded once into a memory-mapped cache and trained from it
+    cache: str | None = None  # --stream: the cache folder (default: RUN/cache)
+    workers: int = 2  # --stream: DataLoader processes that decode the files and read the batches
+    extra_photos: str | None = None  # photo-crops: a folder of whole photos added to its training photos
+    crop_sides: tuple[int, ...] | None = None  # photo-crops: the longer sides its photos are cropped at
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where a run goes and on what: its folder, the device, --resume, and (ldm) the trained DAE it models."""
+
+    output: str
+    device: str = "auto"
+    resume: bool = False
+    base: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """One training run, whole: `lmppm train` builds it from its options and `lmppm_cli.train` runs it.
+    The autoencoder's channels and size are the model's input (the CLI reads them off the data); the
+    training noise is `train.noise`."""
+
+    data: DataSource
+    run: RunOptions
+    method: str = "lmppm"
+    autoencoder: AutoencoderConfig = AutoencoderConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    train: TrainConfig = TrainConfig()
 
 
 def _flag(name: str) -> str:

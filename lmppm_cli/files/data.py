@@ -161,7 +161,7 @@ def photo_patches(size: int = 32, seed: int = 0) -> Dataset:
     from torchvision.transforms import v2
 
     augment = v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()])
-    splits = {}
+    splits: dict[str, Split] = {}
     for part, names in PHOTOS.items():
         photos = [photo_tensor(getattr(skimage.data, name)()) for name in names]
         g = torch.Generator().manual_seed(seed + len(splits))
@@ -181,7 +181,7 @@ def shipped_photo(name: str) -> np.ndarray:
         if name == "grace_hopper":
             import matplotlib.cbook
 
-            with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            with open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False), "rb") as f:
                 return np.asarray(Image.open(f).convert("RGB"))
         import skimage.data
 
@@ -258,7 +258,7 @@ def _limited(x: torch.Tensor, side: int = CROP_SIDE_LIMIT) -> torch.Tensor:
 
 def _scaled_versions(photo: torch.Tensor, sides: tuple[int, ...]) -> list[torch.Tensor]:
     """The photo with its longer side limited to each of `sides`, never enlarged, each size once."""
-    versions = {}
+    versions: dict[tuple[int, ...], torch.Tensor] = {}
     for side in sorted(set(sides)):
         version = _limited(photo, side)
         versions.setdefault(tuple(version.shape), version)
@@ -286,7 +286,7 @@ class CropDrawer:
             top = int(torch.randint(0, p.shape[-2] - self.size + 1, (1,), generator=g))
             left = int(torch.randint(0, p.shape[-1] - self.size + 1, (1,), generator=g))
             crop = p[:, top : top + self.size, left : left + self.size]
-            flip, turns = torch.randint(0, 2, (1,), generator=g).item(), torch.randint(0, 4, (1,), generator=g).item()
+            flip, turns = (int(torch.randint(0, n, (1,), generator=g)) for n in (2, 4))
             out[i] = torch.rot90(crop.flip(-1) if flip else crop, turns, dims=(1, 2))
         return out
 
@@ -384,7 +384,7 @@ def conform(images: torch.Tensor, channels: int, height: int, width: int) -> tor
 def _conform(ds: Dataset, channels: int, height: int, width: int) -> Dataset:
     """Bring a built-in dataset to the model's channels and size."""
 
-    def conv(split: Split | None) -> Split | None:
-        return None if split is None else Split(conform(split.images, channels, height, width), split.labels)
+    def conv(split: Split) -> Split:
+        return Split(conform(split.images, channels, height, width), split.labels)
 
-    return Dataset(ds.name, conv(ds.train), conv(ds.val), conv(ds.test), ds.skipped)
+    return Dataset(ds.name, conv(ds.train), conv(ds.val), None if ds.test is None else conv(ds.test), ds.skipped)

@@ -193,7 +193,7 @@ def choose(
     else:
         native = {n: size_ratio(x, m) for n, m in models.items() if size_ratio(x, m) <= NATIVE_RATIO}
         if native:
-            name = min(native, key=native.get)
+            name = min(native, key=lambda n: native[n])
             ae = models[name].config.autoencoder
             reason = f"gray {x.shape[-1]}x{x.shape[-2]} image, nearest to the model's {ae.width}x{ae.height} input"
         else:

@@ -35,14 +35,15 @@ def generate_files(
     make = generator(model, [row["name"] for row in bundled_entries() if row["generates"] == "yes"])
     out_dir = Path(out_dir)
     report = Report()
-    images, steps = [], []
+    batches: list[torch.Tensor] = []
+    steps: list[torch.Tensor] = []
     for first in range(0, n, batch_size):
         seeds = sample_seeds(seed, first, min(batch_size, n - first))
         with autocast(model.device, precision):
             result = make(model, seeds, flow, progression and first == 0, start)
-        images.append(result.images.cpu())
+        batches.append(result.images.cpu())
         steps = steps or [t[:8].cpu() for t in result.trajectory]
-    images = torch.cat(images)
+    images = torch.cat(batches)
     for i, img in enumerate(images):
         path = out_dir / f"sample_{i:04d}.png"
         save_image(tensor_to_image(img), path)

@@ -60,9 +60,9 @@ def read_image(path: str | Path) -> tuple[torch.Tensor, ImageInfo]:
     decompression-bomb limit, and pixels that are NaN or infinite or off a float scale."""
     try:
         with _no_bomb_warning(), Image.open(path) as img:  # said in our own words: large_images
-            if getattr(img, "n_frames", 1) > 1:
+            if (frames := getattr(img, "n_frames", 1)) > 1:
                 raise LmppmError(
-                    f"{path} holds {img.n_frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first."
+                    f"{path} holds {frames} frames (an animation or a multi-page file); lmppm restores single images, so extract the frames first."
                 )
             deep = img.mode in ("RGB", "RGBA") and any(";16" in str(t.args) for t in img.tile)
             if deep and Path(path).suffix.lower() in DEEP_SUFFIXES:
@@ -218,8 +218,9 @@ def fit(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return x[..., top : top + height, left : left + width]
 
 
-def encode(x: torch.Tensor, info: ImageInfo) -> Image.Image:
-    """Colour tensor (C, H, W) at the original size -> PIL image in the input's mode, alpha restored.
+def encode(x: torch.Tensor, info: ImageInfo) -> Image.Image | np.ndarray:
+    """Colour tensor (C, H, W) at the original size -> PIL image in the input's mode, alpha restored
+    (16-bit colour: a uint16 array, as `encode_array`).
 
     A palette image with transparency comes back as RGBA (a palette cannot hold the restored alpha
     exactly); every other mode comes back as itself.

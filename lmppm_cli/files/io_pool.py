@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lmppm_cli.core.errors import LmppmError
@@ -99,9 +100,9 @@ def _try_read(path: Path):
         return exc
 
 
-def write_many(items: list[tuple[Path, object, ImageInfo]]) -> list[str | None]:
+def write_many(items: list[tuple[Path, np.ndarray, ImageInfo]]) -> list[str | None]:
     """Encode and write results atomically; -> per item None, or why it could not be written."""
-    errors = []
+    errors: list[str | None] = []
     for target, arr, info in items:
         try:
             save_image(encode_array(arr, info), target, info)

@@ -9,6 +9,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -40,12 +41,14 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
     rows: list[dict] = field(default_factory=list)  # per written image, with --report
+    thumbs: dict[str, tuple[str, str]] = field(default_factory=dict)  # input -> (before, after), an HTML report
 
     def extend(self, other: Report) -> None:
         self.written += other.written
         self.failed += other.failed
         self.notes += other.notes
         self.rows += other.rows
+        self.thumbs |= other.thumbs
 
     def note(self, text: str, source: Path | None = None, kind: str = "note") -> None:
         self.notes.append(Note(text, source, kind))
@@ -65,7 +68,7 @@ def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps:
     the digit the bundled classifier reads before and after; and `flag`, where the result may show
     something else than the input (the digit read changed, or D grew instead of shrinking)."""
     measured = {"before": x, "after": out}
-    values = {}
+    values: dict[str, Any] = {}
     for when, image in measured.items():
         s = scores(model, image) if model is not None else None
         values |= {
@@ -73,7 +76,8 @@ def row(job: Job, label: dict, model, x: torch.Tensor, out: torch.Tensor, steps:
             f"residual_{when}": s and s.residual,
             f"noise_{when}": estimate_noise(image),
         }
-    values |= {"steps": steps, "seconds": seconds}
+    change = (out.float().cpu() - x.float().cpu()).pow(2).mean().sqrt()  # RMS: how much restoring changed it
+    values |= {"steps": steps, "seconds": seconds, "change": change}
     rounded = {k: v if v is None else round(float(v), 5) for k, v in values.items()}
     (before, sure), (after, _) = (digit(model, image) for image in (x, out))
     flags = []
@@ -115,7 +119,7 @@ def digit(model, image: torch.Tensor) -> tuple[int | None, bool]:
     return int(p.argmax()), bool(p.max() >= SURE)
 
 
-REPORT_SUFFIXES = (".csv", ".json")
+REPORT_SUFFIXES = (".csv", ".json", ".html")  # rows as a table; .html: the before/after page (report_page.py)
 
 
 def write_rows(rows: list[dict], path: str | Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -13,9 +14,10 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.images import DEEP_SUFFIXES, grid, pixel_size, save_image, tensor_to_image, to_array
 from lmppm_cli.files.io_pool import Done, Inline, io_pool, read_ahead, split, write_many
 from lmppm_cli.files.plan import Job, trajectory_path
+from lmppm_cli.files.report_page import thumbnail
 from lmppm_cli.files.reports import CHANNELS, Report, row
 from lmppm_cli.files.strips import restore_png_in_strips, streamable
-from lmppm_cli.files.tiling import resolve, restore_images, tile_starts
+from lmppm_cli.files.tiling import Restorer, tile_starts
 
 MIN_SIDE = 8  # pixels: an image with a shorter side holds too little to tell noise from detail; copied unchanged
 
@@ -30,29 +32,27 @@ class Progress:
 
 
 def restore_files(
-    model,
+    restorer: Restorer,
     jobs: list[Job],
-    restorer: Callable,
-    batch_size: int = 64,
     trajectory: bool = False,
     progress: Progress | None = None,
-    tile: int | None = None,
-    overlap: int | None = None,
     report_as: dict | None = None,
+    thumbnails: bool = False,
 ) -> Report:
-    """Restore every job with `restorer` (methods.restorer), as tiling.restore_images restores an image.
-    With `report_as` (e.g. {"model": ..., "method": ...}), each written image adds those fields and its
-    scores (`row`) to `report.rows`."""
+    """Restore every job with `restorer` (service.restorer), as it restores an image. With `report_as`
+    (e.g. {"model": ..., "method": ...}), each written image adds those fields and its scores (`row`)
+    to `report.rows`; with `thumbnails` too, each input and result a thumbnail in `report.thumbs`
+    (report_page.py)."""
     report, progress = Report(), progress or Progress()
     on_done = progress.on_file
-    tiles = resolve(tile, overlap, model) if model is not None else (0, 0)
-    if tiles[0] > 0 and not trajectory and report_as is None:
+    model = restorer.model
+    if restorer.tiles[0] > 0 and not trajectory and report_as is None:
         in_strips = [job for job in jobs if streamable(job.source, job.target)]
-        _restore_in_strips(model, in_strips, restorer, tiles, batch_size, report, progress)
+        _restore_in_strips(restorer, in_strips, report, progress)
         jobs = [job for job in jobs if job not in in_strips]
-    with io_pool(len(jobs) > batch_size) as pool:
-        batch = _Batch(model, restorer, trajectory, report, progress, tiles, batch_size, report_as, pool)
-        for chunk in read_ahead(pool, jobs, batch_size):
+    with io_pool(len(jobs) > restorer.batch_size) as pool:
+        batch = _Batch(restorer, trajectory, report, progress, report_as, thumbnails, pool)
+        for chunk in read_ahead(pool, jobs, restorer.batch_size):
             pending = []
             for job, read in chunk:
                 if isinstance(read, LmppmError):
@@ -68,16 +68,17 @@ def restore_files(
     return report
 
 
-def _restore_in_strips(model, jobs: list[Job], restorer, tiles, batch_size, report: Report, progress) -> None:
+def _restore_in_strips(restorer: Restorer, jobs: list[Job], report: Report, progress: Progress) -> None:
     """Very large PNGs, strip by strip (files/strips.py): memory bounded by a strip of tiles."""
     import png
 
+    model, tiles, batch_size = restorer.model, restorer.tiles, restorer.batch_size
     ae = model.config.autoencoder
     for job in jobs:
         per_tile = _pixels_per_tile(job.source, tiles)
 
         def tile_fn(b, per_tile=per_tile):
-            out = restorer(b.to(model.device), False).images
+            out = restorer.fn(b.to(model.device), False).images
             progress.on_pixels(len(b) * per_tile)
             return out
 
@@ -116,15 +117,13 @@ def untouched(x: torch.Tensor) -> str | None:
 class _Batch:
     """Restores a batch of read images and hands the results to the pool's writers."""
 
-    model: object
-    restorer: Callable
+    restorer: Restorer
     trajectory: bool
     report: Report
     progress: Progress
-    tiles: tuple[int, int]
-    batch_size: int
     report_as: dict | None
-    pool: object = field(default_factory=lambda: Inline())  # encodes and writes results (io_pool)
+    thumbnails: bool
+    pool: Any = field(default_factory=lambda: Inline())  # encodes and writes results (io_pool)
     staged: list = field(default_factory=list)  # (job, result array, info, report row or None) of this batch
     writing: list = field(default_factory=list)  # ([(job, report row)], future of their write errors)
 
@@ -151,7 +150,9 @@ class _Batch:
             if why:
                 self.report.note(f"{why}.", job.source)
                 line = {"input": str(job.source), "output": str(job.target), "note": why}
-                self.staged.append((job, to_array(x), info, None if self.report_as is None else line))
+                self.staged.append(
+                    (job, to_array(x), info, None if self.report_as is None else self._thumbs(line, x, x))
+                )
         pending = [p for p, why in zip(pending, reasons) if not why]
         for (job, x, info), done in zip(pending, self._restored([x for _, x, _ in pending])):
             if not isinstance(done, str) and not torch.isfinite(done.image).all():
@@ -162,8 +163,9 @@ class _Batch:
                 continue
             if self._done(job, x, done.image, info, done.steps, done.seconds) and done.frames:
                 self._strip(job, done.frames)
-            if self.model is not None and x.shape[0] != self.model.config.autoencoder.channels:
-                channels = self.model.config.autoencoder.channels
+            model = self.restorer.model
+            if model is not None and x.shape[0] != model.config.autoencoder.channels:
+                channels = model.config.autoencoder.channels
                 self.report.note(
                     f"{x.shape[0]}-channel input converted for a {channels}-channel model.", job.source, CHANNELS
                 )
@@ -179,9 +181,7 @@ class _Batch:
         """The batch restored together; if that fails, each image alone, so that one image whatever
         breaks on it (a method's limits, its size, memory) fails alone: -> a Restoration or, for an
         image that failed, why, in one sentence."""
-        restore = lambda xs: restore_images(  # noqa: E731
-            self.model, self.restorer, xs, self.tiles, self.batch_size, self.trajectory, self.progress.on_pixels
-        )
+        restore = lambda xs: self.restorer(xs, self.trajectory, self.progress.on_pixels)  # noqa: E731
         try:
             return restore(images)
         except (KeyboardInterrupt, SystemExit):
@@ -195,12 +195,21 @@ class _Batch:
         """Stage one result for the pool's writers (settled later, in order), or write it here when a
         trajectory strip must follow only a successful write. -> written (True while in flight)."""
         line = (
-            row(job, self.report_as, self.model, x, out.cpu(), steps, seconds) if self.report_as is not None else None
+            row(job, self.report_as, self.restorer.model, x, out.cpu(), steps, seconds)
+            if self.report_as is not None
+            else None
         )
+        line = self._thumbs(line, x, out)
         if not self.trajectory:
             self.staged.append((job, to_array(out), info, line))
             return True
         return self._settle([([(job, line)], Done(write_many([(job.target, to_array(out), info)])))])
+
+    def _thumbs(self, line: dict | None, x: torch.Tensor, out: torch.Tensor) -> dict | None:
+        """The report line (None without a report) with the input's and the result's thumbnails."""
+        if line is None or not self.thumbnails:
+            return line
+        return {**line, "thumbs": (thumbnail(to_array(x)), thumbnail(to_array(out)))}
 
     def _settle(self, writing) -> bool:
         ok = True
@@ -209,6 +218,8 @@ class _Batch:
                 if error is None:
                     self.report.written.append(job.target)
                     if line is not None:
+                        if "thumbs" in line:
+                            self.report.thumbs[line["input"]] = line.pop("thumbs")
                         self.report.rows.append(line)
                 else:
                     self.report.failed.append((job.source, error))

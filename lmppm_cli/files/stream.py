@@ -74,6 +74,7 @@ def open_stream(
         tuple(index["skipped"]),
         joint=images,
         digest=index["sha256"],
+        workers=workers,
     )
 
 

@@ -3,7 +3,7 @@ time, blended exactly as tiling.restore_tiled does, and encoded (pypng) as soon 
 touches them. Memory is bounded by a strip of tiles (tile height x image width), not by the image.
 
 Taken for a PNG -> PNG job of a tiling model over BAND_PIXELS, gray or RGB, 8 or 16 bits, without
-alpha or an EXIF orientation; every other job goes the whole-image way (jobs.restore_files).
+alpha or an EXIF orientation; every other job goes the whole-image way (restore_files.py).
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ def _blend_rows(
     th, tw = min(tile, height), min(tile, width)
     ys, xs = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
     weight = (ramp(th, overlap).unsqueeze(1) * ramp(tw, overlap).unsqueeze(0)).unsqueeze(0)
-    buffer, first = [], 0  # input rows first .. first + len(buffer) - 1
-    total = norm = None
+    buffer: list[torch.Tensor] = []
+    first = 0  # input rows first .. first + len(buffer) - 1
+    total: torch.Tensor | None = None
+    norm: torch.Tensor | None = None
     done = 0  # rows [0, done) are emitted; total/norm hold rows from `done` on
     for k, y in enumerate(ys):
         while first + len(buffer) < y + th:
@@ -83,8 +85,10 @@ def _blend_rows(
         if total is None:
             total, norm = torch.zeros(strip.shape[0], y + th - done, width), torch.zeros(1, y + th - done, width)
         elif grow > 0:
+            assert norm is not None  # set with total
             total = torch.cat([total, torch.zeros(total.shape[0], grow, width)], 1)
             norm = torch.cat([norm, torch.zeros(1, grow, width)], 1)
+        assert total is not None and norm is not None
         boxes = list(xs)
         for i in range(0, len(boxes), batch_size):
             chunk = boxes[i : i + batch_size]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -113,6 +114,28 @@ class Restoration:
 CLASSICAL_TILE, CLASSICAL_OVERLAP = 512, 32
 
 
+@dataclass(frozen=True)
+class Restorer:
+    """A method ready to restore images, as every caller restores them: its model (None for a classical
+    method), its batch restorer (methods.restorer), the tile size and overlap (`resolve`; (0, 0): whole
+    images resized to the model's input) and the tiles or images per pass. service.restorer builds it."""
+
+    model: Any
+    fn: Callable
+    tiles: tuple[int, int]
+    batch_size: int = 64
+
+    @classmethod
+    def of(cls, model: Any, fn: Callable, tile: int | None = None, overlap: int | None = None, batch_size: int = 64):
+        """Tile-or-resize decided here, once: `resolve` for a model; none for a method without one."""
+        return cls(model, fn, resolve(tile, overlap, model) if model is not None else (0, 0), batch_size)
+
+    def __call__(
+        self, images: list[torch.Tensor], trajectory: bool = False, on_pixels: Callable[[float], None] = lambda n: None
+    ) -> list[Restoration]:
+        return restore_images(self.model, self.fn, images, self.tiles, self.batch_size, trajectory, on_pixels)
+
+
 @torch.no_grad()
 def restore_images(
     model,
@@ -145,6 +168,7 @@ def restore_images(
         if t:
             done = _tiled(model, restorer, x, tiles, batch_size, on_pixels)
         else:
+            assert result is not None  # this image was among `whole`
             frames = [f[k] for f in result.trajectory] if result.trajectory else []
             image = resize(result.images[k].cpu(), *x.shape[-2:])
             done, k = Restoration(image, float(result.steps_taken[k]), share, frames), k + 1
@@ -164,7 +188,13 @@ def _tiled(model, restorer, x: torch.Tensor, tiles, batch_size: int, on_pixels) 
 
     started = time.perf_counter()
     image = restore_tiled(
-        to_channels(x, ae.channels), tile_fn, (ae.height, ae.width), *tiles, batch_size, lambda p: on_pixels(p * pixels)
+        to_channels(x, ae.channels),
+        tile_fn,
+        (ae.height, ae.width),
+        tiles[0],
+        tiles[1],
+        batch_size,
+        lambda p: on_pixels(p * pixels),
     )
     return Restoration(image, float(torch.cat(steps).float().mean()), time.perf_counter() - started)
 

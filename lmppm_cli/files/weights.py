@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from lmppm_cli.core.config import ModelConfig
 from lmppm_cli.core.errors import ModelError
+from lmppm_cli.core.models import LMPPM, DigitClassifier, LatentDiffusion
 from lmppm_cli.files.atomic import atomic_path
 from lmppm_cli.files.references import HUB_FILENAME, bundled_dir, bundled_models, resolve_model  # noqa: F401
 from lmppm_cli.methods import build_model
@@ -23,7 +24,10 @@ DEFAULT_MODEL = "mnist"
 
 
 def save_model(
-    model: torch.nn.Module, path: str | Path, extra: dict[str, str] | None = None, half: bool = False
+    model: LMPPM | LatentDiffusion | DigitClassifier,
+    path: str | Path,
+    extra: dict[str, str] | None = None,
+    half: bool = False,
 ) -> Path:
     """Write the whole model atomically; `extra` adds string metadata (e.g. training scores). `half`
     stores floating-point tensors as float16 where they fit (half the file; loading turns them back into float32)."""

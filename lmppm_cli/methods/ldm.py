@@ -54,9 +54,12 @@ def generate(model: LatentDiffusion, seeds: list[int]) -> torch.Tensor:
 class LdmObjective(Objective):
     """Alg. 2 on the latents of a trained DAE, whose F and G are copied in and kept frozen."""
 
+    model: LatentDiffusion
+
     def __init__(self, config, data, tcfg, device, base):
         self.tcfg = tcfg
-        self.model = LatentDiffusion(dataclasses.replace(config, autoencoder=base.config.autoencoder)).to(device)
+        self.model = LatentDiffusion(dataclasses.replace(config, autoencoder=base.config.autoencoder))
+        self.model.to(device)
         self.model.autoencoder.load_state_dict(base.autoencoder.state_dict())
         self.model.autoencoder.requires_grad_(False)
         z = encode_all(self.model.autoencoder, data.train.images)

@@ -5,7 +5,7 @@ registry; no other module compares method names."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +84,9 @@ def build_model(config, bank_size: int = 0) -> torch.nn.Module:
         raise ModelError(
             f"the model's configuration has method = {config.method!r}, which is not one of {', '.join(trained())}."
         )
-    return get(config.method).container(config, bank_size)
+    container = get(config.method).container
+    assert container is not None  # every trained method has one (a test checks the registry)
+    return container(config, bank_size)
 
 
 def objective(config, data, tcfg, device, base=None):
@@ -171,7 +173,7 @@ def cannot_generate(config) -> str:
     return ""
 
 
-def generator(model, generating: list[str] = ()) -> Callable:
+def generator(model, generating: Sequence[str] = ()) -> Callable:
     """generator(model, seeds, flow, keep_trajectory, start) -> Restored of the model's method; a model
     that cannot generate (`cannot_generate`) is refused in one sentence naming `generating`, the models
     that can."""
@@ -179,7 +181,9 @@ def generator(model, generating: list[str] = ()) -> Callable:
     if why:
         names = f"; these generate: {', '.join(generating)}" if generating else ""
         raise ModelError(f"this model cannot generate images: {why}{names}.")
-    return get(model.config.method).generator
+    found = get(model.config.method).generator
+    assert found is not None  # cannot_generate says why where a method has none
+    return found
 
 
 def plain(images: torch.Tensor) -> Restored:

@@ -11,16 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
 
 
+class Autoencoder(nn.Module):
+    """What every architecture builds: F, encode x -> (z, skips), and G, decode (z, skips) -> x."""
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, skips: tuple = ()) -> torch.Tensor:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    build: Callable[[AutoencoderConfig], nn.Module]
+    build: Callable[[AutoencoderConfig], Autoencoder]
     tiles: bool  # restores images larger than its input tile by tile (else: the whole image resized)
     skips: bool  # the decoder reads encoder skips, which generation from a latent does not have
     widths: tuple[int, ...]  # default channels per level
@@ -29,13 +40,13 @@ class Architecture:
     grows: bool = False  # a trained model can be grown wider (models/growth.py)
 
 
-def _conv(cfg: AutoencoderConfig) -> nn.Module:
+def _conv(cfg: AutoencoderConfig) -> Autoencoder:
     from lmppm_cli.core.models.autoencoder import ConvAutoencoder
 
     return ConvAutoencoder(cfg)
 
 
-def _unet(cfg: AutoencoderConfig) -> nn.Module:
+def _unet(cfg: AutoencoderConfig) -> Autoencoder:
     from lmppm_cli.core.models.unet import UNetAutoencoder
 
     return UNetAutoencoder(cfg)
@@ -65,5 +76,5 @@ def architecture(name: str) -> Architecture:
     return ARCHITECTURES[name]
 
 
-def build_autoencoder(cfg: AutoencoderConfig) -> nn.Module:
+def build_autoencoder(cfg: AutoencoderConfig) -> Autoencoder:
     return architecture(cfg.arch).build(cfg)

@@ -14,6 +14,7 @@ from torch import nn
 
 from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models.architectures import Autoencoder
 
 
 def _halved(size: int, levels: int) -> list[int]:
@@ -24,7 +25,7 @@ def _halved(size: int, levels: int) -> list[int]:
     return sizes
 
 
-class ConvAutoencoder(nn.Module):
+class ConvAutoencoder(Autoencoder):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         self.cfg = cfg

@@ -35,7 +35,7 @@ class DigitClassifier(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.head[1].weight.device
+        return next(self.head.parameters()).device
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # (B, features)

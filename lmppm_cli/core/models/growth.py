@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import nn
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.core.models.architectures import architecture
+
+if TYPE_CHECKING:
+    from lmppm_cli.core.models.unet import DecoderBlock, UNetAutoencoder
 
 INPUT_DIM = {nn.Conv2d: 1, nn.Linear: 1, nn.ConvTranspose2d: 0}  # the dimension of a weight that reads
 
@@ -40,7 +44,7 @@ def can_grow(small, large) -> bool:
 
 
 @torch.no_grad()
-def grow(target: nn.Module, source: nn.Module) -> None:
+def grow(target: UNetAutoencoder, source: UNetAutoencoder) -> None:
     """Copy the U-Net `source` into the as-wide-or-wider U-Net `target` (fresh from its constructor), so
     that target computes what source does (module docstring)."""
     if not can_grow(source.cfg, target.cfg):
@@ -48,7 +52,9 @@ def grow(target: nn.Module, source: nn.Module) -> None:
             f"cannot grow a U-Net of widths {source.cfg.widths}, depth {source.cfg.depth} into one of widths "
             f"{target.cfg.widths}, depth {target.cfg.depth}: only the widths and the depth may differ, each as large or larger."
         )
-    reads_concat = {id(block.body[0]) for block in target.up}  # each decoder block's first convolution
+    reads_concat = {
+        id(block.body[0]) for block in cast("list[DecoderBlock]", target.up)
+    }  # each decoder block's first convolution
     old_modules = dict(source.named_modules())
     for name, module in target.named_modules():
         if not isinstance(module, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d, nn.BatchNorm2d)):

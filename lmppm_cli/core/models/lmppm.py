@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lmppm_cli.core.config import ModelConfig
-from lmppm_cli.core.models.architectures import build_autoencoder
+from lmppm_cli.core.models.architectures import Autoencoder, build_autoencoder
 from lmppm_cli.core.models.denoiser import LatentDenoiser
 from lmppm_cli.core.models.distance import DistanceMLP
 from lmppm_cli.core.pixels import as_floats
@@ -18,6 +18,10 @@ INDEX_MIN_BANK = 50_000  # banks up to this size find a top-k kernel mean's k ne
 class LMPPM(nn.Module):
     """F/G, the latent bank S = F(X_clean) and, with `distance`, the distance network D_S (method
     `lmppm`). The DAE baseline is the same container without D."""
+
+    autoencoder: Autoencoder
+    distance: DistanceMLP | None
+    bank: torch.Tensor
 
     def __init__(self, config: ModelConfig, bank_size: int = 0, distance: bool = True):
         super().__init__()
@@ -52,6 +56,11 @@ class LMPPM(nn.Module):
 
 class LatentDiffusion(nn.Module):
     """The LDM baseline: the DAE's F/G (frozen) and a DDPM noise predictor on its standardised latents."""
+
+    autoencoder: Autoencoder
+    denoiser: LatentDenoiser
+    latent_mean: torch.Tensor
+    latent_std: torch.Tensor
 
     def __init__(self, config: ModelConfig, bank_size: int = 0):
         super().__init__()

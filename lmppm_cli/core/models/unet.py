@@ -41,6 +41,7 @@ from torch import nn
 
 from lmppm_cli.core.config import AutoencoderConfig
 from lmppm_cli.core.errors import LmppmError
+from lmppm_cli.core.models.architectures import Autoencoder
 from lmppm_cli.core.noise_level import noise_levels
 
 
@@ -92,7 +93,7 @@ class DecoderBlock(nn.Module):
         return self.body(torch.cat([h, skip], dim=1))
 
 
-class UNetAutoencoder(nn.Module):
+class UNetAutoencoder(Autoencoder):
     def __init__(self, cfg: AutoencoderConfig):
         super().__init__()
         self.cfg = cfg

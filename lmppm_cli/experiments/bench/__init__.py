@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.experiments.bench import faces, mnist, noise  # noqa: F401  (each registers its suite)
@@ -19,7 +21,7 @@ from lmppm_cli.experiments.bench.photos import run_photos
 from lmppm_cli.experiments.bench.runner import KIND_METHOD, SUITES, run_suite
 from lmppm_cli.experiments.bench.speed import run_speed
 
-STANDALONE = {
+STANDALONE: dict[str, Callable[..., Any]] = {
     "circle": run_circle,
     "speed": run_speed,
     "photos": run_photos,
@@ -48,7 +50,7 @@ class BenchOptions:
     quick: bool = False  # QUICK's settings for the options the suite takes: a run of about a minute
 
 
-QUICK = {"limit": 50, "draws": 1, "classical": False}  # images (scenes, points), draws, classical rows
+QUICK: dict[str, Any] = {"limit": 50, "draws": 1, "classical": False}  # images (scenes, points), draws, classical rows
 
 
 def accepted(suite: str) -> set[str]:
@@ -65,9 +67,9 @@ def check_options(suite: str, options: BenchOptions) -> set[str]:
     if suite not in ALL_SUITES:
         raise LmppmError(f"unknown bench suite {suite!r}; available: {', '.join(ALL_SUITES)}.")
     takes = accepted(suite)
+    defaults = BenchOptions()
     for f in fields(BenchOptions):
-        default = f.default_factory() if f.default is MISSING else f.default
-        if f.name not in takes and f.name != "quick" and getattr(options, f.name) != default:
+        if f.name not in takes and f.name != "quick" and getattr(options, f.name) != getattr(defaults, f.name):
             raise LmppmError(f"--{f.name.replace('_', '-')} is not an option of the {suite} suite.")
     if options.split not in ("test", "validation"):
         raise LmppmError(f"--split must be test or validation, not {options.split!r}.")

@@ -36,7 +36,7 @@ def faces(*, models: dict, seed: int, limit: int | None = None, degradations=Non
     model, ablation, dae, ldm_model = models["lmppm"], models["ablation"], models["dae"], models["ldm"]
     ae = model.config.autoencoder
     data = lfw_faces()
-    test = data.test.images
+    test = data.held_out().images
     clean = conform(test[: limit or len(test)], ae.channels, ae.height, ae.width)
     val = conform(data.val.images, ae.channels, ae.height, ae.width).to(ldm_model.device)
     tuned = psnr_best_start_step(ldm_model, val, TABLE_2["noise"][0], seed)

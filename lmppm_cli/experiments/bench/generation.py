@@ -65,13 +65,14 @@ def run_generation(
     nets = {k: load_model(resolve_model(v), dev) for k, v in {**MODELS, **(models or {})}.items()}
     n = limit or SAMPLES
     data = mnist_5k()
-    real = classifier_outputs(nets["classifier"], data.test.images)[0]
+    real = classifier_outputs(nets["classifier"], data.held_out().images)[0]
     methods = {
         REFERENCE: lambda seeds: generate(nets["lmppm"], seeds).images,
         "LDM full chain (2000 steps)": lambda seeds: ldm.generate(nets["ldm"], seeds),
         "DAE kernel flow (mnist-dae, 16 steps)": lambda seeds: generate(nets["dae"], seeds).images,
     }
     scored = {}
+    assert data.train.labels is not None  # mnist-5k's digits carry their classes
     reader = NearestDigit(data.train.images, data.train.labels)
     for name, make in methods.items():
         on_stage(name)
@@ -110,7 +111,11 @@ class NearestDigit:
 
 
 def _score(classifier, reader, make, seed_sets, grid_path: Path | None = None) -> dict:
-    feats, conf, pred, agree, seconds = [], [], [], [], 0.0
+    feats: list[torch.Tensor] = []
+    conf: list[torch.Tensor] = []
+    pred: list[torch.Tensor] = []
+    agree: list[torch.Tensor] = []
+    seconds = 0.0
     for seeds in seed_sets:
         start = time.perf_counter()
         images = make(seeds).clamp(0.0, 1.0)

@@ -13,6 +13,7 @@ projections (its single pass and its calibrated flow).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from lmppm_cli.core.restoration import everywhere, restore, single_pass
@@ -90,7 +91,8 @@ def classical_rows(n_images: int, images: dict[str, int] | None = None, on: bool
     """(methods, limits): the classical blind denoisers a user would otherwise run (none when not `on`).
     BM3D costs about a second per image here whatever its size, so a suite may score a method on
     `images[method]` images spread over the set; its row then says how many."""
-    methods, limits = {}, {}
+    methods: dict[str, Callable] = {}
+    limits: dict[str, int] = {}
     if not on:
         return methods, limits
     for label, name in CLASSICAL_ROWS.items():
@@ -113,7 +115,7 @@ MNIST_BM3D_IMAGES = 200  # mnist-noise's BM3D rows: 200 of the 1,000 test digits
 @suite("mnist-noise", needs={"lmppm": "mnist", "dae": "mnist-dae"})
 def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     model = models["lmppm"]
-    test = _held_out(mnist_5k().test.images, model, limit)
+    test = _held_out(mnist_5k().held_out().images, model, limit)
     classical, limits = classical_rows(len(test), {"bm3d": MNIST_BM3D_IMAGES}, classical)
     methods = {
         "noisy input": lambda x: x,
@@ -138,7 +140,7 @@ def mnist_noise(*, models: dict, seed: int, limit: int | None = None, degradatio
 def photo_noise(*, models: dict, seed: int, limit: int | None = None, degradations=None, classical=True) -> Suite:
     check_same_input(models)
     model, ablation = models["lmppm"], models["ablation"]
-    test = _held_out(photo_patches(model.config.autoencoder.height).test.images, model, limit)
+    test = _held_out(photo_patches(model.config.autoencoder.height).held_out().images, model, limit)
     classical, limits = classical_rows(len(test), on=classical)
     methods = {"noisy input": lambda x: x, **flow_rows(model), **unet_rows(model, ablation), **classical}
     notes = [

@@ -35,7 +35,7 @@ from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import photo_tensor, shipped_photo
 from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.domain import estimate_noise
-from lmppm_cli.files.tiling import resolve, restore_images
+from lmppm_cli.files.tiling import Restorer
 from lmppm_cli.files.weights import load_model, resolve_model
 from lmppm_cli.methods import restorer
 from lmppm_cli.methods.classical import denoise
@@ -58,8 +58,8 @@ def noisy_photo(clean: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
 
 def whole(net, fn):
     """A restorer of batches as `lmppm restore` runs it on one photo: (C, H, W) -> (C, H, W)."""
-    tiles = resolve(None, None, net) if net is not None else (0, 0)
-    return lambda x: restore_images(net, fn, [x], tiles, 64)[0].image
+    restoring = Restorer.of(net, fn)
+    return lambda x: restoring([x])[0].image
 
 
 def default_row(device, jpeg: bool = False) -> dict:

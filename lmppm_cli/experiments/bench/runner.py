@@ -212,7 +212,7 @@ def _score(
         deg_name, method_name, scores.psnr.mean().item(), scores.ssim.mean().item(), seconds / (n * d), n, draws=d
     )
     subset = n < len(bench.clean)  # FID depends on the sample size: none for a subset
-    if reference is not None:
+    if reference is not None and bench.labels is not None:
         labels = bench.labels[idx]
         outputs = [classifier_outputs(bench.classifier, o) for o in per_draw]
         scores.features = torch.stack([f for f, _ in outputs])
@@ -231,7 +231,7 @@ def _intervals(scores: Scores, reference, resamples: Resamples, subset: bool) ->
     out = {"psnr": mean_interval(scores.psnr, resamples), "ssim": mean_interval(scores.ssim, resamples)}
     if scores.correct is not None:
         out["accuracy"] = mean_interval(scores.correct, resamples)
-        if not subset:
+        if not subset and scores.features is not None:
             out["fid"] = fid_interval(reference, scores.features, resamples)
     return {k: [v.low, v.high] for k, v in out.items()}
 
@@ -258,12 +258,19 @@ def _compare(bench: Suite, scored: dict, reference, resamples) -> None:
         }
 
 
+def _plain(method: Method | PerRow) -> Method:
+    """A figure column's method: one setting for every degradation."""
+    if isinstance(method, PerRow):
+        raise TypeError("a comparison grid shows methods with one setting, not one per degradation")
+    return method
+
+
 def _figure(bench: Suite, deg_name: str, degraded: torch.Tensor, out_dir: Path) -> None:
     """Rows of images spread over the set; columns: degraded | each figure method | original."""
     idx = spread(len(bench.clean), bench.figure_rows)
     columns = (
         [degraded[idx].cpu()]
-        + [bench.methods[m](degraded[idx]).cpu() for m in bench.figure_methods]
+        + [_plain(bench.methods[m])(degraded[idx]).cpu() for m in bench.figure_methods]
         + [bench.clean[idx].cpu()]
     )
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # (rows * cols, C, H, W)
@@ -305,6 +312,7 @@ def write_results(bench: Suite, cells: list[Cell], out_dir: Path, seed: int) -> 
 def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
     """Table 1's layout: one table per degradation kind, one row per method, a column group per strength;
     each figure +- the half-width of its 95% interval. Then the paired differences to the reference."""
+    metrics: tuple[str, ...]
     if any(c.accuracy is not None for c in cells):
         metrics = ("SSIM", "PSNR", "FID", "FID/class", "acc %")
     else:
@@ -329,7 +337,7 @@ def markdown(bench: Suite, cells: list[Cell], notes: list[str]) -> str:
         for m in bench.methods
     }
     parts.append("| method | ms / image |\n|---|---|\n" + "\n".join(f"| {m} | {v:.3f} |" for m, v in ms.items()) + "\n")
-    if any(c.versus for c in cells):
+    if bench.reference is not None and any(c.versus for c in cells):
         parts.append(paired_table(bench.reference, cells))
     if bench.checks is not None:
         parts.append("\n".join(bench.checks(cells)) + "\n")

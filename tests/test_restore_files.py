@@ -7,6 +7,7 @@ from lmppm_cli.core.errors import LmppmError
 from lmppm_cli.files.generate_files import generate_files
 from lmppm_cli.files.plan import OutputRules, plan_outputs, record_outputs
 from lmppm_cli.files.restore_files import Progress, restore_files
+from lmppm_cli.files.tiling import Restorer
 from lmppm_cli.files.weights import load_model
 from lmppm_cli.methods import restorer
 
@@ -99,7 +100,7 @@ def test_restore_files_batches_and_reports_the_bad_file(tiny_model_file, tmp_pat
         _img(tmp_path / "in" / f"{i}.png", size=(12 + i, 9 + 2 * i))
     (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
     jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / "out"))
-    report = restore_files(model, jobs, restorer(model), batch_size=2)
+    report = restore_files(Restorer.of(model, restorer(model), batch_size=2), jobs)
     assert len(report.written) == 5
     assert [p.name for p, _ in report.failed] == ["bad.png"]
     for i in range(5):
@@ -111,9 +112,8 @@ def test_batching_does_not_change_results(tiny_model_file, tmp_path):
     for i in range(4):
         _img(tmp_path / "in" / f"{i}.png")
     for bs in (1, 4):
-        restore_files(
-            model, plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}")), restorer(model), batch_size=bs
-        )
+        jobs = plan_outputs([str(tmp_path / "in")], str(tmp_path / f"o{bs}"))
+        restore_files(Restorer.of(model, restorer(model), batch_size=bs), jobs)
     for i in range(4):
         a = np.asarray(Image.open(tmp_path / "o1" / f"{i}.png"), dtype=int)
         b = np.asarray(Image.open(tmp_path / "o4" / f"{i}.png"), dtype=int)
@@ -182,7 +182,7 @@ def test_pooled_writes_report_every_file_once_in_order_and_a_failed_write(tiny_m
     (tmp_path / "out" / "4.png").mkdir(parents=True)  # a folder where a result should go: its write fails
     done = []
     progress = Progress(on_file=lambda job: done.append(job.source.name))
-    report = restore_files(model, jobs, restorer(model), batch_size=4, progress=progress)
+    report = restore_files(Restorer.of(model, restorer(model), batch_size=4), jobs, progress=progress)
     assert [p.name for p in report.written] == ["0.png", "1.png", "2.png", "3.png", "5.png"]
     assert [p.name for p, _ in report.failed] == ["4.png"] and sorted(done) == [f"{i}.png" for i in range(6)]
     assert all((tmp_path / "out" / f"{i}.png").is_file() for i in (0, 1, 2, 3, 5))
