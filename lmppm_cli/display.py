@@ -259,7 +259,7 @@ def bench(suite: str, output: str, options, run_bench) -> None:
                 on_start=lambda n: progress.update(task, total=n),
             )
         bench_summary(cells)
-    out.print(f"full tables: {Path(output) / 'results.md'} (and results.json, grid_*.png).")
+    out.print(f"full tables: {Path(output) / 'results.md'}; as a page: {Path(output) / 'results.html'}.")
 
 
 def bench_summary(cells) -> None:

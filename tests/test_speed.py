@@ -35,6 +35,9 @@ def test_speed_suite_times_every_restorer_step_part_and_precision(tmp_path):
     assert [name for table, name in by if table == "photo"] == ["photos U-Net, tiles"]
     text = (tmp_path / "results.md").read_text()
     assert "Machine: CPU" in text and "x the LDM's full chain" in text and "s / megapixel" in text
+    page = [r for r in data["rows"] if r["table"] == "report"]  # the report page beside its restore run
+    assert [r["batch"] for r in page] == [1, 1] and page[0]["seconds"] > page[1]["seconds"] > 0
+    assert "| report page |" in text and "of the restore run's own" in text
     assert len(rows) == len(data["rows"])
 
 

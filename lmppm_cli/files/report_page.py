@@ -127,6 +127,7 @@ def write_page(
     ranked = sorted(rows, key=lambda r: -float(r.get("change") or 0.0))  # the most changed next
     parts += [_image_row(r, thumbs[r["input"]], page) for r in ranked if r["input"] in thumbs]
     text = PAGE.substitute(
+        style=STYLE,
         title=html.escape(f"lmppm restore: {len(rows) + len(failed)} image(s)"),
         summary=_summary(rows, failed, seconds),
         rows="\n".join(parts),
@@ -134,12 +135,7 @@ def write_page(
     write_text(page, text)
 
 
-PAGE = Template(
-    """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>$title</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
+STYLE = """body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa; }
 #rows { display: flex; flex-wrap: wrap; gap: .8em; }
 .row { display: flex; flex-wrap: wrap; gap: .8em; align-items: flex-start; padding: .6em; background: #fff;
   border: 1px solid #ddd; border-radius: 4px; width: 40em; max-width: 100%; box-sizing: border-box; }
@@ -162,11 +158,18 @@ dt { color: #666; } dd { margin: 0; }
 .view { position: relative; width: 256px; height: 256px; overflow: hidden; background: #eee; }
 .view img { position: absolute; image-rendering: pixelated; }
 .view span { position: absolute; z-index: 1; left: 2px; top: 2px; background: #fffc; font-size: 12px; line-height: 1.2; }
-</style></head><body>
+"""  # shared with the bench page (bench_page.py)
+PAGE = Template(
+    """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>$title</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+$style</style></head><body>
 <h1>$title</h1>
 $summary
 <p>Sort: <button data-key="change">most changed first</button> <button data-key="name">by name</button>
-<button data-key="seconds">slowest first</button>. Drag a slider to compare; click an image for a 1:1 crop.</p>
+<button data-key="seconds">slowest first</button>. Drag a slider to compare; click an image for a 1:1 crop
+(click the crop to close it).</p>
 <main id="rows">
 $rows
 </main>
@@ -176,10 +179,14 @@ $rows
 document.querySelectorAll('.split').forEach(function (s) {
   s.addEventListener('input', function () { s.previousElementSibling.style.setProperty('--split', s.value + '%'); });
 });
-function place(img, fx, fy) {
-  img.style.left = Math.min(0, 128 - fx * img.naturalWidth) + 'px';
-  img.style.top = Math.min(0, 128 - fy * img.naturalHeight) + 'px';
+function offset(f, size) {  // centre the clicked spot; an image smaller than the view sits in its middle
+  return size <= 256 ? (256 - size) / 2 : Math.max(256 - size, Math.min(0, 128 - f * size));
 }
+function place(img, fx, fy) {
+  img.style.left = offset(fx, img.naturalWidth) + 'px';
+  img.style.top = offset(fy, img.naturalHeight) + 'px';
+}
+document.getElementById('zoom').addEventListener('click', function () { this.className = ''; });
 document.querySelectorAll('.cmp').forEach(function (c) {
   c.addEventListener('click', function (e) {
     var r = c.getBoundingClientRect(), fx = (e.clientX - r.left) / r.width, fy = (e.clientY - r.top) / r.height;

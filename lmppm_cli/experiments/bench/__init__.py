@@ -20,6 +20,7 @@ from lmppm_cli.experiments.bench.photo_pick import run_photo_pick
 from lmppm_cli.experiments.bench.photos import run_photos
 from lmppm_cli.experiments.bench.runner import KIND_METHOD, SUITES, run_suite
 from lmppm_cli.experiments.bench.speed import run_speed
+from lmppm_cli.files.bench_page import write_bench_page
 
 STANDALONE: dict[str, Callable[..., Any]] = {
     "circle": run_circle,
@@ -93,19 +94,22 @@ def run_bench(
             options = dataclasses.replace(options, limit=None if suite == "photos" else 2)
     if suite in STANDALONE:
         given = {k: getattr(options, k) for k in takes if k in {f.name for f in fields(BenchOptions)}}
-        return STANDALONE[suite](out_dir, on_stage=on_stage, **given)
-    models = _models(suite, options)
-    kinds = {k: getattr(options, k) for k in takes if k in ("limit", "degradations", "classical", "split")}
-    return run_suite(
-        suite,
-        out_dir,
-        seed=options.seed,
-        draws=options.draws,
-        models=models,
-        on_cell=on_cell,
-        on_start=on_start,
-        **kinds,
-    )
+        result = STANDALONE[suite](out_dir, on_stage=on_stage, **given)
+    else:
+        models = _models(suite, options)
+        kinds = {k: getattr(options, k) for k in takes if k in ("limit", "degradations", "classical", "split")}
+        result = run_suite(
+            suite,
+            out_dir,
+            seed=options.seed,
+            draws=options.draws,
+            models=models,
+            on_cell=on_cell,
+            on_start=on_start,
+            **kinds,
+        )
+    write_bench_page(out_dir, suite)  # results.html: the tables and figures as one page
+    return result
 
 
 def _models(suite: str, options: BenchOptions) -> dict:

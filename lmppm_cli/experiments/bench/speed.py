@@ -26,6 +26,7 @@ import torch
 from lmppm_cli.core.bank import kernel_mean
 from lmppm_cli.core.flow import normalized_gradient
 from lmppm_cli.core.precision import PRECISIONS
+from lmppm_cli.experiments.bench.report_speed import PAGE_IMAGES, page_seconds
 from lmppm_cli.files.atomic import write_text
 from lmppm_cli.files.data import mnist_5k, photo_tensor
 from lmppm_cli.files.devices import pick_device
@@ -79,6 +80,8 @@ def run_speed(
     rows += _precision_rows(nets, clean, noisy, dev, min_seconds)
     on_stage("photo in tiles")
     rows += _photo_rows(nets["photos"], seed, dev, min_seconds, classical)
+    on_stage("report page")
+    rows += _page_rows(noisy, dev, limit)
     write_speed(Path(out_dir), rows, dev, seed)
     return {f"{r.name}, batch {r.batch}": _numbers(r) for r in rows}
 
@@ -187,6 +190,18 @@ def _photo_rows(net, seed: int, dev, min_seconds: float, classical: bool) -> lis
     return rows
 
 
+def _page_rows(noisy: torch.Tensor, dev, limit: int | None) -> list[Row]:
+    """A folder of PAGE_IMAGES digit files (fewer with --limit) restored with --report page.html, and
+    its page written alone (report_speed.py)."""
+    n = min(PAGE_IMAGES, limit or PAGE_IMAGES)
+    batch = noisy[:n].repeat(math.ceil(n / len(noisy[:n])), 1, 1, 1)[:n]
+    run, page = page_seconds(batch, str(dev))
+    return [
+        Row("report", "restore with --report page.html", n, run, n / run, _peak_mb(dev)),
+        Row("report", "its page alone", n, page, n / page, _peak_mb(dev)),
+    ]
+
+
 def _no_grad(fn, *args):
     with torch.no_grad():
         return fn(*args)
@@ -274,6 +289,12 @@ def checks(rows: list[Row]) -> list[str]:
         f"{rate['LMPPM'] / rate['LDM default']:.1f}x its default restoration (target 10x), "
         f"{rate['LMPPM'] / rate['DAE single pass']:.2f}x the DAE's single pass (GPU target 0.67x)."
     ]
+    run, page = ([r.seconds for r in rows if r.table == "report"] + [0.0, 0.0])[:2]
+    if run > page > 0:
+        lines.append(
+            f"The report page for {next(r.batch for r in rows if r.table == 'report')} files took {page:.2f} s, "
+            f"{100 * page / (run - page):.1f}% of the restore run's own {run - page:.2f} s (target under 10%)."
+        )
     return lines
 
 
@@ -323,6 +344,12 @@ def speed_markdown(rows: list[Row], where: str) -> str:
     parts.append(
         "| 1000x700 colour photo, noise 0.1 | s / image | s / megapixel | peak MB |\n|---|---|---|---|\n"
         + "\n".join(f"| {r.name} | {r.seconds:.2f} | {r.seconds / mp:.2f} | {r.peak_mb:,.0f} |" for r in photo)
+        + "\n"
+    )
+    page = [r for r in rows if r.table == "report"]
+    parts.append(
+        "| report page | files | s | images/s |\n|---|---|---|---|\n"
+        + "\n".join(f"| {r.name} | {r.batch} | {r.seconds:.2f} | {r.images_per_s:,.0f} |" for r in page)
         + "\n"
     )
     parts.append("".join(f"- {line}\n" for line in checks(rows)))
