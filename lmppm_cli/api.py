@@ -29,13 +29,17 @@ from lmppm_cli.files.devices import pick_device
 from lmppm_cli.files.images import decode, encode
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 from lmppm_cli.methods.ldm import LdmOptions
+from lmppm_cli.names import AUTO
 
 
 class Model:
     """A loaded model file with image-level entry points."""
 
-    def __init__(self, net, name: str, training: dict | None = None, method: str | None = None):
+    def __init__(
+        self, net, name: str, training: dict | None = None, method: str | None = None, precision: str | None = None
+    ):
         self.net, self.name, self.training, self.method = net, name, training or {}, method  # method: restore's default
+        self.precision = precision  # restore's under "auto": the pick's (bf16 where measured close), else fp32
 
     def __repr__(self) -> str:
         if self.method is not None and methods.get(self.method).model is None:
@@ -47,7 +51,7 @@ class Model:
         self,
         image,
         method: str | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
         start_step: int | None = None,
         seed: int = 0,
         batch_size: int = 64,
@@ -66,6 +70,7 @@ class Model:
         `lmppm restore` (same names, same defaults) that change pixels, and go through the same service."""
         flow = FlowOverride(alpha, beta, steps, tol, sigma_ker, schedule, adaptive, top_k)
         tiling = service.Tiling(tile, tile_overlap, batch_size)
+        precision = self.precision if precision == AUTO and self.precision else precision
         settings = service.RestoreSettings(method or self.method, flow, LdmOptions(seed, start_step), precision, tiling)
         restoring = service.restorer(self.net, settings)
         return _convert(image, lambda x: restoring([x])[0].image)
@@ -107,7 +112,7 @@ def pick(image, device: str = "auto") -> tuple[Model, domain.Choice]:
     bundle = service.DomainModels.load(pick_device(device))
     choice = bundle.choose(_tensors(image)[0], jpeg=isinstance(image, Image.Image) and image.format == "JPEG")
     net = domain.GENERAL if choice.method is not None else choice.name
-    return Model(bundle.nets[net], choice.name, bundle.training[net], choice.method), choice
+    return Model(bundle.nets[net], choice.name, bundle.training[net], choice.method, choice.precision), choice
 
 
 def _tensors(image) -> list[torch.Tensor]:

@@ -65,7 +65,7 @@ def restore(
     method: o.MethodOpt = None,
     revision: o.RevisionOpt = None,
     offline: o.OfflineOpt = False,
-    precision: o.PrecisionOpt = "fp32",
+    precision: o.RestorePrecisionOpt = "auto",
     start_step: o.StartStepOpt = None,
     seed: o.LdmSeedOpt = 0,
     device: o.DeviceOpt = "auto",

@@ -18,5 +18,6 @@ SUITES = (
 DEGRADATIONS = ("noise", "elastic", "downsample", "missing-pixels", "scribbles", "sharpen")  # core/degradations.py
 DOMAINS = ("digits", "faces")  # Table 6's presets
 PRECISIONS = ("fp32", "bf16", "fp16")  # core/precision.py
+AUTO = "auto"  # restore: fp32, or bf16 where the picked model's bench allows it (domain.fast_precision)
 SPLITS = ("test", "validation")
 STARTS = ("latent", "pixel")  # restoration.start_latents

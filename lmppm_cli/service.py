@@ -27,6 +27,7 @@ from lmppm_cli.files.strips import streamable
 from lmppm_cli.files.tiling import Restorer
 from lmppm_cli.files.weights import load_model, model_metadata, resolve_model
 from lmppm_cli.methods.ldm import LdmOptions
+from lmppm_cli.names import AUTO
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class RestoreSettings:
     method: str | None = None  # None: the model's own method
     flow: FlowOverride = field(default_factory=FlowOverride)
     ldm: LdmOptions = field(default_factory=LdmOptions)
-    precision: str = "fp32"
+    precision: str = AUTO  # fp32, or the picked model's bf16 (domain.fast_precision)
     tiling: Tiling = field(default_factory=Tiling)
 
 
@@ -55,7 +56,8 @@ def restorer(net: Any, settings: RestoreSettings) -> Restorer:
     """The one restore chain of the CLI, the API and the benches: the method's batch restorer
     (methods.restorer), no model for a method that needs none (BM3D), and tile-or-resize (tiling.resolve)."""
     method, t = settings.method, settings.tiling
-    fn = methods.restorer(net, method, (settings.flow, settings.ldm), settings.precision)
+    precision = "fp32" if settings.precision == AUTO else settings.precision  # a picked model's: _groups
+    fn = methods.restorer(net, method, (settings.flow, settings.ldm), precision)
     model = None if method is not None and methods.get(method).model is None else net
     return Restorer.of(model, fn, t.tile, t.overlap, t.batch_size)
 
@@ -94,6 +96,7 @@ class Group:
     net: Any  # LMPPM, LatentDiffusion, or None
     method: str | None
     jobs: list[Job] = field(default_factory=list)
+    precision: str | None = None  # the pick's (bf16 where measured close enough), else the request's
 
 
 def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
@@ -122,7 +125,7 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
     shards.start(world, device)
     try:
         groups, result = _groups(jobs, request, device)
-        restorers = {name: restorer(g.net, replace(request.settings, method=g.method)) for name, g in groups.items()}
+        restorers = {name: restorer(g.net, _settings(request.settings, g)) for name, g in groups.items()}
         summaries = shards.gather(_choice_summary(groups, result.choices), world)
         if world.main:
             hooks.on_choices(*_merged(summaries))
@@ -143,6 +146,12 @@ def restore(request: RestoreRequest, hooks: Hooks | None = None) -> Report:
             written = [p for job in planned for p in written_paths(job, request.outputs.trajectory)]
             record_outputs(list(request.inputs), request.output, written)
         shards.stop()
+
+
+def _settings(settings: RestoreSettings, group: Group) -> RestoreSettings:
+    """The request's settings for one group: its method, and under `auto` its pick's precision."""
+    precision = group.precision if settings.precision == AUTO and group.precision else settings.precision
+    return replace(settings, method=group.method, precision=precision)
 
 
 def _write_reports(paths: tuple[str, ...], report: Report, seconds: float) -> None:
@@ -211,7 +220,7 @@ def _picked_groups(jobs: list[Job], request: RestoreRequest, device) -> tuple[di
         picked.choices[job.source] = choice
         net = bundle.nets.get(choice.name)
         method = request.settings.method if choice.method is None else choice.method
-        groups.setdefault(choice.name, Group(net, method)).jobs.append(job)
+        groups.setdefault(choice.name, Group(net, method, precision=choice.precision)).jobs.append(job)
     doubts = [f"{src}: {w}" for src, c in picked.choices.items() for w in c.warnings]
     if request.strict and doubts:
         raise LmppmError(f"{doubts[0]} (--strict: nothing written; pass --model to restore it anyway).")

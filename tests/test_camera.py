@@ -187,6 +187,31 @@ def test_a_colour_jpeg_goes_to_the_camera_model_where_its_table_says_it_beats_bm
     assert no_table.name == "bm3d"  # unmeasured: the safe choice
 
 
+def test_a_camera_model_measured_close_in_bf16_runs_in_bf16_where_the_device_computes_it(monkeypatch):
+    """The camera table's bf16 column (bench camera): within 0.05 dB of fp32 at every level, a picked
+    camera JPEG runs in bf16 on a device with native bf16; further off, or without it, in fp32. The
+    service takes the pick's precision only under `auto`."""
+    from lmppm_cli.core.config import AutoencoderConfig, ModelConfig
+    from lmppm_cli.files import domain
+    from lmppm_cli.service import Group, RestoreSettings, _settings
+
+    config = ModelConfig(autoencoder=AutoencoderConfig(arch="unet", channels=3, height=16, width=16))
+    net = type("Net", (), {"config": config, "device": torch.device("cpu")})()
+    models = {"photos": net, "photos-camera": net}
+    close = CAMERA_TABLE | {"bf16_psnr": [v - 0.01 for v in CAMERA_TABLE["model_psnr"]]}
+    far = CAMERA_TABLE | {"bf16_psnr": [v - 0.2 for v in CAMERA_TABLE["model_psnr"]]}
+    noisy = _colour_photo(0.05)
+    for native, table, expected in ((True, close, "bf16"), (True, far, None), (False, close, None)):
+        monkeypatch.setattr(domain, "cpu_has_bf16", lambda native=native: native)
+        choice = domain.choose(noisy, models, camera=domain.CameraPick(True, table))
+        assert choice.name == "photos-camera" and choice.precision == expected, (native, expected)
+        assert ("in bf16" in choice.reason) == (expected == "bf16")
+    group = Group(net, None, precision="bf16")
+    assert _settings(RestoreSettings(), group).precision == "bf16"  # auto: the pick's
+    assert _settings(RestoreSettings(precision="fp32"), group).precision == "fp32"  # asked for: kept
+    assert _settings(RestoreSettings(), Group(net, None)).precision == "auto"  # service.restorer: fp32
+
+
 def test_the_file_format_reaches_the_pick(tmp_path):
     from PIL import Image
 
@@ -238,6 +263,11 @@ def test_the_camera_bench_default_takes_the_model_or_bm3d_cell_by_the_pick_rule(
     assert picked["a"]["psnr"] == [25.0] and picked["a"]["picked"] == cp.MODEL  # ahead of BM3D at 0.05
     assert picked["b"]["psnr"] == [27.4] and picked["b"]["picked"] == cp.BM3D  # behind it at 0.004
     assert {c["method"] for c in picked.values()} == {cp.DEFAULT}
+    cells += [cell("a", cp.BF16, 24.99, 0.05)]  # where restore runs the model in bf16, the default is that cell
+    table = CAMERA_TABLE | {"bf16_psnr": [v - 0.01 for v in CAMERA_TABLE["model_psnr"]]}
+    net = type("Net", (), {"device": torch.device("cuda")})()  # a device that computes bf16
+    picked = {c["scene"]: c for c in cp.default_cells(cells, table, net)}
+    assert picked["a"]["psnr"] == [24.99] and picked["a"]["picked"] == cp.BF16
 
 
 def test_the_bundled_camera_table_was_measured_on_the_bundled_camera_model_and_sends_jpegs_to_it():

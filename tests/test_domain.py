@@ -155,7 +155,7 @@ def test_report_as_json_and_a_bad_suffix(tmp_path):
     (entry,) = json.loads((tmp_path / "r.json").read_text())
     assert entry["model"] == "mnist-dae" and entry["method"] == "dae" and entry["distance_before"] is None
     result = runner.invoke(app, args + ["--report", str(tmp_path / "r.txt")])
-    assert result.exit_code != 0 and ".csv or .json" in result.stderr
+    assert result.exit_code != 0 and ".csv, .json or .html" in result.stderr
 
 
 def test_api_returns_the_input_type_size_and_channels():

@@ -31,6 +31,7 @@ QUICK = {
     "photo_ablation.py": (["--quick", "--out", "{tmp}/runs"], "sigmoid output (not residual)"),
     "photo_recipe.py": (["--quick", "--variants", "base,relative", "--out", "{tmp}/recipe"], "relative {"),
     "photo_training_curve.py": (["{run}", "{run}", "--out", "{tmp}/curve.png"], "wrote"),  # a run continued
+    "report_pages.py": (["--quick", "--out", "{tmp}"], "pages: "),
     "startup_times.py": (["--rounds", "1"], "lmppm restore / import torch"),
     "stream_scale.py": (["--n", "60"], "whole run"),
     "tiled_photo.py": (["--quick", "--out", "{tmp}"], "PSNR noisy"),

@@ -158,7 +158,7 @@ CASES = {  # name: (arguments, with {in}, {out} and {m_NAME} filled in; exit cod
     "report of unknown format": (
         R + ["{in}/a.png", "-o", "{out}/x.png", "--report", "{out}/r.txt"],
         USAGE,
-        ".csv or .json",
+        ".csv, .json or .html",
     ),
     "zero threads": (["--threads", "0"] + R + ["{in}/a.png", "-o", "{out}/x.png"], USAGE, "--threads"),
     "unknown model": (R + ["{in}/a.png", "-o", "{out}/x.png", "-m", "no-such-model"], MODEL, "unknown model"),

@@ -173,7 +173,7 @@ def test_the_api_and_the_cli_restore_through_the_same_service_function(tiny_mode
     image = np.random.default_rng(0).integers(0, 255, (12, 12), dtype=np.uint8)
     Image.fromarray(image).save(tmp_path / "in.png")
     args = ["restore", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "-m", str(tiny_model_file)]
-    done = CliRunner().invoke(app, [*args, "--steps", "2", "--tile", "0", "--precision", "fp32"])
+    done = CliRunner().invoke(app, [*args, "--steps", "2", "--tile", "0", "--precision", "auto"])
     assert done.exit_code == 0, done.output
     out = lmppm_cli.load(str(tiny_model_file), device="cpu").restore(image, steps=2, tile=0)
     assert len(seen) == 2 and seen[0] == seen[1] and seen[0].flow.steps == 2

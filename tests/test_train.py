@@ -91,7 +91,7 @@ def test_run_folder_rules(blob_dataset, tmp_path, device):
         train(tiny_config(), blob_dataset, _tcfg(epochs=1), tmp_path / "run", device)
     with pytest.raises(
         LmppmError,
-        match="only --epochs, --calibrate, --workers, --calibration-grid, --calibration-noise, --min-flow-gain may change",
+        match="only --epochs, --calibrate, --calibration-grid, --calibration-noise, --min-flow-gain may change",
     ):
         train(tiny_config(), blob_dataset, _tcfg(epochs=2, seed=9), tmp_path / "run", device, resume=True)
     flipped = type(blob_dataset.train)(blob_dataset.train.images.flip(-1))

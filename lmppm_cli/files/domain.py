@@ -24,6 +24,7 @@ import torch
 
 from lmppm_cli.core.models import architecture
 from lmppm_cli.core.noise_level import estimate_noise
+from lmppm_cli.core.precision import cpu_has_bf16
 from lmppm_cli.files.images import resize, to_channels
 
 DOMAIN_MODELS = {
@@ -41,6 +42,7 @@ COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image coun
 MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
 BLUR_SIGMA = 2.0  # pixels; the residual's blur
 PICK_TABLE = "photos-vs-bm3d.json"  # weights/: `lmppm bench --suite photo-pick` for the bundled photo model
+BF16_TOLERANCE = 0.05  # dB: a picked model runs in bf16 where its table has it this close to fp32 (issue 42)
 CAMERA_TABLE = "camera-vs-bm3d.json"  # weights/: `lmppm bench --suite camera` for the bundled camera model
 
 
@@ -65,6 +67,7 @@ class Choice:
     reason: str
     warnings: list[str] = field(default_factory=list)
     method: str | None = None  # bm3d where the learned photo model is not ahead of it (photo_method)
+    precision: str | None = None  # bf16 where its table allows it on this device (fast_precision), else fp32
 
 
 def views(x: torch.Tensor, model) -> torch.Tensor:
@@ -144,6 +147,18 @@ def photo_method(
     )
 
 
+def fast_precision(table: dict | None, model) -> str | None:
+    """bf16 where `table` (bench camera) measured the model under bf16 autocast within BF16_TOLERANCE dB
+    of fp32 at every level and the model's device computes bf16 natively (a GPU, a CPU with AMX or
+    AVX-512 BF16); else None, fp32."""
+    if not table or "bf16_psnr" not in table:
+        return None
+    loss = max(m - b for m, b in zip(table["model_psnr"], table["bf16_psnr"]))
+    device = model.device
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    return "bf16" if native and loss <= BF16_TOLERANCE else None
+
+
 def pick_table(model_path, name: str = PICK_TABLE) -> dict | None:
     """A bundled pick table (PICK_TABLE, or CAMERA_TABLE), if it was measured on exactly this model file
     (same SHA-256)."""
@@ -178,9 +193,12 @@ def choose(
     if is_colour(x):
         colour = [n for n, m in models.items() if m.config.autoencoder.channels == 3]
         name = GENERAL if GENERAL in colour else colour[0]
+        precision = None
         if camera is not None and camera.jpeg and CAMERA in models:
             name = CAMERA
             method, reason = photo_method(estimate_noise(x), camera.table, name, "colour JPEG, as cameras write photos")
+            if method is None and (precision := fast_precision(camera.table, models[name])):
+                reason += f"; in bf16, within {BF16_TOLERANCE} dB of fp32 there"
         else:
             method, reason = photo_method(estimate_noise(x), photo_table, name)
         if method is not None and min(x.shape[-2:]) < BM3D_MIN_SIDE:
@@ -190,6 +208,7 @@ def choose(
             return Choice(method, reason, method=method)
         if method is not None:
             reason += f"; but {method} is not installed (pip install 'lmppm[classical]'), so {name} restores it"
+        return Choice(name, reason, warnings(x, models[name], training.get(name, {})), precision=precision)
     else:
         native = {n: size_ratio(x, m) for n, m in models.items() if size_ratio(x, m) <= NATIVE_RATIO}
         if native:

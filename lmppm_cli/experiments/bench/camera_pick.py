@@ -84,9 +84,9 @@ def run_camera_pick(
     chosen = [c for c in cells if c["scene"] != TEST_SCENE and "held out" not in c["degradation"]]
     names = [n for n in scenes if n != TEST_SCENE]
     sha = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    table = pick_table(chosen, Path(path).stem, sha, names, model=MODEL, suite="camera")
+    table = pick_table(chosen, Path(path).stem, sha, names, model=MODEL, suite="camera", bf16=BF16)
     write_text(out / TABLE, json.dumps(table, indent=2) + "\n")
-    cells += default_cells(cells, table)
+    cells += default_cells(cells, table, net)
     save_results(out, seed, draws, cells, partial=False)
     write_report(out, cells, draws)
     return {f"{c['degradation']}: {c['method']} ({c['scene']})": sum(c["psnr"]) / draws for c in cells}
@@ -104,17 +104,22 @@ def write_report(out: Path, cells: list[dict], draws: int) -> None:
     )
 
 
-def default_cells(cells: list[dict], table: dict) -> list[dict]:
+def default_cells(cells: list[dict], table: dict, net=None) -> list[dict]:
     """What `lmppm restore photo.jpg` gives with this model and table bundled: for each (scene, row), the
     camera model's cell where domain.photo_method picks it at that photo's estimated noise, else BM3D's
-    (the pick's rule applied to the cells measured, so no photo is restored twice)."""
-    from lmppm_cli.files.domain import CAMERA, photo_method
+    (the pick's rule applied to the cells measured, so no photo is restored twice); the model's bf16
+    cell where `lmppm restore` runs it in bf16 on `net`'s device (domain.fast_precision)."""
+    from lmppm_cli.files.domain import CAMERA, fast_precision, photo_method
 
     by = {(c["scene"], c["degradation"], c["method"]): c for c in cells}
+    fast = net is not None and fast_precision(table, net) == "bf16"
     out = []
     for c in cells:
         if c["method"] == MODEL:
             method, _ = photo_method(sum(c["estimated_noise"]) / len(c["estimated_noise"]), table, CAMERA)
-            picked = c if method is None else by[c["scene"], c["degradation"], BM3D]
-            out.append(picked | {"method": DEFAULT, "picked": MODEL if method is None else BM3D})
+            model = BF16 if fast and (c["scene"], c["degradation"], BF16) in by else MODEL
+            picked = (
+                by[c["scene"], c["degradation"], model] if method is None else by[c["scene"], c["degradation"], BM3D]
+            )
+            out.append(picked | {"method": DEFAULT, "picked": model if method is None else BM3D})
     return out

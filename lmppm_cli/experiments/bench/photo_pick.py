@@ -119,11 +119,18 @@ def pooled(cells: list[dict], reference: str = MODEL) -> list[dict]:
 
 
 def pick_table(
-    cells: list[dict], name: str, sha256: str, scenes: list[str], model: str = MODEL, suite: str = "photo-pick"
+    cells: list[dict],
+    name: str,
+    sha256: str,
+    scenes: list[str],
+    model: str = MODEL,
+    suite: str = "photo-pick",
+    bf16: str | None = None,
 ) -> dict:
     """What domain.photo_method reads: per Gaussian noise level (per row where no cell has a level: the
     camera rows), the mean over the scenes of the noisy photos' estimated noise and of the model's and
-    blind BM3D's PSNR and SSIM."""
+    blind BM3D's PSNR and SSIM; with `bf16` (its method's name), the model's PSNR under bf16 too, which
+    lets `lmppm restore` run it in bf16 (domain.fast_precision)."""
     gaussian = [c for c in cells if c["sigma"] is not None]
     levels: list = sorted({c["sigma"] for c in gaussian})
     if not gaussian:  # the camera rows, in their order
@@ -134,7 +141,7 @@ def pick_table(
         values = [v for c in gaussian if c["sigma"] == sigma and c["method"] == method for v in c[key]]
         return sum(values) / len(values)
 
-    return {
+    table = {
         "_about": f"lmppm bench --suite {suite}: the model's default restorer against blind BM3D, mean over the validation scenes, by noise level.",
         "model": name,
         "sha256": sha256,
@@ -146,6 +153,9 @@ def pick_table(
         "model_ssim": [mean(s, model, "ssim") for s in levels],
         "bm3d_ssim": [mean(s, BM3D, "ssim") for s in levels],
     }
+    if bf16 and any(c["method"] == bf16 for c in gaussian):  # the same model under bf16 autocast
+        table["bf16_psnr"] = [mean(s, bf16, "psnr") for s in levels]
+    return table
 
 
 def _verdict(metric: str, interval) -> str:
