@@ -210,6 +210,7 @@ def train(
     precision: o.TrainPrecisionOpt = "fp32",
     patience: o.PatienceOpt = 10,
     lr_schedule: o.LrScheduleOpt = "constant",
+    lr_warmup: o.LrWarmupOpt = 0,
     seed: o.TrainSeedOpt = 0,
     neighbours: o.NeighboursOpt = "exact",
     calibrate: o.CalibrateOpt = True,

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -164,6 +165,22 @@ def test_train_config_takes_the_noise_range_and_the_denoising_weight():
     for bad in ("0.5", "a,b", "0,inf"):  # the command line's own parsing
         with pytest.raises(LmppmError, match="sigma-range"):
             parse(bad)
+
+
+def test_a_learning_rate_warm_up_rises_linearly_then_hands_over_to_the_schedule(blob_dataset, tmp_path, device):
+    """--lr-warmup 2: the rate's share of --lr at the last step of each epoch is 1/2, then 1, then the
+    schedule's own; without it, the schedule's from the first epoch."""
+
+    def factors(name: str, **kw) -> list[float]:
+        train(tiny_config(), blob_dataset, _tcfg(epochs=3, calibrate=False, **kw), tmp_path / name, device)
+        return [h["lr_factor"] for h in json.loads((tmp_path / name / "summary.json").read_text())["history"]]
+
+    assert factors("warm", lr_warmup=2) == pytest.approx([0.5, 1.0, 1.0])
+    assert factors("cold") == [1.0, 1.0, 1.0]
+    cosine = factors("cosine", lr_warmup=2, lr_schedule="cosine")
+    assert cosine[0] == pytest.approx(0.5) and cosine[2] == pytest.approx(
+        0.01 + 0.99 * (1 + math.cos(2 * math.pi / 3)) / 2
+    )
 
 
 def test_training_with_a_noise_range_and_the_denoising_term(blob_dataset, tmp_path, device):

@@ -184,11 +184,16 @@ class _Loop:
         self.batches = _batches(self.train_x, self.train_y, self.sampler, self.tcfg, self.device, self.data.workers)
         self.objective.new_training_images(self.train_x)
 
-    def set_learning_rate(self) -> None:
-        """The schedule's factor for this epoch applied to every group's starting rate."""
+    def set_learning_rate(self, batch: int = 0) -> None:
+        """The schedule's factor for this epoch, times the warm-up's for this batch (--lr-warmup: linear
+        over its first epochs, step by step), applied to every group's starting rate."""
         factor = 1.0
         if self.tcfg.lr_schedule == "cosine":
             factor = 0.01 + 0.99 * (1 + math.cos(math.pi * self.epoch_no / self.tcfg.epochs)) / 2
+        if self.tcfg.lr_warmup:
+            step = self.epoch_no * self.batches_per_epoch + batch + 1
+            factor *= min(1.0, step / (self.tcfg.lr_warmup * self.batches_per_epoch))
+        self.lr_factor = factor
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
 
@@ -200,7 +205,9 @@ class _Loop:
         sums: dict[str, float] = {}
         self.sampler.set_epoch(self.epoch_no)  # this rank's share of the epoch, in batches
         share = (self.world.rank, self.world.size)
-        for x, labels in self.batches:
+        for batch, (x, labels) in enumerate(self.batches):
+            if self.tcfg.lr_warmup and self.epoch_no < self.tcfg.lr_warmup:
+                self.set_learning_rate(batch)
             x, labels = as_floats(x, self.device), None if labels is None else labels.to(self.device)
             with autocast(self.device, self.tcfg.precision):
                 total, terms = self.batch_loss(x, labels, self.noise_gen, validation=False, share=share)
@@ -236,6 +243,7 @@ class _Loop:
                 self.bad_epochs += 1
         record = {
             "epoch": self.epoch_no,
+            "lr_factor": self.lr_factor,  # the learning rate's share of --lr at the epoch's last step
             "train": train_terms,
             "val": val,
             "improved": improved,

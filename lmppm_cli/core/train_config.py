@@ -78,6 +78,12 @@ class TrainConfig:
     precision: str = _choice(TRAIN_PRECISIONS, "F and G under autocast where the device computes bf16", "fp32")
     patience: int = option(10, "Early stopping: epochs without a better validation loss.", min=1)
     lr_schedule: str = _choice(LR_SCHEDULES, "The learning rates: constant, or falling to 1% on a cosine", "constant")
+    lr_warmup: int = option(
+        0,
+        "Epochs over which the learning rates rise linearly, step by step, to the schedule's: a warm start's fresh "
+        "Adam state then moves its weights gently (not in the paper).",
+        min=0,
+    )
     seed: int = option(0, "Seed of initialisation, shuffling and noise.")
     neighbours: str = _choice(
         NEIGHBOURS, "x* search: exact (chunked), approximate, faiss (HNSW), auto (exact up to 20,000 images)", "exact"
