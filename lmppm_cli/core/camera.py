@@ -21,7 +21,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from lmppm_cli.core.errors import LmppmError
-from lmppm_cli.core.noise import Pair, Ranks, jpeg_round_trip
+from lmppm_cli.core.noise import Pair, Ranks, jpeg_round_trip, mine
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 HELD_OUT_DEMOSAIC = "Menon2007"
@@ -230,11 +230,10 @@ class Camera:
     def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
         """(input, target) rows of clean targets -> the same with the picked rows taken by the camera."""
         x_noisy, x = pair
-        rank, size = ranks
-        rows = len(x) * size
+        rows = len(x) * ranks[1]
         on = generator.device
-        pick = (torch.rand(rows, generator=generator, device=on)[rank::size] < self.share).tolist()
-        seeds = torch.randint(0, 2**62, (rows,), generator=generator, device=on)[rank::size].tolist()
+        pick = (mine(torch.rand(rows, generator=generator, device=on), ranks) < self.share).tolist()
+        seeds = mine(torch.randint(0, 2**62, (rows,), generator=generator, device=on), ranks).tolist()
         if not any(pick):
             return x_noisy, x
         inputs, targets = x_noisy.clone(), x.clone()

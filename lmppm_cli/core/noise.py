@@ -36,12 +36,10 @@ class TrainingNoise(Protocol):
     def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair: ...
 
 
-def _draw(
-    kind, rows: int | tuple[int, ...], generator: torch.Generator, ranks: Ranks, device: torch.device, **kw
-) -> torch.Tensor:
-    """torch.rand or randn over all the global batch's rows, this rank's kept, on `device`."""
+def mine(drawn: torch.Tensor, ranks: Ranks, device: torch.device | str = "cpu") -> torch.Tensor:
+    """This rank's rows of a draw made for the whole global batch, on `device`."""
     rank, size = ranks
-    return kind(rows, generator=generator, device=generator.device, **kw)[rank::size].to(device)
+    return drawn[rank::size].to(device)
 
 
 def _per_row(x: torch.Tensor) -> tuple[int, ...]:
@@ -62,10 +60,11 @@ class GaussianNoise:
     def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
         x = pair[1]
         rows = len(x) * ranks[1]
-        eps = _draw(torch.randn, (rows, *x.shape[1:]), generator, ranks, x.device)
+        on = generator.device
+        eps = mine(torch.randn((rows, *x.shape[1:]), generator=generator, device=on), ranks, x.device)
         level: float | torch.Tensor = self.sigma
         if self.high is not None:
-            u = _draw(torch.rand, rows, generator, ranks, x.device)
+            u = mine(torch.rand(rows, generator=generator, device=on), ranks, x.device)
             level = (self.sigma + (self.high - self.sigma) * u**self.power).view(_per_row(x))
         return (x + level * eps).clamp(0.0, 1.0), x
 
@@ -82,8 +81,8 @@ class PoissonGaussianNoise:
     def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
         x_noisy, x = pair
         rows = len(x) * ranks[1]
-        pick = _draw(torch.rand, rows, generator, ranks, x.device) < self.share
-        a, b = (_log_uniform(r, rows, generator)[ranks[0] :: ranks[1]].to(x.device) for r in (self.a, self.b))
+        pick = mine(torch.rand(rows, generator=generator, device=generator.device), ranks, x.device) < self.share
+        a, b = (mine(_log_uniform(r, rows, generator), ranks, x.device) for r in (self.a, self.b))
         return torch.where(pick.view(_per_row(x)), camera_noise(x, a, b, generator), x_noisy), x
 
 
@@ -98,10 +97,10 @@ class JpegStorage:
     def sample(self, pair: Pair, generator: torch.Generator, ranks: Ranks = (0, 1)) -> Pair:
         x_noisy, x = pair
         rows = len(x) * ranks[1]
-        pick = (_draw(torch.rand, rows, generator, ranks, torch.device("cpu")) < self.share).tolist()
+        on = generator.device
+        pick = (mine(torch.rand(rows, generator=generator, device=on), ranks) < self.share).tolist()
         low, high = self.quality
-        quality = torch.randint(low, high + 1, (rows,), generator=generator, device=generator.device)
-        qualities = quality[ranks[0] :: ranks[1]].tolist()
+        qualities = mine(torch.randint(low, high + 1, (rows,), generator=generator, device=on), ranks).tolist()
         stored = [
             jpeg_round_trip(row.float().cpu(), q).to(row) if p else row for row, p, q in zip(x_noisy, pick, qualities)
         ]
