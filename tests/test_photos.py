@@ -216,7 +216,8 @@ TABLE = {
 
 
 @pytest.mark.parametrize(
-    ("sigma", "expected"), [(0.0, "bm3d"), (0.004, "bm3d"), (0.06, "bm3d"), (0.09, None), (0.15, None), (0.5, None)]
+    ("sigma", "expected"),
+    [(0.0, "bm3d"), (0.004, "bm3d"), (0.06, "bm3d"), (0.07, None), (0.09, None), (0.15, None), (0.5, None)],
 )
 def test_photo_method_takes_the_learned_model_only_where_it_beat_bm3d(sigma, expected):
     method, reason = domain.photo_method(sigma, TABLE)
@@ -224,6 +225,14 @@ def test_photo_method_takes_the_learned_model_only_where_it_beat_bm3d(sigma, exp
     assert ("--model photos forces" in reason) == (expected == "bm3d") and ("--method bm3d forces" in reason) == (
         expected is None
     )
+
+
+def test_photo_method_takes_the_faster_model_only_within_the_margin_of_bm3d():
+    # TABLE between 0.05 and 0.1: BM3D ahead by 0.5 - 20 (sigma - 0.05) dB, level at 0.075
+    for sigma, lead in ((0.0625 - 0.002, 0.29), (0.0625 + 0.002, 0.21), (0.074, 0.02)):
+        method, reason = domain.photo_method(sigma, TABLE)
+        assert (method is None) == (lead < domain.SPEED_MARGIN)
+        assert ("within 0.25 dB of blind BM3D" in reason) == (method is None)
 
 
 def test_photo_method_without_a_table_for_the_model_is_bm3d():
@@ -388,6 +397,25 @@ def test_photo_bench_scores_paired_draws_and_builds_the_pick_table():
     assert "win" in markdown(cells)
     scribbled = score_photo(clean, methods, {"scribbles 6": (None, degraded_by("scribbles", 6))}, seed=0, draws=1)
     assert scribbled[0]["sigma"] is None and scribbled[0]["psnr"][0] < 40 and scribbled[1]["psnr"][0] == 100.0
+
+
+def test_the_default_row_of_photo_pick_is_the_cell_of_the_method_picked_draw_by_draw():
+    from lmppm_cli.experiments.bench.photo_pick import BM3D, DEFAULT, MODEL, default_cells, default_section
+
+    def cell(scene, method, psnr, noise, sigma=0.1):
+        return {"scene": scene, "degradation": f"noise {sigma}", "sigma": sigma, "method": method, "psnr": psnr,
+                "ssim": [p / 100 for p in psnr], "chroma_rmse": [0.01, 0.02], "seconds_per_mp": 1.0 if method == MODEL else 50.0,
+                "estimated_noise": noise}  # fmt: skip
+
+    noise = [0.04, 0.09]  # TABLE: BM3D ahead by 0.7 dB at 0.04; the model ahead at 0.09
+    cells = [cell(s, MODEL, [30.0, 31.0], noise) for s in "ab"] + [cell(s, BM3D, [32.0, 29.0], noise) for s in "ab"]
+    cells += [cell(s, m, [20.0, 20.0], noise, sigma=None) for s in "ab" for m in (MODEL, BM3D)]  # not Gaussian
+    made = default_cells(cells, TABLE)
+    assert [c["method"] for c in made] == [DEFAULT, DEFAULT]
+    assert all(c["picked"] == [BM3D, MODEL] and c["psnr"] == [32.0, 31.0] for c in made)
+    assert made[0]["ssim"] == [0.32, 0.31] and made[0]["seconds_per_mp"] == 25.5
+    section = default_section(cells + made)
+    assert "| noise 0.1 | 2 of 4 |" in section and section.count("+1.00 [") == 2  # 2 dB ahead of each in half the pairs
 
 
 def test_photo_pick_keeps_bm3d_cells_of_an_earlier_run_with_the_same_seed_and_draws(tmp_path):

@@ -6,8 +6,8 @@ is meant to remove, counts little and content it cannot represent counts fully),
 noise level (Donoho's median-absolute-deviation estimate on the finest diagonal Haar details).
 
 `choose` picks among the bundled domain models by channels and size, sends a colour photo to blind BM3D
-where the photo model was behind it on the validation scenes at the photo's estimated noise
-(`photo_method`), and warns where the image's noise is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
+where the photo model was more than SPEED_MARGIN behind it on the validation scenes at the photo's
+estimated noise (`photo_method`), and warns where the image's noise is beyond anything the model was trained on. D and the residual are reported (`lmppm restore
 --report`) but do not pick: on the bundled models neither separates photos, text or noise from each
 model's own degraded data (README, "Choosing a model").
 """
@@ -30,7 +30,7 @@ from lmppm_cli.files.images import resize, to_channels
 DOMAIN_MODELS = {
     "mnist": "handwritten digits, 28x28 gray",
     "faces": "face crops, 25x25 gray",
-    "photos": "natural photos, colour (where it beats blind BM3D) or gray, any size (tiled)",
+    "photos": "natural photos, colour (where blind BM3D is not measured ahead) or gray, any size (tiled)",
     "photos-camera": "colour photos as cameras write them (JPEG files), where it beats blind BM3D; any size (tiled)",
 }
 GENERAL = "photos"  # the model for images of no bundled model's size
@@ -42,6 +42,7 @@ COLOUR_SPREAD = 0.02  # mean |channel - gray| above which a 3-channel image coun
 MAX_VIEWS = 64  # tiles scored per image (a spread grid), so scoring a large image stays cheap
 BLUR_SIGMA = 2.0  # pixels; the residual's blur
 PICK_TABLE = "photos-vs-bm3d.json"  # weights/: `lmppm bench --suite photo-pick` for the bundled photo model
+SPEED_MARGIN = 0.25  # dB: BM3D runs 30-170x slower; the pick takes it only where the table has it ahead by more
 BF16_TOLERANCE = 0.05  # dB: a picked model runs in bf16 where its table has it this close to fp32 (issue 42)
 CAMERA_TABLE = "camera-vs-bm3d.json"  # weights/: `lmppm bench --suite camera` for the bundled camera model
 
@@ -126,9 +127,11 @@ def photo_method(
     sigma: float, table: dict | None, name: str = GENERAL, what: str = "colour image"
 ) -> tuple[str | None, str]:
     """(None, why) to restore a colour image of estimated noise `sigma` with the learned photo model, or
-    ("bm3d", why): the learned model only where its mean PSNR over the validation scenes, interpolated at
-    `sigma` on the table's estimated-noise axis (bench photo-pick), is above blind BM3D's. With no
-    table for this model (a file changed since it was measured), BM3D, the measured safe choice."""
+    ("bm3d", why): BM3D only where its mean PSNR over the validation scenes, interpolated at `sigma` on
+    the table's estimated-noise axis (bench photo-pick), is more than SPEED_MARGIN dB above the learned
+    model's. Near the crossing the two are level on the mean and either wins a scene by a few tenths, so
+    the noise estimate cannot tell them apart there, and the faster method is taken. With no table for
+    this model (a file changed since it was measured), BM3D, the measured safe choice."""
     if not table:
         return "bm3d", f"{what}; {name} has no measured comparison with BM3D (--model {name} forces it)"
     order = np.argsort(table["estimated_noise"])  # the axis, increasing (np.interp holds the ends beyond it)
@@ -136,10 +139,13 @@ def photo_method(
     model_db = float(np.interp(sigma, axis, np.asarray(table["model_psnr"])[order]))
     bm3d_db = float(np.interp(sigma, axis, np.asarray(table["bm3d_psnr"])[order]))
     where = f"{what}, estimated noise {sigma:.3f}: on the validation scenes at that noise"
+    figures = f"{model_db:.2f} against {bm3d_db:.2f} dB"
     if model_db > bm3d_db:
+        return None, f"{where} {name} is ahead of blind BM3D ({figures}; --method bm3d forces BM3D)"
+    if model_db > bm3d_db - SPEED_MARGIN:
         return (
             None,
-            f"{where} {name} is ahead of blind BM3D ({model_db:.2f} against {bm3d_db:.2f} dB; --method bm3d forces BM3D)",
+            f"{where} {name} is within {SPEED_MARGIN} dB of blind BM3D ({figures}) and far faster (--method bm3d forces BM3D)",
         )
     return (
         "bm3d",
@@ -186,8 +192,8 @@ def choose(
 
     A colour JPEG (`camera.jpeg`: what cameras write) goes to CAMERA where it beats blind BM3D on a
     camera's photos at the image's noise (`camera.table`, bench camera), else to BM3D. Other colour
-    images go to the colour model where it beats blind BM3D at their noise (photo_method, by
-    `photo_table`), else to BM3D. A gray image of about a model's input size (NATIVE_RATIO) goes to
+    images go to the colour model unless blind BM3D is ahead of it by more than SPEED_MARGIN at their
+    noise (photo_method, by `photo_table`), else to BM3D. A gray image of about a model's input size (NATIVE_RATIO) goes to
     the model whose size is nearest; any other image to GENERAL, in tiles."""
     training = training or {}
     if is_colour(x):

@@ -6,7 +6,10 @@ It writes, beside results.json and results.md, `photos-vs-bm3d.json`: per noise 
 scenes of the estimated noise (as it comes out of clipped 8-bit photos) and of each method's PSNR and
 SSIM. For the bundled `photos` model that file is in weights/, and `lmppm restore` with no --model sends
 a colour photo to the learned model wherever it is ahead there at the photo's estimated noise
-(domain.photo_method). Differences are paired by scene and draw, with a 95% Student-t interval over them.
+(domain.photo_method). The row `default (no --model)` is that pick made on each noisy photo of the Gaussian
+rows, by the table this run writes: the cell of the method it picks (both are deterministic, so running the
+pick again would give the same pixels); a section of results.md sets it against each single method.
+Differences are paired by scene and draw, with a 95% Student-t interval over them.
 Run again into the same folder with the same seed and draws (new weights, or after an interruption: the
 cells are saved scene by scene), it keeps BM3D's cells.
 """
@@ -34,6 +37,7 @@ from lmppm_cli.files.weights import load_model, resolve_model
 
 PICK_LEVELS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 MODEL, BM3D, SINGLE = "LMPPM", "BM3D (blind)", "single pass G(F(x))"
+DEFAULT = "default (no --model)"
 PAIRED = (("psnr", 2), ("ssim", 4), ("chroma_rmse", 4))  # metrics paired against LMPPM, and their digits
 
 
@@ -71,9 +75,49 @@ def run_photo_pick(
         save_results(out, seed, draws, cells + later, partial=True)  # an interrupted run keeps BM3D's cells
     table = pick_table(cells, model, hashlib.sha256(Path(path).read_bytes()).hexdigest(), list(scenes))
     write_text(out / "photos-vs-bm3d.json", json.dumps(table, indent=2) + "\n")
+    cells += default_cells(cells, table)
     save_results(out, seed, draws, cells, partial=False)
-    write_text(out / "results.md", markdown(cells, list(scenes), draws))
+    write_text(out / "results.md", markdown(cells, list(scenes), draws) + default_section(cells))
     return {f"{row['degradation']}: {row['method']}": row["means"] for row in pooled(cells)}
+
+
+def default_cells(cells: list[dict], table: dict) -> list[dict]:
+    """What `lmppm restore photo.png` gives on each noisy photo of the Gaussian rows: domain.photo_method
+    at the photo's estimated noise under `table`, draw by draw, and the cell of the method it picks."""
+    from lmppm_cli.files.domain import photo_method
+
+    by = {(c["scene"], c["degradation"], c["method"]): c for c in cells}
+    out = []
+    for (scene, degradation, method), model in by.items():
+        if method != MODEL or model["sigma"] is None:
+            continue
+        bm3d = by[scene, degradation, BM3D]
+        picks = [bm3d if photo_method(e, table)[0] == "bm3d" else model for e in model["estimated_noise"]]
+        cell = model | {"method": DEFAULT, "picked": [p["method"] for p in picks]}
+        for key in ("psnr", "ssim", "chroma_rmse"):
+            cell[key] = [p[key][k] for k, p in enumerate(picks)]
+        cell["seconds_per_mp"] = sum(p["seconds_per_mp"] for p in picks) / len(picks)
+        out.append(cell)
+    return out
+
+
+def default_section(cells: list[dict]) -> str:
+    """results.md's part on the pick: per Gaussian row, the default minus each single method (PSNR and
+    SSIM, paired by scene and draw), and how often it took BM3D."""
+    against = {m: {r["degradation"]: r for r in pooled(cells, m) if r["method"] == DEFAULT} for m in (MODEL, BM3D)}
+    lines = [
+        "",
+        "The default (the pick of `lmppm restore photo.png`, by this run's table) against each single method:",
+        "",
+        f"| degradation | BM3D picked | {DEFAULT} - LMPPM, PSNR | SSIM | {DEFAULT} - BM3D, PSNR | SSIM |",
+        "|---|---|---|---|---|---|",
+    ]
+    for deg in dict.fromkeys(c["degradation"] for c in cells if c["method"] == DEFAULT):
+        picked = [p for c in cells if c["method"] == DEFAULT and c["degradation"] == deg for p in c["picked"]]
+        versus = [against[method][deg]["versus"] for method in (MODEL, BM3D)]
+        diffs = [f"{v[m].text(d, True)} {_verdict(m, v[m])}" for v in versus for m, d in PAIRED[:2]]
+        lines.append(f"| {deg} | {picked.count(BM3D)} of {len(picked)} | {' | '.join(diffs)} |")
+    return "\n".join(lines) + "\n"
 
 
 def save_results(out: Path, seed: int, draws: int, cells: list[dict], partial: bool) -> None:
