@@ -30,6 +30,7 @@ QUICK = {
     "make_examples.py": (["--out", "{tmp}"], ""),
     "photo_ablation.py": (["--quick", "--out", "{tmp}/runs"], "sigmoid output (not residual)"),
     "photo_recipe.py": (["--quick", "--variants", "base,relative", "--out", "{tmp}/recipe"], "relative {"),
+    "pick_trial_pilot.py": (["--quick"], '"scene": "chelsea (centre)"'),
     "photo_training_curve.py": (["{run}", "{run}", "--out", "{tmp}/curve.png"], "wrote"),  # a run continued
     "report_pages.py": (["--quick", "--out", "{tmp}"], "pages: "),
     "startup_times.py": (["--rounds", "1"], "lmppm restore / import torch"),
@@ -43,6 +44,7 @@ WRITES = {
     "before_after.py": "before_after_photo.png",
     "make_examples.py": "noisy_photo.png",
     "tiled_photo.py": "tiled_coffee_noise-0.2.png",
+    "pick_trial_pilot.py": (["--quick"], '"scene": "chelsea (centre)"'),
     "photo_training_curve.py": "curve.png",
     "train_scale.py": "train_scale.md",
 }
