@@ -44,7 +44,6 @@ WRITES = {
     "before_after.py": "before_after_photo.png",
     "make_examples.py": "noisy_photo.png",
     "tiled_photo.py": "tiled_coffee_noise-0.2.png",
-    "pick_trial_pilot.py": (["--quick"], '"scene": "chelsea (centre)"'),
     "photo_training_curve.py": "curve.png",
     "train_scale.py": "train_scale.md",
 }

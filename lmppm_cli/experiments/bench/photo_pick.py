@@ -92,7 +92,8 @@ def default_cells(cells: list[dict], table: dict) -> list[dict]:
         if method != MODEL or model["sigma"] is None:
             continue
         bm3d = by[scene, degradation, BM3D]
-        picks = [bm3d if photo_method(e, table)[0] == "bm3d" else model for e in model["estimated_noise"]]
+        # photo_method names BM3D, or None for the learned model
+        picks = [model if photo_method(e, table)[0] is None else bm3d for e in model["estimated_noise"]]
         cell = model | {"method": DEFAULT, "picked": [p["method"] for p in picks]}
         for key in ("psnr", "ssim", "chroma_rmse"):
             cell[key] = [p[key][k] for k, p in enumerate(picks)]
