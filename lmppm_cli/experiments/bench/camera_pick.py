@@ -25,6 +25,7 @@ from lmppm_cli.experiments.bench.photo_pick import (
     classical_cells,
     markdown,
     pick_table,
+    pooled,
     save_results,
 )
 from lmppm_cli.experiments.bench.photos import (
@@ -89,7 +90,8 @@ def run_camera_pick(
     cells += default_cells(cells, table, net)
     save_results(out, seed, draws, cells, partial=False)
     write_report(out, cells, draws)
-    return {f"{c['degradation']}: {c['method']} ({c['scene']})": sum(c["psnr"]) / draws for c in cells}
+    validation = [c for c in cells if c["scene"] != TEST_SCENE]
+    return {f"{row['degradation']}: {row['method']}": row["means"] for row in pooled(validation, MODEL)}
 
 
 def write_report(out: Path, cells: list[dict], draws: int) -> None:
