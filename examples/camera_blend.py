@@ -10,10 +10,10 @@ the paired 95% interval, and the worst scene). w = 1 is what `lmppm restore` run
 import argparse
 
 import torch
+from pick_trial_pilot import scenes  # the validation scenes, or the quick run's crop of chelsea
 
 from lmppm_cli.experiments.bench.intervals import t_interval
 from lmppm_cli.experiments.bench.photos import camera_rows, learned_rows, score_photo
-from lmppm_cli.files.data import validation_photos
 from lmppm_cli.files.weights import load_model, resolve_model
 
 
@@ -32,12 +32,9 @@ def mixes(weights: list[float]) -> dict:
 
 
 def main(extra: str | None, weights: list[float], quick: bool) -> None:
-    scenes = validation_photos(extra)
-    if quick:
-        scenes = {"chelsea (centre)": scenes["chelsea"][:, 86:214, 161:289]}
     methods = mixes([0.0, *weights])
     psnrs: dict[str, dict[float, list[float]]] = {}
-    for clean in scenes.values():
+    for clean in scenes(extra, quick).values():
         for cell in score_photo(clean, methods, camera_rows(), seed=0, draws=1):
             psnrs.setdefault(cell["degradation"], {}).setdefault(cell["method"], []).append(cell["psnr"][0])
     print("| row | w | PSNR - file, mean | lower 95% | worst scene |")

@@ -18,10 +18,10 @@ EXAMPLES = ROOT / "examples"
 # script -> (arguments, text its output must hold); "{tmp}" and "{run}" are filled in by the test
 QUICK = {
     "bank_scale.py": (["--size", "3000", "--k", "8"], "top-8 through FAISS HNSW"),
-    "camera_blend.py": (["--quick"], "| camera, clean JPEG | 0.5 |"),
     "behaviour_check.py": (["{tmp}/check", "--quick"], "outputs digested"),
     "blind_rule.py": (["--n", "20", "--out", "{tmp}/m.safetensors"], "| scribbles severe 22 |"),
     "before_after.py": (["--quick", "--out", "{tmp}"], "photo, noise 0.1"),
+    "camera_blend.py": (["--quick"], "| camera, clean JPEG | 0.5 |"),
     "domain_scores.py": (["--quick"], "chelsea (photo, validation) |"),
     "folder_speed.py": (["--n", "64"], "64 files written"),
     "ldm_search.py": (
